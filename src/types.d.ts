@@ -1,0 +1,3 @@
+declare module "wgsl_reflect/wgsl_reflect.module.js" {
+  export * from "wgsl_reflect";
+}

@@ -1,0 +1,1 @@
+export { Rng } from "../../src/util/rng.ts";
