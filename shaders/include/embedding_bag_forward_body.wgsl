@@ -1,0 +1,109 @@
+// Body of embedding_bag_forward{,_vec4}.wgsl. The including kernel declares
+// `alias V = f32;` or `alias V = vec4<f32>;`: every row, column, stride and
+// offset below counts elements of V (dim = d or d/4).
+
+override WG: u32 = 256;       // invocations per workgroup = LANES * BAGS (<= 256)
+override LANES: u32 = 32;     // lanes per bag; lane l covers columns l, l+LANES, ...
+override BAGS: u32 = 8;       // bags per workgroup
+override WEIGHTED: bool = false;
+
+const NONE: u32 = 0xffffffffu;
+
+struct Params {
+  batch_size: u32,   // B
+  table_begin: u32,  // first table this dispatch covers
+  num_bags: u32,     // bags in this dispatch: (tables covered) * B
+  dim: u32,          // row length in V
+  row_start: u32,    // global row held at row 0 of `table`
+  row_count: u32,    // rows held by `table`
+  out_stride: u32,   // per-sample stride of `out`, in V
+  out_offset: u32,   // offset of table 0 in a sample's output, in V
+  mean: u32,         // 1: mean pooling, 0: sum
+  total_bags: u32,   // T * B (size of offsets - 1), for finish_errors
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> table_info: array<vec2<u32>>; // per table: (global row base, rows)
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;          // T*B+1, table-major CSR
+@group(0) @binding(3) var<storage, read> indices: array<u32>;          // table-local row ids
+@group(0) @binding(4) var<storage, read> weights: array<f32>;          // per index (dummy when !WEIGHTED)
+@group(0) @binding(5) var<storage, read> table: array<V>;              // one chunk: row_count * dim
+@group(0) @binding(6) var<storage, read_write> out: array<V>;
+// errors[0]: first bad lookup position (atomicMin), [1]: its bag (t*B+b), [2]: its index,
+// [3]: first bag whose offsets are malformed, [4]: position already described in [1], [2].
+@group(0) @binding(7) var<storage, read_write> errors: array<atomic<u32>>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let slot = lid / LANES;
+  let lane = lid % LANES;
+  let bag = (wid.x + wid.y * nwg.x) * BAGS + slot;
+  if (slot >= BAGS || bag >= params.num_bags) { return; }
+
+  let gbag = params.table_begin * params.batch_size + bag;   // global bag id t*B + b
+  let t = gbag / params.batch_size;
+  let b = gbag % params.batch_size;
+  let info = table_info[t];
+  let base = info.x;
+  let rows = info.y;
+  // The first chunk holding rows of table t writes; later chunks add their rows' share.
+  let accumulate = base < params.row_start;
+
+  var s = offsets[gbag];
+  var e = offsets[gbag + 1u];
+  var limit = arrayLength(&indices);
+  if (WEIGHTED) { limit = min(limit, arrayLength(&weights)); }
+  if (e < s || e > limit) {
+    // Malformed offsets: flag the bag and treat it as empty (never read past the buffers).
+    if (lane == 0u) { atomicMin(&errors[3], gbag); }
+    s = 0u;
+    e = 0u;
+  }
+  var scale = 1.0;
+  if (params.mean == 1u && e > s) { scale = 1.0 / f32(e - s); }
+
+  let dim = params.dim;
+  let rs = params.row_start;
+  let re = params.row_start + params.row_count;
+  let out_base = b * params.out_stride + params.out_offset + t * dim;
+  for (var k = lane; k < dim; k += LANES) {
+    var acc = V(0.0);
+    for (var p = s; p < e; p++) {
+      let idx = indices[p];
+      if (idx >= rows) {
+        if (k == 0u) { atomicMin(&errors[0], p); }   // skip it; checkEmbeddingErrors() raises it
+        continue;
+      }
+      let g = base + idx;
+      if (g < rs || g >= re) { continue; }            // row lives in another chunk
+      var v = table[(g - rs) * dim + k];
+      if (WEIGHTED) { v = v * weights[p]; }
+      acc += v;
+    }
+    acc = acc * scale;
+    if (accumulate) {
+      out[out_base + k] = out[out_base + k] + acc;
+    } else {
+      out[out_base + k] = acc;
+    }
+  }
+}
+
+// One invocation, after the chunk dispatches: describes the first bad lookup
+// (its bag by binary search over offsets, and its index value) unless already done.
+@compute @workgroup_size(1)
+fn finish_errors() {
+  let p = atomicLoad(&errors[0]);
+  if (p == NONE || p == atomicLoad(&errors[4]) || p >= arrayLength(&indices)) { return; }
+  atomicStore(&errors[4], p);
+  atomicStore(&errors[2], indices[p]);
+  // Largest bag k with offsets[k] <= p (the bag holding position p).
+  var lo = 0u;
+  var hi = params.total_bags;   // offsets[hi] = numIndices > p when offsets are valid
+  while (hi - lo > 1u) {
+    let mid = (lo + hi) / 2u;
+    if (offsets[mid] <= p) { lo = mid; } else { hi = mid; }
+  }
+  atomicStore(&errors[1], lo);
+}

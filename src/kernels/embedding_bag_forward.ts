@@ -1,0 +1,195 @@
+/**
+ * Wrapper for shaders/embedding_bag_forward{,_vec4}.wgsl: table-batched
+ * EmbeddingBag forward (sum or mean pooling, optional per-index weights) of
+ * all tables of an EmbeddingTableSet, written at a caller-given stride and
+ * offset, e.g. straight into the interaction input [B, n+1, d] at offset d.
+ *
+ * One dispatch per chunk of the table set (one in all when the set fits in
+ * one binding); the first chunk holding a table's rows writes its outputs,
+ * later chunks add their share, in chunk order (deterministic).
+ * Bad lookups that got past the CPU validation are skipped on the GPU and
+ * recorded in an optional error buffer; checkEmbeddingErrors() raises them.
+ */
+import { readU32, STORAGE, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
+import { KernelInputError } from "../gpu/errors.ts";
+import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import type { BagBatch, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
+
+export interface EmbeddingBagForwardArgs {
+  tables: EmbeddingTableSet;
+  bags: BagBatch;
+  /** f32 storage buffer; bag (t, b) lands at out[b*outStride + outOffset + t*dim + k] (in floats). */
+  out: GPUBuffer;
+  outStride: number;
+  outOffset: number;
+  /** "sum" (default) or "mean" (an empty bag gives 0). Mean takes no weights. */
+  pooling?: Pooling;
+  /** Optional buffer from createEmbeddingErrorBuffer(): the kernel records the first bad lookup there. */
+  errors?: GPUBuffer;
+  /** Workgroups per grid dimension before folding into y (default: the device limit); lower only to test folding. */
+  maxWorkgroupsPerDim?: number;
+}
+
+const NONE = 0xffffffff;
+/** Words of the error buffer: first bad position, its bag, its index, first malformed bag, position described. */
+const ERROR_WORDS = 5;
+const ERROR_RESET = new Uint32Array([NONE, NONE, 0, NONE, NONE]);
+/** Most lanes one bag gets (columns beyond loop within a lane). */
+const MAX_LANES = 32;
+
+const dummies = new WeakMap<GPUDevice, { weights: GPUBuffer; errors: GPUBuffer }>();
+
+/** A 5-word u32 buffer (storage, copy src/dst) with no error recorded. */
+export function createEmbeddingErrorBuffer(device: GPUDevice, label = "embedding-errors"): GPUBuffer {
+  return uploadStorage(device, ERROR_RESET, label);
+}
+
+function dummyFor(device: GPUDevice): { weights: GPUBuffer; errors: GPUBuffer } {
+  let d = dummies.get(device);
+  if (!d) {
+    d = {
+      weights: device.createBuffer({ label: "embedding-bag:no-weights", size: 4, usage: STORAGE }),
+      errors: createEmbeddingErrorBuffer(device, "embedding-bag:unchecked-errors"),
+    };
+    dummies.set(device, d);
+  }
+  return d;
+}
+
+/** Lanes per bag and bags per workgroup for a row of `units` elements (f32 or vec4). */
+export function forwardLayout(device: GPUDevice, units: number): { lanes: number; bags: number; wg: number } {
+  const maxWg = Math.min(256, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
+  const lanes = Math.min(units, MAX_LANES, maxWg);
+  const bags = Math.floor(maxWg / lanes);
+  return { lanes, bags, wg: lanes * bags };
+}
+
+function checkArgs(args: EmbeddingBagForwardArgs): void {
+  const { tables, bags, out, outStride, outOffset } = args;
+  const T = tables.rows.length;
+  const B = bags.batchSize;
+  const d = tables.dim;
+  const pooling = args.pooling ?? "sum";
+  if (pooling !== "sum" && pooling !== "mean") throw new KernelInputError(`pooling must be "sum" or "mean", got "${pooling}"`);
+  if (pooling === "mean" && bags.weights) {
+    throw new KernelInputError("mean pooling takes no per-index weights (as PyTorch's EmbeddingBag); use sum pooling with weights");
+  }
+  if (bags.numTables !== T) throw new KernelInputError(`the bags are for ${bags.numTables} tables but the table set has ${T}`);
+  if (!Number.isInteger(B) || B < 1) throw new KernelInputError(`bags.batchSize must be a positive integer, got ${B}`);
+  if (bags.offsets.size < (T * B + 1) * 4) {
+    throw new KernelInputError(`bags.offsets holds ${bags.offsets.size / 4} u32 but ${T} tables x batch ${B} need ${T * B + 1}`);
+  }
+  for (const [name, v] of [["outStride", outStride], ["outOffset", outOffset]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new KernelInputError(`${name} must be a non-negative integer (floats), got ${v}`);
+  }
+  if (B > 1 && outOffset + T * d > outStride) {
+    throw new KernelInputError(`outStride ${outStride} is smaller than outOffset ${outOffset} + tables ${T} x dim ${d}: samples would overlap`);
+  }
+  const need = (B - 1) * outStride + outOffset + T * d;
+  if (out.size < need * 4) throw new KernelInputError(`out holds ${out.size / 4} floats but batch ${B} at stride ${outStride}, offset ${outOffset} needs ${need}`);
+}
+
+/**
+ * Validates the arguments and builds the dispatches (uniforms and bind groups
+ * created once). Encode them every step: new bags written into the same
+ * buffers (writeBagBatch) and new table values need no new preparation.
+ */
+export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBagForwardArgs): Dispatch[] {
+  checkArgs(args);
+  const { tables, bags } = args;
+  const T = tables.rows.length;
+  const B = bags.batchSize;
+  const vec4 = tables.dim % 4 === 0 && args.outStride % 4 === 0 && args.outOffset % 4 === 0;
+  const unit = vec4 ? 4 : 1;
+  const shader = vec4 ? "embedding_bag_forward_vec4" : "embedding_bag_forward";
+  const dimU = tables.dim / unit;
+  const { lanes, bags: bagsPerWg, wg } = forwardLayout(device, dimU);
+  const weighted = bags.weights !== undefined;
+  const kernel = getKernel(device, { shader, constants: { WG: wg, LANES: lanes, BAGS: bagsPerWg, WEIGHTED: weighted ? 1 : 0 } });
+  const dummy = dummyFor(device);
+  const errors = args.errors ?? dummy.errors;
+  const info = new Uint32Array(2 * T);
+  tables.rows.forEach((r, t) => {
+    info[2 * t] = tables.rowBase[t]!;
+    info[2 * t + 1] = r;
+  });
+  const tableInfo = uploadStorage(device, info, "embedding-bag:table-info");
+  const maxPerDim = Math.min(args.maxWorkgroupsPerDim ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
+
+  // Table containing global row g.
+  const tableOf = (g: number): number => {
+    let t = 0;
+    while (t + 1 < T && tables.rowBase[t + 1]! <= g) t++;
+    return t;
+  };
+  const dispatches: Dispatch[] = [];
+  let lastGroup: GPUBindGroup | undefined;
+  tables.chunks.forEach((chunk, c) => {
+    const tBegin = tableOf(chunk.rowStart);
+    const tEnd = tableOf(chunk.rowStart + chunk.rowCount - 1) + 1;
+    const numBags = (tEnd - tBegin) * B;
+    const params = new Uint32Array([
+      B, tBegin, numBags, dimU, chunk.rowStart, chunk.rowCount,
+      args.outStride / unit, args.outOffset / unit, args.pooling === "mean" ? 1 : 0, T * B,
+    ]);
+    const group = bindGroup(
+      device,
+      kernel,
+      {
+        params: uploadUniform(device, params, `embedding-bag:params:chunk${c}`),
+        table_info: tableInfo,
+        offsets: bags.offsets,
+        indices: bags.indices,
+        weights: bags.weights ?? dummy.weights,
+        table: chunk.buffer,
+        out: args.out,
+        errors,
+      },
+      `embedding-bag:chunk${c}`,
+    );
+    lastGroup = group;
+    dispatches.push({
+      label: `embedding_bag_forward:chunk${c}`,
+      kernel,
+      bindGroups: [group],
+      workgroups: grid(Math.ceil(numBags / bagsPerWg), maxPerDim),
+    });
+  });
+  if (args.errors) {
+    dispatches.push({
+      label: "embedding_bag_forward:errors",
+      kernel: getKernel(device, { shader, entryPoint: "finish_errors" }),
+      bindGroups: [lastGroup!],
+      workgroups: [1],
+    });
+  }
+  return dispatches;
+}
+
+/** One-shot forward: prepares and submits. */
+export function embeddingBagForward(device: GPUDevice, args: EmbeddingBagForwardArgs): void {
+  submitDispatches(device, prepareEmbeddingBagForward(device, args), "embedding_bag_forward");
+}
+
+/**
+ * Reads the error buffer; if the GPU flagged a bad lookup or malformed
+ * offsets, resets the flag and throws KernelInputError naming table, sample
+ * and index. `rows` and `batchSize` are those of the flagged forward.
+ */
+export async function checkEmbeddingErrors(device: GPUDevice, errors: GPUBuffer, rows: readonly number[], batchSize: number): Promise<void> {
+  const w = await readU32(device, errors, ERROR_WORDS);
+  if (w[0] === NONE && w[3] === NONE) return;
+  device.queue.writeBuffer(errors, 0, ERROR_RESET);
+  const where = (bag: number) => ({ t: Math.floor(bag / batchSize), b: bag % batchSize });
+  if (w[3] !== NONE) {
+    const { t, b } = where(w[3]!);
+    throw new KernelInputError(
+      `malformed offsets for table ${t} at sample ${b} (bag ${w[3]}): end before start or past the indices; the bag was treated as empty. Validate bags with validateBags()`,
+    );
+  }
+  const { t, b } = where(w[1]!);
+  throw new KernelInputError(
+    `index ${w[2]} out of range for table ${t} (${rows[t] ?? "?"} rows) at sample ${b} (lookup ${w[0]}); the lookup was skipped`,
+  );
+}
