@@ -1,0 +1,268 @@
+/**
+ * The preprocessed Criteo cache: Apache Arrow IPC *stream* files (".arrows",
+ * one per input file, record batches of up to 65536 rows; read them with
+ * pyarrow.ipc.open_stream) plus manifest.json and one dictionary file per
+ * categorical feature. The stream format is used rather than the random-access
+ * file format so that every host (browser included) can read it from a byte
+ * stream without loading a whole file.
+ *
+ * Columns: label f32, I1..I13 f32 (already log(1 + max(x, 0))), C1..C26 u32
+ * (table-local ids, < manifest.tableRows[t]).
+ *
+ * Splits ("days", the reference's): Kaggle, whose train.txt is one file,
+ * is cut into 7 days of equal count (the first total%7 days one row longer,
+ * as data_utils.getCriteoAdData); Terabyte has one day per input file. The
+ * last day is held out: its first ceil(n/2) rows are "test", the rest "val"
+ * (dlrm_data_pytorch.py CriteoDataset: np.array_split(last_day, 2) ->
+ * test, val); all other days are "train". A seeded random split assigns each
+ * row by a hash of (seed, row number) instead.
+ */
+import { Field, Float32, makeData, RecordBatch, RecordBatchReader, RecordBatchStreamWriter, Schema, Struct, Uint32 } from "apache-arrow";
+import type { Batch } from "./batch.ts";
+import { CRITEO_NUM_CAT, CRITEO_NUM_DENSE } from "./criteo_parse.ts";
+import { hostFs, joinPath, type DataFs, type FileWriter } from "./fs.ts";
+import { checkBatchOptions, DataError, hashUniform, type BatchOptions, type DataSource, type SplitName } from "./source.ts";
+
+export const MANIFEST = "manifest.json";
+export const MANIFEST_VERSION = 1;
+
+export interface CacheManifest {
+  version: number;
+  dataset: "kaggle" | "terabyte";
+  numDense: number;
+  numTables: number;
+  /** Rows of each embedding table (dictionary size, or maxIndRange when hashing). */
+  tableRows: number[];
+  categorical: "dictionary" | "hash";
+  maxIndRange: number;
+  minFreq: number;
+  /** Id shared by rare values (dictionary with minFreq > 1), else null. */
+  rareId: number | null;
+  /** Total rows. */
+  rows: number;
+  /** One Arrow stream per input file, in input order. */
+  parts: { file: string; source: string; rows: number }[];
+  /** Per categorical feature, a JSON array of its values (hex value as a number, after % maxIndRange if set) in id order; dictionary mode only. */
+  dictionaries: string[] | null;
+  /** Day sizes used by the "days" split. */
+  days: number[];
+}
+
+export function cacheSchema(): Schema {
+  return new Schema(cacheFields());
+}
+
+function cacheFields(): Field[] {
+  return [
+    new Field("label", new Float32(), false),
+    ...Array.from({ length: CRITEO_NUM_DENSE }, (_, i) => new Field(`I${i + 1}`, new Float32(), false)),
+    ...Array.from({ length: CRITEO_NUM_CAT }, (_, i) => new Field(`C${i + 1}`, new Uint32(), false)),
+  ];
+}
+
+/** Column arrays of one record batch. */
+export interface CacheColumns {
+  n: number;
+  label: Float32Array;
+  dense: Float32Array[];
+  cats: Uint32Array[];
+}
+
+export function makeRecordBatch(cols: CacheColumns): RecordBatch {
+  const fields = cacheFields();
+  const n = cols.n;
+  const children = [
+    makeData({ type: new Float32(), length: n, data: cols.label.subarray(0, n), nullCount: 0 }),
+    ...cols.dense.map((d) => makeData({ type: new Float32(), length: n, data: d.subarray(0, n), nullCount: 0 })),
+    ...cols.cats.map((c) => makeData({ type: new Uint32(), length: n, data: c.subarray(0, n), nullCount: 0 })),
+  ];
+  return new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: n, children, nullCount: 0 }));
+}
+
+/** Streams record batches into a file with bounded buffering. */
+export class ArrowPartWriter {
+  private readonly writer = new RecordBatchStreamWriter();
+  private readonly pump: Promise<void>;
+  private waiting = false;
+  private current: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  rows = 0;
+
+  constructor(private readonly out: FileWriter) {
+    this.pump = (async () => {
+      const it = this.writer[Symbol.asyncIterator]();
+      for (;;) {
+        this.waiting = true;
+        const r = await it.next();
+        this.waiting = false;
+        if (r.done) break;
+        this.current = out.write(r.value);
+        await this.current;
+      }
+    })().catch((e) => { this.failure = e; });
+  }
+
+  async write(cols: CacheColumns): Promise<void> {
+    if (cols.n === 0) return;
+    this.writer.write(makeRecordBatch(cols));
+    this.rows += cols.n;
+    // Wait until the pump has written everything queued (bounded memory).
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 0));
+      if (this.failure) throw this.failure;
+      if (this.waiting) return;
+      await this.current;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.rows === 0) this.writer.reset(undefined, cacheSchema()); // an empty part still has a schema
+    this.writer.finish();
+    this.writer.close();
+    await this.pump;
+    if (this.failure) throw this.failure;
+    await this.out.close();
+  }
+}
+
+/** Reads the cache's record batches of one part as column arrays (zero-copy views). */
+export async function* readPart(fs: DataFs, dir: string, file: string): AsyncGenerator<CacheColumns> {
+  const src = await fs.source(joinPath(dir, file));
+  const reader = await RecordBatchReader.from(src.open() as unknown as AsyncIterable<Uint8Array>);
+  for await (const rb of reader as AsyncIterable<RecordBatch>) {
+    const n = rb.numRows;
+    const col = <A extends Float32Array | Uint32Array>(i: number): A => {
+      const d = rb.getChildAt(i)!.data;
+      if (d.length !== 1) throw new DataError(`${file}: column ${i} has ${d.length} chunks, expected 1`);
+      return (d[0].values as A).subarray(d[0].offset, d[0].offset + n) as A;
+    };
+    yield {
+      n,
+      label: col<Float32Array>(0),
+      dense: Array.from({ length: CRITEO_NUM_DENSE }, (_, j) => col<Float32Array>(1 + j)),
+      cats: Array.from({ length: CRITEO_NUM_CAT }, (_, j) => col<Uint32Array>(1 + CRITEO_NUM_DENSE + j)),
+    };
+  }
+}
+
+/** Kaggle: N rows cut into `days` parts (data_utils.getCriteoAdData). */
+export function kaggleDays(total: number, days = 7): number[] {
+  const base = Math.floor(total / days), extra = total % days;
+  return Array.from({ length: days }, (_, i) => base + (i < extra ? 1 : 0));
+}
+
+/** Global row range [lo, hi) of a split under the reference's day split. */
+export function daySplitRange(days: readonly number[], split: SplitName): [number, number] {
+  const total = days.reduce((s, d) => s + d, 0);
+  const last = days.length ? days[days.length - 1] : 0;
+  const lastStart = total - last;
+  const testSize = Math.ceil(last / 2);
+  if (split === "train") return [0, lastStart];
+  if (split === "test") return [lastStart, lastStart + testSize];
+  return [lastStart + testSize, total];
+}
+
+export interface RandomSplit {
+  seed: number;
+  /** Fractions of rows in val and test; the rest is train. */
+  val: number;
+  test: number;
+}
+
+export interface ArrowCacheOptions {
+  fs?: DataFs;
+  /** "days" (default, the reference's) or a seeded random split. */
+  split?: "days" | RandomSplit;
+}
+
+export type ArrowCacheSource = DataSource & { manifest: CacheManifest; splitRows(split: SplitName): number };
+
+export async function readManifest(dir: string, fs?: DataFs): Promise<CacheManifest> {
+  fs ??= await hostFs();
+  const path = joinPath(dir, MANIFEST);
+  if (!(await fs.exists(path))) throw new DataError(`${dir}: no ${MANIFEST}; not a preprocessed cache (run preprocessCriteo first)`);
+  const m = JSON.parse(await fs.readText(path)) as CacheManifest;
+  if (m.version !== MANIFEST_VERSION) throw new DataError(`${path}: cache version ${m.version}, this code reads ${MANIFEST_VERSION}; preprocess again`);
+  return m;
+}
+
+export async function arrowCacheSource(dir: string, opts: ArrowCacheOptions = {}): Promise<ArrowCacheSource> {
+  const fs = opts.fs ?? (await hostFs());
+  const manifest = await readManifest(dir, fs);
+  const split = opts.split ?? "days";
+  if (split !== "days") {
+    if (!(split.val >= 0 && split.test >= 0 && split.val + split.test <= 1)) {
+      throw new DataError(`random split: val (${split.val}) and test (${split.test}) must be >= 0 and sum to at most 1`);
+    }
+  }
+  const which = (row: number): SplitName => {
+    const s = split as RandomSplit;
+    const u = hashUniform(s.seed >>> 0, row, 0x5151);
+    return u < s.test ? "test" : u < s.test + s.val ? "val" : "train";
+  };
+  const splitRows = (name: SplitName): number => {
+    if (split === "days") {
+      const [lo, hi] = daySplitRange(manifest.days, name);
+      return hi - lo;
+    }
+    let n = 0;
+    for (let r = 0; r < manifest.rows; r++) if (which(r) === name) n++;
+    return n;
+  };
+  return {
+    numDense: manifest.numDense,
+    tableRows: manifest.tableRows,
+    manifest,
+    splitRows,
+    async *batches(b: BatchOptions): AsyncGenerator<Batch> {
+      checkBatchOptions(b);
+      const name = b.split ?? "train";
+      const [lo, hi] = split === "days" ? daySplitRange(manifest.days, name) : [0, manifest.rows];
+      const B = b.batchSize, D = manifest.numDense, T = manifest.numTables;
+      const limit = b.limit ?? Infinity;
+      let made = 0;
+      let cur = newBatch(B, D, T);
+      let fill = 0;
+      let row = 0; // global row number of the first row of the current record batch
+      if (limit === 0) return;
+      for (const part of manifest.parts) {
+        if (row + part.rows <= lo) { row += part.rows; continue; }
+        if (row >= hi) break;
+        for await (const cols of readPart(fs, dir, part.file)) {
+          const r0 = Math.max(lo - row, 0), r1 = Math.min(hi - row, cols.n);
+          for (let r = r0; r < r1; r++) {
+            if (split !== "days" && which(row + r) !== name) continue;
+            cur.labels[fill] = cols.label[r];
+            for (let j = 0; j < D; j++) cur.dense[fill * D + j] = cols.dense[j][r];
+            for (let t = 0; t < T; t++) cur.indices[t * B + fill] = cols.cats[t][r];
+            if (++fill === B) {
+              yield cur;
+              if (++made >= limit) return;
+              cur = newBatch(B, D, T);
+              fill = 0;
+            }
+          }
+          row += cols.n;
+          if (row >= hi) break;
+        }
+        if (row >= hi) break;
+      }
+      if (fill > 0 && !b.dropLast) yield shrink(cur, fill);
+    },
+  };
+}
+
+/** A one-hot batch: every bag holds one index, so offsets are 0..T*B. */
+function newBatch(B: number, D: number, T: number): Batch {
+  const offsets = new Uint32Array(T * B + 1);
+  for (let i = 0; i <= T * B; i++) offsets[i] = i;
+  return { size: B, numDense: D, numTables: T, dense: new Float32Array(B * D), offsets, indices: new Uint32Array(T * B), labels: new Float32Array(B) };
+}
+
+function shrink(b: Batch, n: number): Batch {
+  const out = newBatch(n, b.numDense, b.numTables);
+  out.dense.set(b.dense.subarray(0, n * b.numDense));
+  out.labels.set(b.labels.subarray(0, n));
+  for (let t = 0; t < b.numTables; t++) out.indices.set(b.indices.subarray(t * b.size, t * b.size + n), t * n);
+  return out;
+}
