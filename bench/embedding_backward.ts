@@ -1,0 +1,94 @@
+/**
+ * Embedding-bag backward + optimizer throughput (sort, run-length encoding, segment
+ * reduce + update), with the copy_f32 roofline measured in the same run.
+ *   node:  npx tsx bench/embedding_backward.ts
+ *   deno:  DLRM_USE_SYSTEM_VULKAN=1 npx deno run -A bench/embedding_backward.ts
+ * Env: EMB_ROWS (rows per table, 100000), EMB_REPS (3), EMB_B (batch, 2048), EMB_ONLY (config index, all),
+ *      EMB_SORT (0 skips the sort-only timings).
+ * Stage times are cumulative prefixes of the dispatch list (keys, +sort, +runs, +update).
+ */
+import { createContext } from "../src/gpu/context.ts";
+import { createStorage, uploadStorage } from "../src/gpu/buffers.ts";
+import { type Dispatch, submitDispatches } from "../src/gpu/dispatch.ts";
+import { prepareCopy } from "../src/kernels/copy.ts";
+import { uploadBagBatch } from "../src/kernels/bag_batch.ts";
+import { prepareEmbeddingBagBackward } from "../src/kernels/embedding_bag_backward.ts";
+import { createEmbeddingOptimizerState } from "../src/kernels/embedding_optimizer_state.ts";
+import { createTableSet, destroyTableSet } from "../src/kernels/embedding_tables.ts";
+import { createOptimizerParams } from "../src/kernels/optimizer_params.ts";
+import { prepareRadixSort } from "../src/kernels/radix_sort.ts";
+import { Rng } from "../src/util/rng.ts";
+
+const env = (k: string, d: number) => Number((globalThis as { process?: { env: Record<string, string> } }).process?.env[k] ?? (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(k) ?? d);
+const REPS = env("EMB_REPS", 3);
+const R = env("EMB_ROWS", 100000);
+
+async function time(device: GPUDevice, ds: Dispatch[], reps = REPS): Promise<number> {
+  submitDispatches(device, ds);
+  await device.queue.onSubmittedWorkDone();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) submitDispatches(device, ds);
+  await device.queue.onSubmittedWorkDone();
+  return (performance.now() - t0) / reps;
+}
+
+const ctx = await createContext({ label: "bench" });
+const device = ctx.device;
+console.log(`adapter: ${ctx.adapter.name}`);
+const copyN = 16 << 20;
+const src = createStorage(device, copyN * 4, "src"), dst = createStorage(device, copyN * 4, "dst");
+const copyMs = await time(device, [prepareCopy(device, { src, dst, count: copyN })]);
+const copyGBs = (2 * copyN * 4) / copyMs / 1e6;
+console.log(`copy_f32 64 MiB: ${copyMs.toFixed(2)} ms, ${copyGBs.toFixed(2)} GB/s (read+write)`);
+src.destroy();
+dst.destroy();
+
+const rng = new Rng(1);
+for (const [n, bits] of env("EMB_SORT", 1) ? ([[53248, 22], [1638400, 20]] as const) : []) {
+  const keys = new Uint32Array(n);
+  for (let i = 0; i < n; i++) keys[i] = rng.int(2 ** bits);
+  const kb = uploadStorage(device, keys, "keys"), vb = createStorage(device, n * 4, "vals");
+  const sort = prepareRadixSort(device, { keys: kb, values: vb, count: n, bits });
+  // Each rep re-sorts the already sorted output (same work per pass).
+  const ms = await time(device, sort.dispatches);
+  console.log(`radix sort n=${n} bits=${bits} (${sort.passes} passes): ${ms.toFixed(2)} ms, ${(n / ms / 1e3).toFixed(1)} M keys/s`);
+  sort.destroy();
+  kb.destroy();
+  vb.destroy();
+}
+
+const configs = [
+  { name: "criteo-like 26 tables x 1 lookup", T: 26, B: env("EMB_B", 2048), L: 1, d: 16 },
+  { name: "paper 8 tables x 100 lookups", T: 8, B: env("EMB_B", 2048), L: 100, d: 64 },
+].filter((_, i) => env("EMB_ONLY", -1) < 0 || i === env("EMB_ONLY", -1));
+for (const c of configs) {
+  const rows = new Array(c.T).fill(R);
+  const set = createTableSet(device, { rows, dim: c.d });
+  const offsets = new Uint32Array(c.T * c.B + 1);
+  for (let k = 0; k < c.T * c.B; k++) offsets[k + 1] = offsets[k]! + c.L;
+  const n = offsets[c.T * c.B]!;
+  const indices = new Uint32Array(n);
+  for (let i = 0; i < n; i++) indices[i] = rng.int(R);
+  const bags = uploadBagBatch(device, { batchSize: c.B, offsets, indices }, rows);
+  const stride = (c.T + 1) * c.d;
+  const gradOut = uploadStorage(device, rng.f32(c.B * stride), "gradOut");
+  const optim = createOptimizerParams(device, { lr: 0.01 });
+  for (const kind of ["sgd", "adagrad", "rowwise-adagrad"] as const) {
+    const state = createEmbeddingOptimizerState(device, set, kind);
+    const bw = prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: c.d, maxIndices: n, optim });
+    const ds = bw.dispatches;
+    const nUpd = set.chunks.length;
+    const keysEnd = 1;
+    const runsEnd = ds.findIndex((d) => d.label.endsWith(":heads"));
+    const total = await time(device, ds);
+    const parts = [await time(device, ds.slice(0, keysEnd)), await time(device, ds.slice(0, runsEnd)), await time(device, ds.slice(0, ds.length - nUpd))];
+    const bytes = n * c.d * 4;
+    console.log(`${c.name} B=${c.B} d=${c.d} rows/table=${R} ${kind}: ${total.toFixed(1)} ms (${(n / total / 1e3).toFixed(2)} M lookups/s, gradient bytes ${((bytes / total / 1e6 / copyGBs) * 100).toFixed(1)}% of copy); ` +
+      `keys ${parts[0]!.toFixed(1)}, sort ${(parts[1]! - parts[0]!).toFixed(1)}, runs ${(parts[2]! - parts[1]!).toFixed(1)}, update ${(total - parts[2]!).toFixed(1)} ms`);
+    bw.destroy();
+    for (const b of state.chunks) b.destroy();
+  }
+  destroyTableSet(set);
+  gradOut.destroy();
+}
+ctx.destroy();

@@ -1,0 +1,221 @@
+/**
+ * Embedding-bag backward fused with the optimizer update, exact and
+ * deterministic (DESIGN.md section 5). Per step:
+ *
+ *  1. embedding_backward_keys     one thread per bag: key = global row, value = position,
+ *                                 pos_info = (gradient address, weight / bag length)
+ *  2. radix sort (keys, positions) on ceil(log2(totalRows + 1)) bits (stable)
+ *  3. embedding_backward_heads    run heads of equal sorted keys
+ *  4. exclusive scan of heads     run (unique row) numbers
+ *  5. embedding_backward_segments run starts and rows, number of runs; gradient info in sorted order
+ *  6. embedding_backward_ranges   first/last run of each weight chunk (binary search)
+ *  7. embedding_backward_update   per chunk, per run: sum the row's gradient in position
+ *                                 order, apply sgd / adagrad / rowwise-adagrad in place
+ *
+ * Rows outside the batch are untouched. No atomics on floats, fixed summation
+ * order: two runs of the same step give bit-identical tables.
+ *
+ * Variable numIndices: everything is sized for `maxIndices`; setNumIndices(n)
+ * rewrites the uniforms and workgroup counts (CPU side, no new bind groups),
+ * so call it whenever the batch's index count changes (the bag kernel itself
+ * reads the real bag bounds from `offsets`). Bad indices (>= rows of their table)
+ * are never clamped: they are skipped and counted; checkIndices() reads the
+ * counter and throws a KernelInputError naming the first bad position.
+ */
+import { createStorage, readU32, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
+import { KernelInputError } from "../gpu/errors.ts";
+import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
+import { prepareRadixSort } from "./radix_sort.ts";
+import { createScanPlan } from "./scan.ts";
+
+const WG = 64;
+/** Upper bound on update workgroups per chunk (grid-stride over the runs beyond that). */
+const MAX_UPDATE_WORKGROUPS = 512;
+const OPT_CODE = { sgd: 0, adagrad: 1, "rowwise-adagrad": 2 } as const;
+
+export interface EmbeddingBagBackwardArgs {
+  tables: EmbeddingTableSet;
+  state: EmbeddingOptimizerState;
+  /** Capacity-sized buffers are fine; bags.numIndices is the initial count. */
+  bags: BagBatch;
+  /** Gradient of bag (t, b) at gradOut[b * gradStride + gradOffset + t * dim + k]. */
+  gradOut: GPUBuffer;
+  gradStride: number;
+  gradOffset: number;
+  pooling?: Pooling;
+  /** Capacity: the largest numIndices ever passed to setNumIndices. */
+  maxIndices: number;
+  /** OptimParams uniform (src/kernels/optimizer_params.ts): lr, eps. */
+  optim: GPUBuffer;
+  label?: string;
+}
+
+export interface PreparedEmbeddingBackward {
+  dispatches: Dispatch[];
+  setNumIndices(device: GPUDevice, n: number): void;
+  /** Throws KernelInputError if any index seen since the last check was out of range; resets the counter. */
+  checkIndices(device: GPUDevice): Promise<void>;
+  destroy(): void;
+}
+
+export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBagBackwardArgs): PreparedEmbeddingBackward {
+  const { tables, state, bags, gradOut, gradStride, gradOffset, maxIndices, optim } = args;
+  const label = args.label ?? "embedding-backward";
+  const pooling = args.pooling ?? "sum";
+  const T = tables.rows.length;
+  const B = bags.batchSize;
+  const dim = tables.dim;
+  const fail = (msg: string): never => {
+    throw new KernelInputError(`${label}: ${msg}`);
+  };
+  if (!Number.isInteger(dim) || dim < 1) fail(`dim must be a positive integer, got ${dim}`);
+  if (bags.numTables !== T) fail(`the bag batch has ${bags.numTables} tables, the table set ${T}`);
+  if (!Number.isInteger(B) || B < 1) fail(`batch size must be a positive integer, got ${B}`);
+  if (!Number.isInteger(maxIndices) || maxIndices < 0) fail(`maxIndices must be a non-negative integer, got ${maxIndices}`);
+  if (bags.numIndices > maxIndices) fail(`the batch has ${bags.numIndices} indices, more than maxIndices ${maxIndices}`);
+  if (pooling !== "sum" && pooling !== "mean") fail(`pooling must be "sum" or "mean", got ${pooling as string}`);
+  if (gradOffset < 0 || gradOffset + T * dim > gradStride) {
+    fail(`gradient rows of ${gradStride} floats cannot hold ${T} tables x ${dim} from offset ${gradOffset}`);
+  }
+  if (gradOut.size < ((B - 1) * gradStride + gradOffset + T * dim) * 4) fail(`gradOut holds ${gradOut.size / 4} floats, too few for batch ${B}`);
+  if (bags.offsets.size < (T * B + 1) * 4) fail(`offsets holds ${bags.offsets.size / 4} u32, need T*B+1 = ${T * B + 1}`);
+  if (bags.indices.size < maxIndices * 4) fail(`indices holds ${bags.indices.size / 4} u32, need maxIndices = ${maxIndices}`);
+  if (bags.weights && bags.weights.size < maxIndices * 4) fail(`weights holds ${bags.weights.size / 4} f32, need maxIndices = ${maxIndices}`);
+  const opt = OPT_CODE[state.kind];
+  if (opt === undefined) fail(`unknown optimizer '${state.kind as string}'`);
+  if (state.kind !== "sgd" && state.chunks.length !== tables.chunks.length) {
+    fail(`optimizer state has ${state.chunks.length} chunks, the tables ${tables.chunks.length}: create it with createEmbeddingOptimizerState`);
+  }
+  const totalRows = tables.rowBase[T - 1]! + tables.rows[T - 1]!;
+  let expectStart = 0;
+  for (const [i, c] of tables.chunks.entries()) {
+    if (c.rowStart !== expectStart) fail(`chunk ${i} starts at row ${c.rowStart}, expected ${expectStart} (chunks must be consecutive)`);
+    expectStart += c.rowCount;
+  }
+  if (expectStart !== totalRows) fail(`chunks hold ${expectStart} rows, the tables ${totalRows}`);
+  if (totalRows >= 2 ** 32 - 1) fail(`${totalRows} rows do not fit u32 row ids`);
+
+  const owned: GPUBuffer[] = [];
+  const own = <X extends GPUBuffer>(b: X): X => (owned.push(b), b);
+  const cap = Math.max(1, maxIndices);
+  const keys = own(createStorage(device, cap * 4, `${label}:keys`));
+  const vals = own(createStorage(device, cap * 4, `${label}:positions`));
+  const posInfo = own(createStorage(device, cap * 8, `${label}:pos-info`));
+  const flags = own(createStorage(device, cap * 4, `${label}:run-heads`));
+  const segId = own(createStorage(device, cap * 4, `${label}:run-ids`));
+  const segs = own(createStorage(device, (cap + 1) * 8, `${label}:runs`));
+  const sortedInfo = own(createStorage(device, cap * 8, `${label}:sorted-pos-info`));
+  const runRanges = own(createStorage(device, (1 + 2 * tables.chunks.length) * 4, `${label}:run-ranges`));
+  const status = own(uploadStorage(device, new Uint32Array([0, 0xffffffff]), `${label}:status`));
+  const dummy = own(createStorage(device, 16, `${label}:unused`));
+  const tableInfo = new Uint32Array(2 * T);
+  for (let t = 0; t < T; t++) {
+    tableInfo[2 * t] = tables.rowBase[t]!;
+    tableInfo[2 * t + 1] = tables.rows[t]!;
+  }
+  const tableInfoBuf = own(uploadStorage(device, tableInfo, `${label}:table-info`));
+  const chunkRows = new Uint32Array(tables.chunks.length + 1);
+  tables.chunks.forEach((c, i) => (chunkRows[i + 1] = c.rowStart + c.rowCount));
+  const chunkRowsBuf = own(uploadStorage(device, chunkRows, `${label}:chunk-rows`));
+  const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
+
+  // 1. keys
+  const keysK = getKernel(device, { shader: "embedding_backward_keys", constants: { WG } });
+  const keysParams = own(uploadUniform(device, new Uint32Array([
+    T * B, B, totalRows, dim, gradStride, gradOffset, pooling === "mean" ? 1 : 0, bags.weights ? 1 : 0,
+  ]), `${label}:keys:params`));
+  const keysD: Dispatch = {
+    label: `${label}:keys`,
+    kernel: keysK,
+    bindGroups: [bindGroup(device, keysK, {
+      params: keysParams, offsets: bags.offsets, indices: bags.indices, weights: bags.weights ?? dummy,
+      table_info: tableInfoBuf, keys, vals, pos_info: posInfo, status,
+    }, `${label}:keys`)],
+    workgroups: grid(Math.ceil((T * B) / WG), maxPerDim),
+  };
+  // 2. sort
+  const bits = Math.max(1, Math.ceil(Math.log2(totalRows + 1)));
+  const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort` });
+  // 3-5. runs
+  const runParams = own(uploadUniform(device, new Uint32Array([0, tables.chunks.length]), `${label}:runs:params`));
+  const headsK = getKernel(device, { shader: "embedding_backward_heads", constants: { WG } });
+  const headsD: Dispatch = {
+    label: `${label}:heads`,
+    kernel: headsK,
+    bindGroups: [bindGroup(device, headsK, { params: runParams, keys: sort.keysOut, flags }, `${label}:heads`)],
+    workgroups: [1],
+  };
+  const scan = createScanPlan(device, { input: flags, output: segId, capacity: cap, label: `${label}:scan` });
+  const segK = getKernel(device, { shader: "embedding_backward_segments", constants: { WG } });
+  const segD: Dispatch = {
+    label: `${label}:segments`,
+    kernel: segK,
+    bindGroups: [bindGroup(device, segK, {
+      params: runParams, keys: sort.keysOut, flags, seg_id: segId, segs, run_ranges: runRanges,
+      vals: sort.valuesOut, pos_info: posInfo, sorted_info: sortedInfo,
+    }, `${label}:segments`)],
+    workgroups: [1],
+  };
+  // 6. chunk ranges
+  const rangesK = getKernel(device, { shader: "embedding_backward_ranges", constants: { WG } });
+  const rangesD: Dispatch = {
+    label: `${label}:ranges`,
+    kernel: rangesK,
+    bindGroups: [bindGroup(device, rangesK, { params: runParams, segs, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:ranges`)],
+    workgroups: [Math.ceil(tables.chunks.length / WG)],
+  };
+  // 7. update, one dispatch per chunk
+  const updK = getKernel(device, { shader: "embedding_backward_update", constants: { WG, OPT: opt } });
+  const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
+  const updD: Dispatch[] = tables.chunks.map((c, i) => {
+    const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, dim, updWorkgroups * WG]), `${label}:update${i}:params`));
+    return {
+      label: `${label}:update:${state.kind}:chunk${i}`,
+      kernel: updK,
+      bindGroups: [bindGroup(device, updK, {
+        params, optim, segs, run_ranges: runRanges, sorted_info: sortedInfo, grad_out: gradOut,
+        table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]!,
+      }, `${label}:update${i}`)],
+      workgroups: [updWorkgroups],
+    };
+  });
+
+  const dispatches = [keysD, ...sort.dispatches, headsD, ...scan.dispatches, segD, rangesD, ...updD];
+  const prepared: PreparedEmbeddingBackward = {
+    dispatches,
+    setNumIndices(dev: GPUDevice, n: number) {
+      if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
+      sort.setCount(dev, n);
+      scan.setCount(dev, n);
+      dev.queue.writeBuffer(runParams, 0, new Uint32Array([n, tables.chunks.length]));
+      const wg: [number, number] = n === 0 ? [0, 1] : grid(Math.ceil(n / WG), maxPerDim);
+      headsD.workgroups = wg;
+      segD.workgroups = wg;
+    },
+    async checkIndices(dev: GPUDevice) {
+      const [bad, first] = await readU32(dev, status, 2);
+      if (bad! > 0) {
+        dev.queue.writeBuffer(status, 0, new Uint32Array([0, 0xffffffff]));
+        const idx = (await readU32(dev, bags.indices, 1, first!))[0];
+        fail(`${bad} embedding indices out of range; the first at position ${first} (index ${idx}). ` +
+          `Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
+      }
+    },
+    destroy() {
+      sort.destroy();
+      scan.destroy();
+      for (const b of owned) b.destroy();
+    },
+  };
+  prepared.setNumIndices(device, bags.numIndices);
+  return prepared;
+}
+
+/** One-shot backward + update for `numIndices` indices. */
+export function embeddingBagBackward(device: GPUDevice, args: EmbeddingBagBackwardArgs & { numIndices: number }): void {
+  const p = prepareEmbeddingBagBackward(device, { ...args, bags: { ...args.bags, numIndices: args.numIndices } });
+  submitDispatches(device, p.dispatches, "embedding-backward");
+  p.destroy();
+}
