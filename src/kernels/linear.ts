@@ -1,0 +1,110 @@
+/**
+ * nn.Linear on the GEMM kernels (weight stored [out, in] row-major, as in
+ * PyTorch):
+ *   forward   Y[M,N] = act(X[M,K] · W[N,K]^T + b[N])            bias + activation fused
+ *   backward  dZ = dY ⊙ (Y > 0) (relu, mask read from the forward output Y
+ *             inside the GEMM loads) or dZ = dY (none);
+ *             dX[M,K] = dZ · W (optional), dW[N,K] = dZ^T · X, db[N] = Σ_m dZ[m, :]
+ * Gradients are overwritten, not accumulated.
+ */
+import { uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
+import { KernelInputError } from "../gpu/errors.ts";
+import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { type Activation, checkBuffer, type GemmVariant, prepareGemmDispatch } from "./gemm.ts";
+
+export interface LinearForwardArgs {
+  x: GPUBuffer;
+  w: GPUBuffer;
+  b: GPUBuffer;
+  y: GPUBuffer;
+  m: number;
+  n: number;
+  k: number;
+  activation: Activation;
+  /** Force a kernel style (tests, benchmarks). */
+  variant?: GemmVariant;
+}
+
+export interface LinearBackwardArgs {
+  /** Forward input [m, k]. */
+  x: GPUBuffer;
+  /** Weight [n, k]. */
+  w: GPUBuffer;
+  /** Forward output [m, n] (after the activation); read for the ReLU mask. */
+  y: GPUBuffer;
+  /** Gradient of the loss w.r.t. y [m, n]. */
+  dy: GPUBuffer;
+  /** Gradient w.r.t. x [m, k]; omit when not wanted (first layer). */
+  dx?: GPUBuffer;
+  dw: GPUBuffer;
+  db: GPUBuffer;
+  m: number;
+  n: number;
+  k: number;
+  activation: "none" | "relu";
+  variant?: GemmVariant;
+}
+
+export function prepareLinearForward(device: GPUDevice, args: LinearForwardArgs): Dispatch[] {
+  if (!(args.activation in { none: 1, relu: 1, sigmoid: 1 })) {
+    throw new KernelInputError(`linear forward: unknown activation '${args.activation}' (none, relu or sigmoid)`);
+  }
+  return [
+    prepareGemmDispatch(device, {
+      a: args.x, b: args.w, c: args.y, m: args.m, n: args.n, k: args.k, transB: true,
+      bias: args.b, activation: args.activation, variant: args.variant, label: `linear-fwd ${args.m}x${args.k}->${args.n}`,
+    }),
+  ];
+}
+
+export function prepareLinearBackward(device: GPUDevice, args: LinearBackwardArgs): Dispatch[] {
+  const { m, n, k } = args;
+  if (args.activation !== "none" && args.activation !== "relu") {
+    throw new KernelInputError(`linear backward: activation '${args.activation}' is not fused here (none or relu); ` +
+      "fold a sigmoid into the loss gradient and pass activation 'none'");
+  }
+  const relu = args.activation === "relu";
+  const mask = relu ? { buffer: args.y, operand: "a" as const } : undefined;
+  const tag = `${m}x${k}->${n}`;
+  const out: Dispatch[] = [];
+  if (args.dx) {
+    // dX[m, k] = dZ[m, n] · W[n, k]
+    out.push(prepareGemmDispatch(device, {
+      a: args.dy, b: args.w, c: args.dx, m, n: k, k: n, mask, variant: args.variant, label: `linear-dx ${tag}`,
+    }));
+  }
+  // dW[n, k] = dZ^T · X: A = dZ stored [m, n] = transposed.
+  out.push(prepareGemmDispatch(device, {
+    a: args.dy, b: args.x, c: args.dw, m: n, n: k, k: m, transA: true, mask, variant: args.variant, label: `linear-dw ${tag}`,
+  }));
+  out.push(prepareBiasGrad(device, { dy: args.dy, y: relu ? args.y : undefined, db: args.db, m, n }));
+  return out;
+}
+
+/** db[n] = Σ_m dZ[m, n] (shaders/gemm_bias_grad.wgsl); `y` given = ReLU mask. */
+export function prepareBiasGrad(device: GPUDevice, args: { dy: GPUBuffer; y?: GPUBuffer; db: GPUBuffer; m: number; n: number }): Dispatch {
+  const label = `bias-grad ${args.m}x${args.n}`;
+  checkBuffer(label, "dy", args.dy, args.m * args.n);
+  if (args.y) checkBuffer(label, "y", args.y, args.m * args.n);
+  checkBuffer(label, "db", args.db, args.n);
+  const WG = 64;
+  const kernel = getKernel(device, { shader: "gemm_bias_grad", constants: { WG, MASK: Number(Boolean(args.y)) } });
+  const params = uploadUniform(device, new Uint32Array([args.m, args.n]), `${label}:params`);
+  return {
+    label,
+    kernel,
+    bindGroups: [bindGroup(device, kernel, { params, dy: args.dy, y: args.y ?? args.dy, db: args.db }, label)],
+    workgroups: grid(Math.ceil(args.n / WG), device.limits.maxComputeWorkgroupsPerDimension),
+  };
+}
+
+/** One-shot forward. */
+export function linearForward(device: GPUDevice, args: LinearForwardArgs): void {
+  submitDispatches(device, prepareLinearForward(device, args), "linear-forward");
+}
+
+/** One-shot backward. */
+export function linearBackward(device: GPUDevice, args: LinearBackwardArgs): void {
+  submitDispatches(device, prepareLinearBackward(device, args), "linear-backward");
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
+import { type Activation, type GemmVariant } from "../../src/kernels/gemm.ts";
+import { linearBackward, linearForward } from "../../src/kernels/linear.ts";
+import { linearBackwardRef, linearForwardRef } from "../../src/kernels/reference/gemm.ts";
+import { expectAllClose, sumTolerance, U32 } from "../helpers/assert.ts";
+import { testDevice } from "../helpers/gpu.ts";
+import { Rng } from "../helpers/random.ts";
+
+const nan = (n: number) => new Float32Array(n).fill(NaN);
+
+/** [m, n, k]: awkward sizes plus the Kaggle DLRM layers. */
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [3, 17, 1], [17, 3, 129], [129, 17, 3], [1, 129, 17], [17, 129, 129],
+  [128, 512, 13], [64, 367, 33], [200, 1, 256], [129, 16, 64], [3, 1, 367],
+];
+
+async function forward(variant: GemmVariant | undefined, m: number, n: number, k: number, activation: Activation) {
+  const device = await testDevice();
+  const rng = new Rng(m * 7919 + n * 31 + k + activation.length);
+  const x = rng.f32(m * k);
+  const w = rng.f32(n * k, -0.5, 0.5);
+  const b = rng.f32(n);
+  const y = uploadStorage(device, nan(m * n), "y");
+  linearForward(device, {
+    x: uploadStorage(device, x, "x"), w: uploadStorage(device, w, "w"), b: uploadStorage(device, b, "b"), y, m, n, k, activation, variant,
+  });
+  const ref = linearForwardRef(x, w, b, m, n, k, activation);
+  const tol = (i: number) => {
+    const t = sumTolerance(k + 1, ref.absSum[i]!);
+    if (activation !== "sigmoid") return t; // none and relu are 1-Lipschitz
+    // sigmoid' <= 1/4; WGSL exp is within (3 + 2|z|) ulp, then an add and a division.
+    return 0.25 * t + 0.25 * (3 + 2 * Math.abs(ref.pre[i]!)) * 2 * U32 + 4 * U32;
+  };
+  expectAllClose(await readF32(device, y, m * n), ref.value, tol, `${variant ?? "auto"} ${activation} y ${m}x${n}x${k}`);
+}
+
+async function backward(variant: GemmVariant | undefined, m: number, n: number, k: number, activation: "none" | "relu", withDx: boolean) {
+  const device = await testDevice();
+  const rng = new Rng(m * 104729 + n * 131 + k * 3 + Number(withDx) + activation.length);
+  const x = rng.f32(m * k);
+  const w = rng.f32(n * k, -0.5, 0.5);
+  // Forward output: negatives, exact zeros (masked: relu'(0) = 0) and positives.
+  const y = rng.f32(m * n);
+  for (let i = 0; i < y.length; i += 5) y[i] = 0;
+  const dy = rng.f32(m * n);
+  const dx = uploadStorage(device, nan(m * k), "dx");
+  const dw = uploadStorage(device, nan(n * k), "dw");
+  const db = uploadStorage(device, nan(n), "db");
+  linearBackward(device, {
+    x: uploadStorage(device, x, "x"), w: uploadStorage(device, w, "w"), y: uploadStorage(device, y, "y"), dy: uploadStorage(device, dy, "dy"),
+    dx: withDx ? dx : undefined, dw, db, m, n, k, activation, variant,
+  });
+  const ref = linearBackwardRef(x, w, y, dy, m, n, k, activation);
+  const tag = `${variant ?? "auto"} ${activation} ${m}x${n}x${k}`;
+  expectAllClose(await readF32(device, dw, n * k), ref.dw.value, (i) => sumTolerance(m, ref.dw.absSum[i]!), `dw ${tag}`);
+  expectAllClose(await readF32(device, db, n), ref.db.value, (i) => sumTolerance(m, ref.db.absSum[i]!), `db ${tag}`);
+  const dxOut = await readF32(device, dx, m * k);
+  if (withDx) expectAllClose(dxOut, ref.dx.value, (i) => sumTolerance(n, ref.dx.absSum[i]!), `dx ${tag}`);
+  else expect(dxOut.every(Number.isNaN), `dx must stay unwritten without dx ${tag}`).toBe(true);
+}
+
+describe("linear forward Y = act(X W^T + b)", () => {
+  for (const variant of [undefined, "rb", "tiled"] as const) {
+    for (const activation of ["none", "relu", "sigmoid"] as const) {
+      it(`${variant ?? "auto"} ${activation}`, async () => {
+        for (const [m, n, k] of SHAPES) await forward(variant, m, n, k, activation);
+      });
+    }
+  }
+  it("auto: Kaggle batch 2048 layers (bottom 13->512, top 256->1)", async () => {
+    await forward(undefined, 2048, 512, 13, "relu");
+    await forward(undefined, 2048, 1, 256, "sigmoid");
+  });
+});
+
+describe("linear backward (dX, dW, db; relu mask from Y)", () => {
+  for (const variant of [undefined, "rb", "tiled"] as const) {
+    for (const activation of ["none", "relu"] as const) {
+      it(`${variant ?? "auto"} ${activation}, with and without dx`, async () => {
+        for (const [i, [m, n, k]] of SHAPES.entries()) await backward(variant, m, n, k, activation, i % 3 !== 2);
+        await backward(variant, 17, 3, 129, activation, false);
+      });
+    }
+  }
+});
