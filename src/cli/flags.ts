@@ -1,0 +1,54 @@
+/** The CLI's flags, named as the reference's (dlrm_s_pytorch.py) where it has them. */
+import type { FlagSpec } from "./args.ts";
+
+/** The built-in default: a Kaggle-shaped model on synthetic data with a learnable signal. */
+export const DEFAULT_TABLE_ROWS = "1460-583-10131-2202-305-24-12517-633-3-9345-5683-8351-3194-27-14992-5461-10-5652-2173-4-7046-18-15-2863-105-142";
+
+export const MODEL_FLAGS: FlagSpec[] = [
+  { name: "arch-sparse-feature-size", type: "int", default: 16, help: "embedding dimension d", meta: "D" },
+  { name: "arch-embedding-size", type: "list", default: DEFAULT_TABLE_ROWS, help: "rows of each embedding table (a dataset sets them)", meta: "R1-R2-..." },
+  { name: "arch-mlp-bot", type: "list", default: "13-512-256-64-16", help: "bottom MLP sizes, dense width first, d last", meta: "13-512-256-64-16" },
+  { name: "arch-mlp-top", type: "list", default: "512-256-1", help: "top MLP layer sizes ending in 1; its input width (the interaction's) is prepended, as in the reference", meta: "512-256-1" },
+  { name: "arch-interaction-op", type: "choice", choices: ["dot", "cat"], default: "dot", help: "feature interaction" },
+  { name: "arch-interaction-itself", type: "bool", default: false, help: "include each feature's dot product with itself" },
+  { name: "loss-function", type: "choice", choices: ["mse", "bce", "wbce"], default: "bce", help: "loss (the reference defaults to mse)" },
+  { name: "loss-weights", type: "string", default: "1.0-1.0", help: "wbce weights of labels 0 and 1", meta: "W0-W1" },
+  { name: "optimizer", type: "choice", choices: ["sgd", "adagrad", "rwsadagrad"], default: "sgd", help: "optimizer (embeddings updated sparsely, fused in the backward)" },
+  { name: "learning-rate", type: "float", default: 0.1, help: "base learning rate", meta: "LR" },
+  { name: "lr-num-warmup-steps", type: "int", default: 0, help: "linear warmup steps", meta: "N" },
+  { name: "lr-decay-start-step", type: "int", default: 0, help: "step where the polynomial decay starts", meta: "N" },
+  { name: "lr-num-decay-steps", type: "int", default: 0, help: "steps of polynomial decay", meta: "N" },
+  { name: "seed", type: "int", default: 123, help: "seed of parameters and generated data (also --numpy-rand-seed)", meta: "N" },
+  { name: "numpy-rand-seed", type: "int", help: "the reference's name for --seed", meta: "N" },
+];
+
+export const DATA_FLAGS: FlagSpec[] = [
+  { name: "data-generation", type: "choice", choices: ["synthetic", "random", "dataset"], default: "synthetic", help: "where samples come from" },
+  { name: "data-set", type: "choice", choices: ["kaggle", "terabyte"], default: "kaggle", help: "Criteo dataset layout (with --data-generation dataset)" },
+  { name: "raw-data-file", type: "string", help: "Criteo train.txt or day_N file (preprocessed into an Arrow cache on first use)", meta: "FILE" },
+  { name: "processed-data-file", type: "string", help: "Arrow cache directory made by `preprocess`", meta: "DIR" },
+  { name: "max-ind-range", type: "int", default: -1, help: "hash categorical ids modulo this many rows (-1: dictionary)", meta: "N" },
+  { name: "data-size", type: "int", default: 0, help: "samples per split of generated data (0: as many as --num-batches needs)", meta: "N" },
+  { name: "num-indices-per-lookup", type: "int", default: 1, help: "indices per bag of generated data", meta: "K" },
+  { name: "num-indices-per-lookup-fixed", type: "bool", default: true, help: "every bag has exactly K indices (else 1..K)" },
+  { name: "zipf-exponent", type: "float", default: 1.05, help: "synthetic data: Zipf exponent of index popularity", meta: "S" },
+  { name: "round-targets", type: "bool", default: true, help: "round generated labels to 0/1" },
+];
+
+export const RUN_FLAGS: FlagSpec[] = [
+  { name: "mini-batch-size", type: "int", default: 128, help: "samples per training step", meta: "B" },
+  { name: "num-batches", type: "int", default: 0, help: "batches per epoch (0: the whole split; generated data default 600)", meta: "N" },
+  { name: "nepochs", type: "int", default: 1, help: "epochs", meta: "N" },
+  { name: "test-freq", type: "int", default: 0, help: "evaluate every N steps (0: at the end)", meta: "N" },
+  { name: "test-mini-batch-size", type: "int", default: 1024, help: "samples per evaluation batch", meta: "B" },
+  { name: "test-num-batches", type: "int", default: 0, help: "batches per evaluation (0: whole split; generated data default 16)", meta: "N" },
+  { name: "print-freq", type: "int", default: 20, help: "report the loss every N steps", meta: "N" },
+  { name: "save-model", type: "string", help: "checkpoint file (safetensors) written every --checkpoint-every steps and at the end", meta: "FILE" },
+  { name: "checkpoint-every", type: "int", default: 0, help: "steps between checkpoints (0: only at the end)", meta: "N" },
+  { name: "load-model", type: "string", help: "start from this checkpoint (ours, or a PyTorch DLRM state_dict in safetensors)", meta: "FILE" },
+  { name: "resume", type: "bool", default: false, help: "continue the run saved in --save-model from its step, with the same data order" },
+  { name: "inference-only", type: "bool", default: false, help: "skip training: evaluate the loaded model" },
+  { name: "log-jsonl", type: "string", help: "append progress as JSON lines to this file", meta: "FILE" },
+  { name: "report", type: "string", help: "HTML report path (default: beside --save-model, else none)", meta: "FILE" },
+  { name: "config", type: "string", help: "JSON file of options (flag names as keys); flags given override it", meta: "FILE" },
+];

@@ -1,0 +1,75 @@
+/**
+ * webgpu-dlrm command line, for Deno (`deno run -A src/cli/main.ts`) and
+ * Node (`tsx src/cli/main.ts`). User errors print one line and exit 2; a
+ * non-finite loss exits 3; a lost device exits 4.
+ */
+import { DeviceLostError, DlrmError } from "../gpu/errors.ts";
+import { NonFiniteLossError } from "../model/trainer.ts";
+import { cliHost } from "./host.ts";
+import { trainCommand } from "./commands/train.ts";
+import { evalCommand, predictCommand } from "./commands/eval.ts";
+import { preprocessCommand } from "./commands/preprocess.ts";
+import { benchCommand } from "./commands/bench.ts";
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
+  train: { run: trainCommand, summary: "train a model (default: built-in synthetic data, about a minute)" },
+  eval: { run: evalCommand, summary: "AUC, accuracy and log loss of a checkpoint on a data set" },
+  predict: { run: predictCommand, summary: "click probabilities of a checkpoint to a CSV or Arrow file" },
+  preprocess: { run: preprocessCommand, summary: "Criteo TSV/CSV (optionally gzip) to an Arrow cache" },
+  bench: { run: benchCommand, summary: "training-step throughput and per-kernel time split" },
+};
+
+const USAGE = `Usage: webgpu-dlrm <command> [options]
+
+Commands:
+${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(11)}${c.summary}`).join("\n")}
+
+Run 'webgpu-dlrm <command> --help' for a command's options.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") {
+    cliHost.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const c = COMMANDS[cmd];
+  if (!c) {
+    cliHost.error(`webgpu-dlrm: unknown command '${cmd}'. Commands: ${Object.keys(COMMANDS).join(", ")}.\n`);
+    return 2;
+  }
+  try {
+    return await c.run(rest);
+  } catch (e) {
+    if (e instanceof NonFiniteLossError) {
+      cliHost.error(`webgpu-dlrm ${cmd}: ${e.message}\n`);
+      return 3;
+    }
+    if (e instanceof DeviceLostError) {
+      cliHost.error(`webgpu-dlrm ${cmd}: ${e.message}\n`);
+      return 4;
+    }
+    if (e instanceof DlrmError || (e as { code?: string }).code === "ENOENT") {
+      cliHost.error(`webgpu-dlrm ${cmd}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+const isMain = (() => {
+  const m = import.meta as ImportMeta & { main?: boolean };
+  if (typeof m.main === "boolean") return m.main;
+  const arg = (globalThis as { process?: { argv: string[] } }).process?.argv[1] ?? "";
+  return arg.endsWith("main.ts") || arg.endsWith("webgpu-dlrm");
+})();
+
+if (isMain) {
+  main(cliHost.args()).then(
+    (code) => cliHost.exit(code),
+    (e) => {
+      cliHost.error(`webgpu-dlrm: internal error: ${(e as Error).stack ?? e}\n`);
+      cliHost.exit(1);
+    },
+  );
+}

@@ -1,0 +1,100 @@
+/** From parsed flags to a model configuration and a data source. */
+import { ConfigError } from "../gpu/errors.ts";
+import { type DlrmConfig, interactionWidth, resolveConfig } from "../model/config.ts";
+import { randomSource } from "../data/random.ts";
+import { syntheticSource } from "../data/synthetic.ts";
+import type { DataSource } from "../data/source.ts";
+import { openDatasetSource } from "./dataset.ts";
+import type { FlagValues } from "./args.ts";
+import { UsageError } from "./args.ts";
+
+export interface Setup {
+  config: DlrmConfig;
+  source: DataSource;
+  /** Generated data: a default number of batches applies. */
+  generated: boolean;
+  describe: string;
+}
+
+function lossWeights(text: string): [number, number] {
+  const parts = String(text).split("-").map(Number);
+  if (parts.length !== 2 || parts.some((v) => !(v >= 0))) throw new UsageError(`--loss-weights expects two non-negative numbers like 1.0-1.0, got '${text}'`);
+  return [parts[0]!, parts[1]!];
+}
+
+/** Builds the data source; a dataset fixes the table sizes and the dense width. */
+export async function makeSource(v: FlagValues, log: (s: string) => void): Promise<{ source: DataSource; generated: boolean; describe: string }> {
+  const gen = v.dataGeneration as string;
+  const seed = (v.numpyRandSeed ?? v.seed) as number;
+  const tableRows = v.archEmbeddingSize as number[];
+  const numDense = (v.archMlpBot as number[])[0]!;
+  const size = (v.dataSize as number) || undefined;
+  const bag = { bagSize: v.numIndicesPerLookup as number, fixedBagSize: v.numIndicesPerLookupFixed as boolean };
+  if (gen === "random") {
+    return {
+      source: randomSource({ numDense, tableRows, seed, roundTargets: v.roundTargets as boolean, numSamples: size, ...bag }),
+      generated: true,
+      describe: `random data (paper 4.1), ${tableRows.length} tables, ${bag.bagSize} indices per bag`,
+    };
+  }
+  if (gen === "synthetic") {
+    return {
+      source: syntheticSource({ numDense, tableRows, seed, numSamples: size, distribution: { kind: "zipf", s: v.zipfExponent as number }, ...bag }),
+      generated: true,
+      describe: `synthetic data (paper 4.2): Zipf(${v.zipfExponent}) indices, labels from a hidden teacher model`,
+    };
+  }
+  return { ...(await openDatasetSource(v, log)), generated: false };
+}
+
+/** The model configuration from flags, with table sizes and dense width taken from the source. */
+export function makeConfig(v: FlagValues, source: DataSource, given: Set<string>): DlrmConfig {
+  const d = v.archSparseFeatureSize as number;
+  const bottom = [...(v.archMlpBot as number[])];
+  const topLayers = [...(v.archMlpTop as number[])];
+  const tableRows = [...source.tableRows];
+  if (bottom[0] !== source.numDense) {
+    if (given.has("archMlpBot")) throw new ConfigError(`--arch-mlp-bot starts with ${bottom[0]} but the data has ${source.numDense} dense features`);
+    bottom[0] = source.numDense;
+  }
+  const op = v.archInteractionOp as DlrmConfig["interaction"];
+  const itself = v.archInteractionItself as boolean;
+  // As the reference: the interaction's width is prepended to --arch-mlp-top.
+  const top = [interactionWidth(tableRows.length, d, op, itself), ...topLayers];
+  return resolveConfig({
+    embeddingDim: d,
+    tableRows,
+    bottomMlp: bottom,
+    topMlp: top,
+    interaction: op,
+    interactionItself: itself,
+    loss: v.lossFunction as DlrmConfig["loss"],
+    lossWeights: lossWeights(v.lossWeights as string),
+    optimizer: v.optimizer as DlrmConfig["optimizer"],
+    learningRate: v.learningRate as number,
+    lrWarmupSteps: v.lrNumWarmupSteps as number,
+    lrDecayStartStep: v.lrDecayStartStep as number,
+    lrDecaySteps: v.lrNumDecaySteps as number,
+    miniBatchSize: v.miniBatchSize as number,
+    seed: (v.numpyRandSeed ?? v.seed) as number,
+  });
+}
+
+/** Merges a JSON config file under the flags that were given explicitly. */
+export function mergeConfigFile(values: FlagValues, given: Set<string>, json: unknown, file: string): void {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new UsageError(`${file}: expected a JSON object of options`);
+  for (const [key, raw] of Object.entries(json)) {
+    const camel = key.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!(camel in values) && !KNOWN.has(camel)) throw new UsageError(`${file}: unknown option '${key}'`);
+    if (given.has(camel)) continue;
+    let value = raw as FlagValues[string];
+    if (typeof raw === "string" && Array.isArray(values[camel])) value = raw.split("-").map(Number);
+    values[camel] = value;
+    given.add(camel);
+  }
+}
+
+const KNOWN = new Set<string>();
+export function registerKnown(names: string[]): void {
+  for (const n of names) KNOWN.add(n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+}

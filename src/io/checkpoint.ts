@@ -1,0 +1,142 @@
+/**
+ * Checkpoints: one safetensors file holding the parameters under the
+ * reference's state_dict names (so PyTorch loads them), the optimizer state
+ * under "optim.*", and in the metadata the configuration and step. Written
+ * to a temporary file and renamed, so a crash never leaves half a file.
+ * Loading validates every name, shape and dtype before touching the model.
+ */
+import { CheckpointError } from "./errors.ts";
+import { type DlrmConfig, interactionWidth, resolveConfig } from "../model/config.ts";
+import type { DlrmModel } from "../model/dlrm.ts";
+import type { StateDict } from "../model/params.ts";
+import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+import { readFileBytes, writeFileAtomic } from "./atomic_write.ts";
+
+export const CHECKPOINT_FORMAT = "webgpu-dlrm/1";
+
+
+export interface Checkpoint {
+  config: DlrmConfig;
+  step: number;
+  params: StateDict;
+  optimizer: StateDict;
+  /** Free-form extra metadata (data position, run id...). */
+  extra: Record<string, string>;
+}
+
+export async function checkpointBytes(model: DlrmModel, extra: Record<string, string> = {}): Promise<Uint8Array> {
+  const params = await model.stateDict();
+  const optimizer = model.options.inferenceOnly ? {} : await model.optimizerState();
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {};
+  for (const [name, t] of Object.entries({ ...params, ...optimizer })) tensors[name] = { dtype: "F32", shape: t.shape, data: t.data };
+  return encodeSafetensors(tensors, { ...extra, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config), step: String(model.step) });
+}
+
+export async function saveCheckpoint(path: string, model: DlrmModel, extra: Record<string, string> = {}): Promise<void> {
+  await writeFileAtomic(path, await checkpointBytes(model, extra));
+}
+
+/**
+ * Parses a checkpoint. A plain PyTorch DLRM state_dict (no webgpu-dlrm
+ * metadata) is accepted too: its architecture is inferred from the tensor
+ * shapes, with `fallback` supplying what shapes cannot tell (loss, optimizer...).
+ */
+export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Partial<DlrmConfig> = {}): Checkpoint {
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(bytes);
+  } catch (e) {
+    throw new CheckpointError(`${source}: not a readable safetensors checkpoint: ${(e as Error).message}`);
+  }
+  const params: StateDict = {};
+  const optimizer: StateDict = {};
+  const extra: Record<string, string> = {};
+  for (const [name, t] of Object.entries(decoded.tensors)) {
+    if (t.dtype !== "F32") throw new CheckpointError(`${source}: tensor '${name}' is ${t.dtype}; webgpu-dlrm checkpoints hold F32 only`);
+    const entry = { shape: t.shape, data: t.data as Float32Array };
+    if (name.startsWith("optim.")) optimizer[name] = entry;
+    else params[name] = entry;
+  }
+  const meta = decoded.metadata ?? {};
+  let config: DlrmConfig;
+  let step = 0;
+  if (meta.format === CHECKPOINT_FORMAT) {
+    try {
+      config = resolveConfig(JSON.parse(meta.config ?? "null"));
+    } catch (e) {
+      throw new CheckpointError(`${source}: its configuration is invalid: ${(e as Error).message}`);
+    }
+    step = Number(meta.step ?? 0);
+    if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${source}: bad step '${meta.step}' in metadata`);
+    for (const [k, v] of Object.entries(meta)) if (!["format", "config", "step"].includes(k)) extra[k] = v;
+  } else {
+    config = inferConfig(params, source, fallback);
+  }
+  return { config, step, params, optimizer, extra };
+}
+
+export async function loadCheckpointFile(path: string, fallback: Partial<DlrmConfig> = {}): Promise<Checkpoint> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFileBytes(path);
+  } catch (e) {
+    throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
+  }
+  return parseCheckpoint(bytes, path, fallback);
+}
+
+/** Applies a parsed checkpoint to `model` (same architecture); nothing changes if anything mismatches. */
+export function applyCheckpoint(model: DlrmModel, ckpt: Checkpoint, opts: { withOptimizer?: boolean } = {}): void {
+  const a = model.config;
+  const b = ckpt.config;
+  const arch = (c: DlrmConfig) => JSON.stringify([c.embeddingDim, c.tableRows, c.bottomMlp, c.topMlp, c.interaction, c.interactionItself]);
+  if (arch(a) !== arch(b)) throw new CheckpointError(`checkpoint architecture ${arch(b)} does not match the model's ${arch(a)}`);
+  const withOpt = (opts.withOptimizer ?? true) && !model.options.inferenceOnly && Object.keys(ckpt.optimizer).length > 0;
+  if (withOpt && a.optimizer !== b.optimizer) {
+    throw new CheckpointError(`checkpoint optimizer state is for '${b.optimizer}', the run uses '${a.optimizer}'`);
+  }
+  // Validate both parts before writing either.
+  model.validateStateDict(ckpt.params);
+  if (withOpt) model.validateOptimizerState(ckpt.optimizer);
+  model.loadStateDict(ckpt.params);
+  if (withOpt) model.loadOptimizerState(ckpt.optimizer);
+  model.step = ckpt.step;
+}
+
+/** The architecture of a reference DLRM state_dict, from its tensor shapes. */
+export function inferConfig(sd: StateDict, source: string, fallback: Partial<DlrmConfig>): DlrmConfig {
+  const layers = (prefix: string) => {
+    const sizes: number[] = [];
+    for (let k = 0; ; k += 2) {
+      const w = sd[`${prefix}.${k}.weight`];
+      if (!w) break;
+      if (w.shape.length !== 2) throw new CheckpointError(`${source}: ${prefix}.${k}.weight must be 2-D, has shape [${w.shape}]`);
+      if (sizes.length === 0) sizes.push(w.shape[1]!);
+      else if (sizes[sizes.length - 1] !== w.shape[1]) throw new CheckpointError(`${source}: ${prefix}.${k}.weight takes ${w.shape[1]} inputs, the previous layer gives ${sizes[sizes.length - 1]}`);
+      sizes.push(w.shape[0]!);
+    }
+    return sizes;
+  };
+  const bottomMlp = layers("bot_l");
+  const topMlp = layers("top_l");
+  const tableRows: number[] = [];
+  let dim = 0;
+  for (let t = 0; sd[`emb_l.${t}.weight`]; t++) {
+    const s = sd[`emb_l.${t}.weight`]!.shape;
+    if (s.length !== 2) throw new CheckpointError(`${source}: emb_l.${t}.weight must be 2-D, has shape [${s}]`);
+    tableRows.push(s[0]!);
+    dim = s[1]!;
+  }
+  if (!bottomMlp.length || !topMlp.length || !tableRows.length) {
+    throw new CheckpointError(`${source}: not a DLRM state_dict (expected bot_l.0.weight, top_l.0.weight and emb_l.0.weight)`);
+  }
+  const n = tableRows.length;
+  const options: [DlrmConfig["interaction"], boolean][] = [["dot", false], ["dot", true], ["cat", false]];
+  const match = options.find(([op, self]) => interactionWidth(n, dim, op, self) === topMlp[0]);
+  if (!match) throw new CheckpointError(`${source}: top MLP input ${topMlp[0]} fits no interaction of ${n} tables with d=${dim}`);
+  try {
+    return resolveConfig({ ...fallback, embeddingDim: dim, tableRows, bottomMlp, topMlp, interaction: match[0], interactionItself: match[1] });
+  } catch (e) {
+    throw new CheckpointError(`${source}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The training loop: epochs over a DataSource, periodic loss read-back,
+ * evaluation, checkpoints, interruption, and a guard against NaN/Inf loss.
+ * Host-neutral: progress goes to callbacks, checkpoints to a save function.
+ */
+import type { DataSource, SplitName } from "../data/source.ts";
+import { DlrmError } from "../gpu/errors.ts";
+import type { Profiler } from "../gpu/timing.ts";
+import type { DlrmModel } from "./dlrm.ts";
+import { MetricsAccumulator, type MetricsResult } from "./metrics.ts";
+
+export class NonFiniteLossError extends DlrmError {
+  constructor(readonly step: number, readonly loss: number) {
+    super(`loss became ${loss} at step ${step}: training stopped. Lower the learning rate (--learning-rate) and resume from the last checkpoint, which was kept.`);
+  }
+}
+
+export interface StepEvent {
+  step: number;
+  epoch: number;
+  /** Mean loss over the steps since the last event. */
+  loss: number;
+  lr: number;
+  samplesPerSec: number;
+  /** Steps in the whole run, when known. */
+  totalSteps?: number;
+  etaSec?: number;
+}
+
+export interface EvalEvent extends MetricsResult {
+  step: number;
+  loss: number;
+  split: SplitName;
+}
+
+export interface TrainOptions {
+  source: DataSource;
+  batchSize: number;
+  epochs?: number;
+  /** Batches per epoch (default: the whole split). */
+  numBatches?: number;
+  /** Read back and report the loss every this many steps. */
+  printFreq?: number;
+  /** Evaluate every this many steps (0: only at the end). */
+  testFreq?: number;
+  testSplit?: SplitName;
+  /** Batches per evaluation (default: the whole split). */
+  testBatches?: number;
+  /** Called with a checkpoint-worthy model every `checkpointEvery` steps and at the end. */
+  checkpointEvery?: number;
+  saveCheckpoint?: (model: DlrmModel) => Promise<void>;
+  onStep?: (e: StepEvent) => void;
+  onEval?: (e: EvalEvent) => void;
+  /** Stop cleanly (after saving a checkpoint) when aborted. */
+  signal?: AbortSignal;
+  profiler?: Profiler;
+  /** Profile only this many steps (after two warm-up steps); default all. */
+  profileSteps?: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  interrupted: boolean;
+  losses: { step: number; loss: number }[];
+  evals: EvalEvent[];
+  seconds: number;
+}
+
+/** Forward passes over a split: AUC, accuracy, log loss and the mean model loss. */
+export async function evaluate(model: DlrmModel, source: DataSource, opts: { batchSize: number; split?: SplitName; limit?: number }): Promise<MetricsResult & { loss: number }> {
+  const acc = new MetricsAccumulator();
+  let lossSum = 0;
+  for await (const batch of source.batches({ batchSize: opts.batchSize, split: opts.split ?? "test", limit: opts.limit })) {
+    const { prob, loss } = await model.evaluate(batch);
+    acc.add(prob, batch.labels, batch.size);
+    lossSum += loss * batch.size;
+  }
+  const r = acc.result();
+  return { ...r, loss: r.samples ? lossSum / r.samples : NaN };
+}
+
+/**
+ * Trains `model` from its current step. Steps already taken (model.step > 0
+ * after loading a checkpoint) are skipped in the data stream, so a resumed
+ * run sees the same batches as an uninterrupted one.
+ */
+export async function train(model: DlrmModel, opts: TrainOptions): Promise<TrainResult> {
+  const epochs = opts.epochs ?? 1;
+  const printFreq = Math.max(1, opts.printFreq ?? 10);
+  const totalSteps = opts.numBatches !== undefined ? opts.numBatches * epochs : undefined;
+  const losses: { step: number; loss: number }[] = [];
+  const evals: EvalEvent[] = [];
+  const t0 = performance.now();
+  let lastReport = { time: t0, step: model.step };
+  let pending = 0;
+  let interrupted = false;
+  let globalBatch = 0;
+  let profiled = 0;
+  const startStep = model.step;
+  let skipped = 0;
+
+  const flush = async (epoch: number) => {
+    const ls = await model.readLosses();
+    if (ls.length === 0) return;
+    const firstStep = model.step - ls.length;
+    ls.forEach((loss, i) => {
+      if (!Number.isFinite(loss)) throw new NonFiniteLossError(firstStep + i + 1, loss);
+      losses.push({ step: firstStep + i + 1, loss });
+    });
+    pending = 0;
+    const now = performance.now();
+    const sps = ((model.step - lastReport.step) * opts.batchSize) / ((now - lastReport.time) / 1000);
+    lastReport = { time: now, step: model.step };
+    const mean = ls.reduce((a, b) => a + b, 0) / ls.length;
+    const elapsed = (now - t0) / 1000;
+    const etaSec = totalSteps !== undefined && model.step > 0 ? (elapsed / Math.max(1, globalBatch - skipped)) * (totalSteps - model.step) : undefined;
+    opts.onStep?.({ step: model.step, epoch, loss: mean, lr: model.learningRate, samplesPerSec: sps, totalSteps, etaSec });
+  };
+  const runEval = async () => {
+    const r = await evaluate(model, opts.source, { batchSize: opts.batchSize, split: opts.testSplit ?? "test", limit: opts.testBatches });
+    const e: EvalEvent = { ...r, step: model.step, split: opts.testSplit ?? "test" };
+    evals.push(e);
+    opts.onEval?.(e);
+  };
+  const checkpoint = async (epoch: number) => {
+    await flush(epoch); // throws on a non-finite loss before anything is saved
+    await opts.saveCheckpoint?.(model);
+  };
+
+  outer: for (let epoch = 0; epoch < epochs; epoch++) {
+    for await (const batch of opts.source.batches({ batchSize: opts.batchSize, split: "train", limit: opts.numBatches })) {
+      globalBatch++;
+      if (globalBatch <= startStep) {
+        skipped++;
+        continue;
+      }
+      const profile = opts.profiler && model.step - startStep >= 2 && profiled < (opts.profileSteps ?? Infinity);
+      if (profile) {
+        profiled++;
+        if (opts.profiler!.timestamps) {
+          model.trainStep(batch, opts.profiler);
+          await opts.profiler!.collect();
+        } else {
+          await opts.profiler!.wallClock("train step (wall clock)", () => model.trainStep(batch));
+        }
+      } else {
+        model.trainStep(batch);
+      }
+      pending++;
+      if (pending >= printFreq) await flush(epoch);
+      if (opts.testFreq && model.step % opts.testFreq === 0) await runEval();
+      if (opts.checkpointEvery && model.step % opts.checkpointEvery === 0) await checkpoint(epoch);
+      if (opts.signal?.aborted) {
+        interrupted = true;
+        await checkpoint(epoch);
+        break outer;
+      }
+    }
+  }
+  await flush(epochs - 1);
+  if (!interrupted) {
+    if (opts.saveCheckpoint) await opts.saveCheckpoint(model);
+    if (!opts.testFreq || model.step % opts.testFreq !== 0) await runEval();
+  }
+  return { steps: model.step, interrupted, losses, evals, seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,118 @@
+/**
+ * The CLI as users run it: the real entry point under Deno (its own WebGPU)
+ * and under Node (Dawn), on tiny configurations.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { decodeSafetensors } from "../../src/io/safetensors.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const TINY = ["--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "5"];
+
+type Host = "deno" | "node";
+
+function run(host: Host, args: string[]): { code: number; out: string; err: string } {
+  const env = { ...process.env };
+  // Deno runs on the system's Vulkan driver (lavapipe here); Node on whatever the test run chose.
+  if (host === "deno") delete env.VK_ICD_FILENAMES;
+  const cmd = host === "deno" ? ["node_modules/.bin/deno", ["run", "-A", "src/cli/main.ts", ...args]] : ["node_modules/.bin/tsx", ["src/cli/main.ts", ...args]];
+  const r = spawnSync(cmd[0] as string, cmd[1] as string[], { cwd: ROOT, env, encoding: "utf8", timeout: 180_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+function tensors(path: string) {
+  return decodeSafetensors(new Uint8Array(readFileSync(path)), { copy: true }).tensors;
+}
+
+describe.each<Host>(["deno", "node"])("CLI under %s", (host) => {
+  const dir = mkdtempSync(join(tmpdir(), `dlrm-cli-${host}-`));
+
+  it("train -> checkpoint -> eval -> predict", () => {
+    const ckpt = join(dir, "model.safetensors");
+    const t = run(host, ["train", ...TINY, "--num-batches", "20", "--save-model", ckpt]);
+    expect(t.err).not.toMatch(/internal error/);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/adapter "/);
+    const auc = /test AUC (\d\.\d+)/.exec(t.out)?.[1];
+    expect(auc).toBeDefined();
+    expect(existsSync(ckpt) && existsSync(join(dir, "model.report.html"))).toBe(true);
+    const e = run(host, ["eval", "--load-model", ckpt, "--test-num-batches", "2", "--test-mini-batch-size", "32"]);
+    expect(e.code, e.err).toBe(0);
+    expect(e.out).toContain(`auc ${auc}`); // same data, same model, same AUC
+    const csv = join(dir, "p.csv");
+    const p = run(host, ["predict", "--load-model", ckpt, "--test-num-batches", "2", "--test-mini-batch-size", "32", "--output", csv]);
+    expect(p.code, p.err).toBe(0);
+    const lines = readFileSync(csv, "utf8").trim().split("\n");
+    expect(lines[0]).toBe("sample,probability,label");
+    expect(lines.length).toBe(65);
+    for (const l of lines.slice(1)) {
+      const prob = Number(l.split(",")[1]);
+      expect(prob > 0 && prob < 1).toBe(true);
+    }
+  });
+
+  it("resume continues to the same weights as an uninterrupted run", () => {
+    const full = join(dir, "full.safetensors");
+    const part = join(dir, "part.safetensors");
+    const common = [...TINY, "--optimizer", "adagrad", "--learning-rate", "0.05"];
+    expect(run(host, ["train", ...common, "--num-batches", "16", "--save-model", full]).code).toBe(0);
+    expect(run(host, ["train", ...common, "--num-batches", "7", "--save-model", part]).code).toBe(0);
+    const r = run(host, ["train", ...common, "--num-batches", "16", "--save-model", part, "--resume"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/at step 7/);
+    const a = tensors(full);
+    const b = tensors(part);
+    expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+    for (const name of Object.keys(a)) {
+      expect(Buffer.from((b[name]!.data as Float32Array).buffer).equals(Buffer.from((a[name]!.data as Float32Array).buffer)), name).toBe(true);
+    }
+  });
+
+  it("user errors: one line, no stack, exit code 2", () => {
+    const cases: [string[], RegExp][] = [
+      [["train", "--learning-rat", "3"], /unknown option --learning-rat .*Did you mean --learning-rate\?/],
+      [["train", "--mini-batch-size", "abc"], /--mini-batch-size expects an integer, got 'abc'/],
+      [["train", "--arch-mlp-bot", "13-8-5", "--arch-sparse-feature-size", "4"], /bottom MLP's output \(5\) must equal the embedding dimension \(4\)/],
+      [["eval", "--load-model", join(dir, "missing.safetensors")], /cannot read checkpoint .*missing\.safetensors/],
+      [["train", "--data-generation", "dataset", "--processed-data-file", join(dir, "nope")], /processed data .*nope not found/],
+      [["frobnicate"], /unknown command 'frobnicate'/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = run(host, args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toMatch(msg);
+      expect(r.err.trim().split("\n").filter((l) => !l.startsWith("npm warn")).length, r.err).toBe(1);
+    }
+  });
+
+  it("a corrupted checkpoint is refused with the reason", () => {
+    const bad = join(dir, "bad.safetensors");
+    writeFileSync(bad, new Uint8Array([1, 2, 3]));
+    const r = run(host, ["eval", "--load-model", bad]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/bad\.safetensors: not a readable safetensors checkpoint/);
+  });
+
+  it("a non-finite loss stops training cleanly and keeps the last good checkpoint", () => {
+    const ckpt = join(dir, "nan.safetensors");
+    const ok = run(host, ["train", ...TINY, "--num-batches", "5", "--save-model", ckpt]);
+    expect(ok.code, ok.err).toBe(0);
+    const before = readFileSync(ckpt);
+    const r = run(host, ["train", ...TINY, "--num-batches", "40", "--learning-rate", "1e30", "--save-model", ckpt, "--checkpoint-every", "5"]);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/loss became (NaN|Infinity|-Infinity) at step \d+: training stopped/);
+    expect(readFileSync(ckpt).equals(before)).toBe(true);
+  });
+
+  it("--help of every command", () => {
+    for (const c of ["train", "eval", "predict", "preprocess", "bench"]) {
+      const r = run(host, [c, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(new RegExp(`Usage: webgpu-dlrm ${c}`));
+      expect(r.out).toMatch(/Examples:/);
+    }
+  });
+});

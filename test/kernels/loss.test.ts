@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
+import { submitDispatches } from "../../src/gpu/dispatch.ts";
+import { type LossKind, lossForwardBackward, prepareLoss } from "../../src/kernels/loss.ts";
+import { prepareReduceSum } from "../../src/kernels/reduce.ts";
+import { lossRef } from "../../src/kernels/reference/loss.ts";
+import { expectAllClose, sumTolerance, U32 } from "../helpers/assert.ts";
+import { testDevice } from "../helpers/gpu.ts";
+import { Rng } from "../helpers/random.ts";
+
+/**
+ * Tolerances from WGSL's accuracy bounds: exp within 3 + 2|x| ulp, log within
+ * 2^-21 absolute on [0.5, 2] (3 ulp elsewhere), division 2.5 ulp. So p carries
+ * about (6 + 2|z|) ulp; a loss L(p) moves by |dL/dp| times that, plus the log's error.
+ */
+const LOG_ABS = 2 ** -21;
+function dp(z: number, p: number): number {
+  return (6 + 2 * Math.abs(z)) * U32 * p + 1e-30;
+}
+
+const WEIGHTS: [number, number] = [0.35, 2.5];
+
+async function run(kind: LossKind, z: Float32Array, y: Float32Array) {
+  const device = await testDevice();
+  const B = z.length;
+  const nan = () => uploadStorage(device, new Float32Array(B).fill(NaN), "out");
+  const prob = nan();
+  const grad = nan();
+  const loss = nan();
+  const mean = uploadStorage(device, new Float32Array(1).fill(NaN), "mean");
+  const args = { logits: uploadStorage(device, z, "z"), labels: uploadStorage(device, y, "y"), prob, grad, loss, batch: B, kind, classWeights: WEIGHTS };
+  submitDispatches(device, [...prepareLoss(device, args), ...prepareReduceSum(device, { input: loss, output: mean, count: B, scale: 1 / B })]);
+  return {
+    prob: await readF32(device, prob, B), grad: await readF32(device, grad, B), loss: await readF32(device, loss, B),
+    mean: (await readF32(device, mean, 1))[0]!,
+  };
+}
+
+function checkAll(kind: LossKind, z: Float32Array, y: Float32Array, got: Awaited<ReturnType<typeof run>>) {
+  const B = z.length;
+  const ref = lossRef(z, y, kind, WEIGHTS);
+  expectAllClose(got.prob, ref.prob, (i) => dp(z[i]!, ref.prob[i]!), `${kind} prob`);
+  const w = (i: number) => (kind === "wbce" ? WEIGHTS[y[i]! >= 1 ? 1 : 0] : 1);
+  expectAllClose(got.loss, ref.loss, (i) => {
+    const p = ref.prob[i]!, yi = y[i]!, zi = z[i]!;
+    const e = dp(zi, p);
+    if (kind === "mse") return 2 * Math.abs(p - yi) * e + 4 * U32 * ref.loss[i]! + 1e-30;
+    if (kind === "bce") return LOG_ABS + 4 * U32 * (2 * Math.abs(zi) + ref.loss[i]!) + (6 + 2 * Math.abs(zi)) * U32 * Math.exp(-Math.abs(zi));
+    // BCELoss on p: dL/dp = -y/p + (1-y)/(1-p), each log also within 2^-21 + 3 ulp
+    const slope = Math.abs(yi) / Math.max(p, 1e-30) + Math.abs(1 - yi) / Math.max(1 - p, 1e-30);
+    return w(i) * (Math.min(slope * e, 200) + 2 * LOG_ABS + 8 * U32 * Math.abs(ref.loss[i]! / w(i)));
+  }, `${kind} loss`);
+  expectAllClose(got.grad, ref.grad, (i) => {
+    const p = ref.prob[i]!, yi = y[i]!, zi = z[i]!;
+    const e = dp(zi, p);
+    const gB = Math.abs(ref.grad[i]! * B);
+    if (kind === "mse") return (2 * (p * (1 - p) + Math.abs(p - yi)) * e + 10 * U32 * gB) / B + 1e-30;
+    return (w(i) * (e + 2 * U32) + (10 + 2 * Math.abs(zi)) * U32 * gB) / B + 1e-30;
+  }, `${kind} grad`);
+  let sumAbsTol = 0;
+  for (let i = 0; i < B; i++) sumAbsTol += Math.abs(got.loss[i]! - ref.loss[i]!);
+  const sumAbs = ref.loss.reduce((a, v) => a + Math.abs(v), 0);
+  expect(Math.abs(got.mean - ref.mean), `${kind} mean loss`).toBeLessThanOrEqual((sumTolerance(B, sumAbs) + sumAbsTol) / B + 1e-30);
+}
+
+describe("fused sigmoid + loss", () => {
+  for (const kind of ["bce", "bce-prob", "wbce", "mse"] as const) {
+    for (const B of [1, 3, 255, 257, 1000]) {
+      it(`${kind} B=${B}`, async () => {
+        const rng = new Rng(B * 7 + kind.length);
+        // |z| <= 8 keeps p away from the float32 saturation edge, where
+        // bce-prob's clamp at -100 makes the loss jump.
+        const z = rng.f32(B, -8, 8);
+        const y = new Float32Array(B).map(() => rng.int(2));
+        if (kind === "bce" || kind === "mse") for (let i = 0; i < B; i += 5) y[i] = 0.25; // soft targets too
+        checkAll(kind, z, y, await run(kind, z, y));
+      });
+    }
+    it(`${kind} extreme logits stay finite`, async () => {
+      const zs = [30, -30, 100, -100, 0, 88, -88, 1e4, -1e4];
+      const z = new Float32Array(zs.flatMap((v) => [v, v]));
+      const y = new Float32Array(zs.flatMap(() => [0, 1]));
+      const got = await run(kind, z, y);
+      for (const [name, arr] of Object.entries(got)) {
+        for (const v of typeof arr === "number" ? [arr] : arr) expect(Number.isFinite(v), `${kind} ${name} finite`).toBe(true);
+      }
+      if (kind !== "bce-prob" && kind !== "wbce") checkAll(kind, z, y, got);
+      else {
+        // Saturated p: PyTorch's clamp gives exactly 100 per wrong sample and 0 for a right one.
+        const ref = lossRef(z, y, kind, WEIGHTS);
+        for (let i = 0; i < z.length; i++) {
+          if (Math.abs(z[i]!) < 30) continue;
+          // A denormal p (z = -100) may be flushed to 0 by the GPU, moving log(p) = -99.98 to the clamp -100.
+          const pf = Math.fround(ref.prob[i]!);
+          const w = kind === "wbce" ? WEIGHTS[y[i]! >= 1 ? 1 : 0] : 1;
+          const flush = pf > 0 && pf < 2 ** -126 ? w * (100 + Math.log(pf)) : 0;
+          const err = Math.abs(got.loss[i]! - ref.loss[i]!);
+          expect(err, `${kind} loss[${i}] z=${z[i]} y=${y[i]}: ${got.loss[i]} vs ${ref.loss[i]}`).toBeLessThanOrEqual(flush + 1e-4);
+        }
+      }
+    });
+  }
+  it("bce: large logits give the exact linear loss |z| for the wrong label", async () => {
+    const z = new Float32Array([100, -100, 30]);
+    const y = new Float32Array([0, 1, 0]);
+    const got = await run("bce", z, y);
+    expect(Array.from(got.loss)).toEqual([100, 100, 30]);
+    expect(got.grad[0]).toBeCloseTo(1 / 3, 6);
+    expect(got.grad[1]).toBeCloseTo(-1 / 3, 6);
+  });
+  it("rejects bad arguments", async () => {
+    const device = await testDevice();
+    const b = uploadStorage(device, new Float32Array(4), "b");
+    const args = { logits: b, labels: b, prob: b, grad: b, loss: b, batch: 4, kind: "wbce" as const };
+    expect(() => lossForwardBackward(device, args)).toThrow(/classWeights/);
+    expect(() => lossForwardBackward(device, { ...args, kind: "bce", batch: 5 })).toThrow(/needs/);
+  });
+});
