@@ -6,7 +6,10 @@
 //                      grad = BCELoss backward (p - y) / max(p(1-p), 1e-12), times sigmoid' p(1-p), / B
 //   KIND 2 "wbce":     w[y] * (KIND 1), w = (w0, w1) picked by the label (label >= 1 takes w1)
 //   KIND 3 "mse":      loss = (p - y)^2                                   grad = 2 (p - y) p (1 - p) / B
-// Bindings: params {batch, inv_batch, w0, w1}, logits [B], labels [B], prob [B] (out),
+// Output clamp (the reference's --loss-threshold t, 0 < t < 1; kinds 1-3): p is clamped to
+// [t, 1-t] before the loss, prob holds the clamped value, and the gradient passes only where
+// t <= p <= 1-t (torch.clamp's backward), so grad = dL/dp(p_clamped) * mask * p(1-p) / B.
+// Bindings: params {batch, inv_batch, w0, w1, thr}, logits [B], labels [B], prob [B] (out),
 //           grad [B] (out), loss [B] (out).
 // Dispatch: one invocation per sample, ceil(B / WG) workgroups, folded by grid().
 // Reference: src/kernels/reference/loss.ts (lossRef); dlrm_s_pytorch.py loss_fn / loss_ws.
@@ -14,7 +17,7 @@
 override WG: u32 = 256;
 override KIND: u32 = 0;
 
-struct Params { batch: u32, inv_batch: f32, w0: f32, w1: f32 }
+struct Params { batch: u32, inv_batch: f32, w0: f32, w1: f32, thr: f32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -46,26 +49,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let y = labels[i];
   let e = exp(-abs(z));
   let p = select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-  prob[i] = p;
+  // sigmoid'(z) = p (1 - p), zeroed where the output clamp holds p.
+  var dsig = p * (1.0 - p);
+  var pc = p;
+  if (params.thr > 0.0) {
+    pc = clamp(p, params.thr, 1.0 - params.thr);
+    if (p < params.thr || p > 1.0 - params.thr) { dsig = 0.0; }
+  }
+  prob[i] = pc;
   var l: f32;
   var g: f32;
   if (KIND == 0u) {
     l = max(z, 0.0) - z * y + log1p_(e);
     g = (p - y) * params.inv_batch;
   } else if (KIND == 3u) {
-    let r = p - y;
+    let r = pc - y;
     l = r * r;
-    g = 2.0 * r * p * (1.0 - p) * params.inv_batch;
+    g = 2.0 * r * dsig * params.inv_batch;
   } else {
-    let q = 1.0 - p;
-    let lp = clamped_log(p);
+    let q = 1.0 - pc;
+    let lp = clamped_log(pc);
     var lq = -100.0;
-    if (q > 0.0) { lq = max(log1p_(-p), -100.0); }
-    let pq = p * q;
+    if (q > 0.0) { lq = max(log1p_(-pc), -100.0); }
     var w = 1.0;
     if (KIND == 2u) { w = select(params.w0, params.w1, y >= 1.0); }
     l = w * ((y - 1.0) * lq - y * lp);
-    g = w * ((p - y) / max(pq, 1e-12)) * pq * params.inv_batch;
+    g = w * ((pc - y) / max(pc * q, 1e-12)) * dsig * params.inv_batch;
   }
   loss[i] = l;
   grad[i] = g;

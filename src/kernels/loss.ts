@@ -12,6 +12,8 @@
  *  - "wbce":     the reference's weighted BCE: classWeights[label] * BCELoss(p, y),
  *                mean over the batch (label >= 1 takes classWeights[1]).
  *  - "mse":      torch.nn.MSELoss(mean) on p; gradient 2(p-y)p(1-p)/B.
+ * With a threshold t the probability kinds clamp p to [t, 1-t] first, as the
+ * reference's --loss-threshold; the gradient is zero where the clamp holds.
  */
 import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
@@ -38,6 +40,11 @@ export interface LossArgs {
   kind: LossKind;
   /** wbce: weights for label 0 and label 1 (the reference's --loss-weights). */
   classWeights?: [number, number];
+  /**
+   * Output clamp t (the reference's --loss-threshold): 0 < t < 1 clamps p to
+   * [t, 1-t] before the loss (bce-prob, wbce, mse only; 0 = off).
+   */
+  threshold?: number;
 }
 
 export function prepareLoss(device: GPUDevice, args: LossArgs): Dispatch[] {
@@ -48,10 +55,13 @@ export function prepareLoss(device: GPUDevice, args: LossArgs): Dispatch[] {
   for (const [name, buf] of [["logits", args.logits], ["labels", args.labels], ["prob", args.prob], ["grad", args.grad], ["loss", args.loss]] as const) {
     if (buf.size < B * 4) throw new KernelInputError(`loss: ${name} holds ${buf.size} bytes, needs ${B * 4}`);
   }
+  const thr = args.threshold ?? 0;
+  if (!(thr >= 0 && thr < 0.5)) throw new KernelInputError(`loss: threshold must be in [0, 0.5), got ${thr}`);
+  if (thr > 0 && args.kind === "bce") throw new KernelInputError("loss: the output clamp needs the probability form: use kind 'bce-prob' with a threshold");
   const [w0, w1] = args.classWeights ?? [1, 1];
-  const ab = new ArrayBuffer(16);
+  const ab = new ArrayBuffer(20);
   new Uint32Array(ab)[0] = B;
-  new Float32Array(ab).set([1 / B, w0, w1], 1);
+  new Float32Array(ab).set([1 / B, w0, w1, thr], 1);
   const params = uploadUniform(device, ab, `loss-${args.kind}:params`);
   const kernel = getKernel(device, { shader: "loss_sigmoid", constants: { WG, KIND: KIND[args.kind] } });
   const bg = bindGroup(

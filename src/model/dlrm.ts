@@ -198,7 +198,18 @@ export class DlrmModel {
     const lossPer = buf(B, "loss");
     const lossMean = buf(1, "loss-mean");
     forward.push(
-      ...prepareLoss(device, { logits, labels, prob, grad: dz, loss: lossPer, batch: B, kind: LOSS[c.loss], classWeights: c.lossWeights }),
+      ...prepareLoss(device, {
+        logits,
+        labels,
+        prob,
+        grad: dz,
+        loss: lossPer,
+        batch: B,
+        // The stable logits form cannot express the output clamp; the reference's own form can.
+        kind: c.lossThreshold > 0 && c.loss === "bce" ? "bce-prob" : LOSS[c.loss],
+        classWeights: c.lossWeights,
+        threshold: c.lossThreshold,
+      }),
       ...prepareReduceSum(device, { input: lossPer, output: lossMean, count: B, scale: 1 / B }),
     );
 

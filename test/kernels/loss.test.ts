@@ -108,11 +108,41 @@ describe("fused sigmoid + loss", () => {
     expect(got.grad[0]).toBeCloseTo(1 / 3, 6);
     expect(got.grad[1]).toBeCloseTo(-1 / 3, 6);
   });
+  for (const kind of ["bce-prob", "wbce", "mse"] as const) {
+    it(`${kind} with the output clamp (--loss-threshold 0.2)`, async () => {
+      const device = await testDevice();
+      const rng = new Rng(99 + kind.length);
+      const B = 67;
+      const z = rng.f32(B, -4, 4);
+      const y = new Float32Array(B).map(() => rng.int(2));
+      const out = () => uploadStorage(device, new Float32Array(B).fill(NaN), "out");
+      const [prob, grad, loss] = [out(), out(), out()];
+      const thr = 0.2;
+      lossForwardBackward(device, { logits: uploadStorage(device, z, "z"), labels: uploadStorage(device, y, "y"), prob, grad, loss, batch: B, kind, classWeights: WEIGHTS, threshold: thr });
+      const ref = lossRef(z, y, kind, WEIGHTS, thr);
+      const [gp, gg, gl] = [await readF32(device, prob, B), await readF32(device, grad, B), await readF32(device, loss, B)];
+      let clamped = 0;
+      for (let i = 0; i < B; i++) {
+        const inside = ref.prob[i]! > thr && ref.prob[i]! < 1 - thr;
+        if (!inside) {
+          clamped++;
+          expect(Math.abs(gg[i]!), `grad[${i}] where the clamp holds`).toBe(0);
+          expect(gp[i]).toBe(Math.fround(ref.prob[i]!));
+        }
+      }
+      expect(clamped).toBeGreaterThan(5);
+      // Inside the clamp, the same bounds as without it (p(1-p) >= 0.16 keeps dL/dp moderate).
+      expectAllClose(gp, ref.prob, (i) => dp(z[i]!, ref.prob[i]!), "prob");
+      expectAllClose(gg, ref.grad, (i) => (64 * U32 * Math.abs(ref.grad[i]! * B) + 32 * U32) / B, "grad");
+      expectAllClose(gl, ref.loss, (i) => 64 * U32 * (Math.abs(ref.loss[i]!) + 1), "loss");
+    });
+  }
   it("rejects bad arguments", async () => {
     const device = await testDevice();
     const b = uploadStorage(device, new Float32Array(4), "b");
     const args = { logits: b, labels: b, prob: b, grad: b, loss: b, batch: 4, kind: "wbce" as const };
     expect(() => lossForwardBackward(device, args)).toThrow(/classWeights/);
     expect(() => lossForwardBackward(device, { ...args, kind: "bce", batch: 5 })).toThrow(/needs/);
+    expect(() => lossForwardBackward(device, { ...args, kind: "bce", threshold: 0.1 })).toThrow(/bce-prob/);
   });
 });

@@ -27,6 +27,7 @@ const CASES = [
   "qr_add_cat_bce_rwsadagrad",
   "md_dot_bce_rwsadagrad",
   "md_cat_mse_sgd",
+  "qr_mult_dot_bce_sgd_clamp",
 ];
 
 /** Σ_l K_l: the inner dimensions summed over every GEMM and the interaction. */

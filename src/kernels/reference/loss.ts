@@ -8,7 +8,7 @@
 export type LossKindRef = "bce" | "bce-prob" | "wbce" | "mse";
 
 export function lossRef(
-  z: ArrayLike<number>, y: ArrayLike<number>, kind: LossKindRef, weights: [number, number] = [1, 1],
+  z: ArrayLike<number>, y: ArrayLike<number>, kind: LossKindRef, weights: [number, number] = [1, 1], threshold = 0,
 ): { prob: Float64Array; loss: Float64Array; grad: Float64Array; mean: number } {
   const B = z.length;
   const prob = new Float64Array(B);
@@ -18,14 +18,18 @@ export function lossRef(
   for (let i = 0; i < B; i++) {
     const zi = z[i]!;
     const yi = y[i]!;
-    const p = 1 / (1 + Math.exp(-zi));
+    const p0 = 1 / (1 + Math.exp(-zi));
+    // Output clamp: p held in [t, 1-t]; sigmoid' masked where it holds.
+    const clamped = threshold > 0 && (p0 < threshold || p0 > 1 - threshold);
+    const p = threshold > 0 ? Math.min(Math.max(p0, threshold), 1 - threshold) : p0;
+    const dsig = clamped ? 0 : p0 * (1 - p0);
     prob[i] = p;
     if (kind === "bce") {
       loss[i] = Math.max(zi, 0) - zi * yi + Math.log1p(Math.exp(-Math.abs(zi)));
       grad[i] = (p - yi) / B;
     } else if (kind === "mse") {
       loss[i] = (p - yi) ** 2;
-      grad[i] = (2 * (p - yi) * p * (1 - p)) / B;
+      grad[i] = (2 * (p - yi) * dsig) / B;
     } else {
       const pf = Math.fround(p);
       const w = kind === "wbce" ? weights[yi >= 1 ? 1 : 0] : 1;
@@ -33,7 +37,8 @@ export function lossRef(
       const lq = pf < 1 ? Math.max(Math.log1p(-pf), -100) : -100;
       loss[i] = -w * (yi * lp + (1 - yi) * lq);
       const pq = pf * (1 - pf);
-      grad[i] = (w * ((pf - yi) / Math.max(pq, 1e-12)) * pq) / B;
+      const dsigf = clamped ? 0 : threshold > 0 ? Math.fround(p0) * (1 - Math.fround(p0)) : pq;
+      grad[i] = (w * ((pf - yi) / Math.max(pq, 1e-12)) * dsigf) / B;
     }
     sum += loss[i]!;
   }
