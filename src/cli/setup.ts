@@ -77,6 +77,9 @@ export function makeConfig(v: FlagValues, source: DataSource, given: Set<string>
     lrDecaySteps: v.lrNumDecaySteps as number,
     miniBatchSize: v.miniBatchSize as number,
     seed: (v.numpyRandSeed ?? v.seed) as number,
+    lossThreshold: v.lossThreshold as number,
+    qr: v.qrFlag ? { operation: v.qrOperation as "mult" | "add" | "concat", collisions: v.qrCollisions as number, threshold: v.qrThreshold as number } : null,
+    md: v.mdFlag ? { temperature: v.mdTemperature as number, roundDims: v.mdRoundDims as boolean, threshold: v.mdThreshold as number } : null,
   });
 }
 
