@@ -5,6 +5,8 @@ import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../io/ch
 import { DlrmModel } from "../../model/dlrm.ts";
 import { initParameters } from "../../model/params.ts";
 import { evaluate, train } from "../../model/trainer.ts";
+import { rocAuc } from "../../model/metrics.ts";
+import type { Teacher } from "../../data/synthetic.ts";
 import { type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
 import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS } from "../flags.ts";
 import { cliHost } from "../host.ts";
@@ -122,6 +124,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const sps = (result.losses.length * batchSize) / Math.max(1e-9, result.seconds);
   progress.message(`trained ${result.steps} steps in ${result.seconds.toFixed(1)} s${saveModel ? `, checkpoint ${saveModel}` : ""}`);
   if (last) progress.message(`test AUC ${last.auc.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%, log loss ${last.logLoss.toFixed(4)}`);
+  const teacher = (source as { teacher?: Teacher }).teacher;
+  if (last && teacher) {
+    // The labels' own generator scored on the same test samples: the best AUC any model can reach.
+    const probs: number[] = [];
+    const labels: number[] = [];
+    for await (const b of source.batches({ batchSize: testBatch, split: "test", limit: testBatches })) {
+      probs.push(...teacher.probabilities(b));
+      labels.push(...b.labels);
+    }
+    progress.message(`(the hidden teacher that labelled the synthetic data scores AUC ${rocAuc(probs, labels).toFixed(4)} on the same samples)`);
+  }
   const reportPath = (v.report as string | undefined) ?? (saveModel ? saveModel.replace(/(\.safetensors)?$/, ".report.html") : undefined);
   if (reportPath) {
     await cliHost.writeText(reportPath, renderReport({ title: "webgpu-dlrm training run", config, result, timings: profiler.rows(), adapter: ctx.adapter.name, host: cliHost.runtime(), samplesPerSec: sps }));
