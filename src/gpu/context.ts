@@ -110,7 +110,7 @@ export async function withErrorScopes<T>(device: GPUDevice, label: string, fn: (
 
 function adapterFacts(adapter: GPUAdapter, host: HostName): AdapterFacts {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  const name = info.description || info.device || info.vendor || "unknown adapter";
+  const name = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
   return {
     host,
     name,
