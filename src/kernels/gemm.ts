@@ -80,7 +80,7 @@ export function gemmVariant(device: GPUDevice): GemmVariant {
 /** A concrete launch of one of the two shaders. */
 export interface GemmPlan {
   variant: GemmVariant;
-  shader: "gemm_rb" | "gemm_rb_nn4" | "gemm_tiled";
+  shader: "gemm_rb" | "gemm_rb_nn4" | "gemm_nt4" | "gemm_tiled";
   /** Computing C^T = op(B)^T op(A)^T (rows of the kernel = columns of C). */
   swapped: boolean;
   R: number;
@@ -115,6 +115,8 @@ export function planGemm(device: GPUDevice, spec: GemmSpec): GemmPlan {
     const workgroups: [number, number] = [Math.ceil(n / 64), Math.ceil(m / 64)];
     return { variant, shader: "gemm_tiled", swapped, R: m, S: n, constants: flags, workgroups };
   }
+  // Both operands contiguous along K (the layer forward X W^T), unmasked: gemm_nt4.
+  if (spec.vec4 !== false && !spec.transA && spec.transB && !spec.mask) return planNt4(spec);
   // vec4 columns: B rows and C rows must be whole vec4s, B untransposed and unmasked.
   if (spec.vec4 !== false && !spec.transB && n % 4 === 0 && spec.mask?.operand !== "b" && n >= 16) {
     // Measured best on lavapipe for 1024^3: TM 8, two vec4 columns, WG 16 (6 GFLOP/s vs 3.4 scalar).
@@ -141,6 +143,28 @@ export function planGemm(device: GPUDevice, spec: GemmSpec): GemmPlan {
   const [R, S] = swapped ? [n, m] : [m, n];
   const constants = { ...layoutFlags(spec, swapped), WG: tile.WG, TM: tile.TM, TN: tile.TN };
   return { variant, shader: "gemm_rb", swapped, R, S, constants, workgroups: [Math.ceil(S / (tile.WG * tile.TN)), Math.ceil(R / tile.TM)] };
+}
+
+/** Rows per invocation and lanes per workgroup of gemm_nt4 (measured best on lavapipe, 1024^3: 8 x 4 columns, WG 8). */
+const NT4_TM = 8;
+const NT4_WG = 8;
+
+/**
+ * gemm_nt4 plan: C = A B^T with A [m, k] and B [n, k], or C^T = B A^T
+ * (swapped, stored transposed) when that wastes fewer lanes (n small:
+ * the N=1 output layer runs as a GEMV with the batch across lanes).
+ */
+function planNt4(spec: GemmSpec): GemmPlan {
+  const { m, n } = spec;
+  const fit = (R: number, S: number, TM: number, WG: number) => Math.ceil(R / TM) * TM * Math.ceil(S / (4 * WG)) * 4 * WG;
+  const tm = (R: number) => spec.tile?.TM ?? Math.min(NT4_TM, R);
+  const wg = spec.tile?.WG ?? NT4_WG;
+  if (tm(m) < 1 || tm(m) > 8 || tm(n) > 8 || wg > 256) throw new KernelInputError(`gemm: nt4 tile TM ${tm(m)} (WG ${wg}) outside 1..8 (256)`);
+  const swapped = fit(n, m, tm(n), wg) < fit(m, n, tm(m), wg);
+  const [R, S] = swapped ? [n, m] : [m, n];
+  const TM = tm(R);
+  const constants = { WG: wg, TM, TC: Number(swapped), BIAS: spec.bias ? (swapped ? 2 : 1) : 0, ACT: ACT_CODE[spec.activation ?? "none"] };
+  return { variant: "rb", shader: "gemm_nt4", swapped, R, S, constants, workgroups: [Math.ceil(S / (4 * wg)), Math.ceil(R / TM)] };
 }
 
 /** Override flags of the shaders for `spec`, in the kernel's orientation. */
@@ -195,13 +219,10 @@ export function prepareGemmDispatch(device: GPUDevice, spec: GemmSpec): Dispatch
   const kernel = getKernel(device, { shader: plan.shader, constants: plan.constants });
   const params = uploadUniform(device, new Uint32Array([plan.R, plan.S, spec.k, 0]), `${label}:params`);
   const [a, b] = plan.swapped ? [spec.b, spec.a] : [spec.a, spec.b];
-  const group = bindGroup(
-    device,
-    kernel,
-    // Unused mask / bias bindings get a read-only input (never read; b is vec4-sized for gemm_rb_nn4).
-    { params, a, b, mask: spec.mask?.buffer ?? spec.a, bias: spec.bias ?? b, c: spec.c },
-    label,
-  );
+  // Unused mask / bias bindings get a read-only input (never read; b is vec4-sized for gemm_rb_nn4).
+  const resources: Record<string, GPUBuffer> = { params, a, b, bias: spec.bias ?? b, c: spec.c };
+  if (plan.shader !== "gemm_nt4") resources.mask = spec.mask?.buffer ?? spec.a;
+  const group = bindGroup(device, kernel, resources, label);
   return { label, kernel, bindGroups: [group], workgroups: plan.workgroups };
 }
 

@@ -2,7 +2,7 @@
  * The CLI as users run it: the real entry point under Deno (its own WebGPU)
  * and under Node (Dawn), on tiny configurations.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,42 @@ function run(host: Host, args: string[]): { code: number; out: string; err: stri
   const cmd = host === "deno" ? ["node_modules/.bin/deno", ["run", "-A", "src/cli/main.ts", ...args]] : ["node_modules/.bin/tsx", ["src/cli/main.ts", ...args]];
   const r = spawnSync(cmd[0] as string, cmd[1] as string[], { cwd: ROOT, env, encoding: "utf8", timeout: 180_000 });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** Starts the CLI, waits until stdout matches `ready`, sends SIGINT, resolves with the exit code and output. */
+function interruptAfter(host: Host, args: string[], ready: RegExp): Promise<{ code: number | null; out: string; err: string }> {
+  const env = { ...process.env };
+  if (host === "deno") delete env.VK_ICD_FILENAMES;
+  const [cmd, pre] = host === "deno" ? ["node_modules/.bin/deno", ["run", "-A"]] : ["node_modules/.bin/tsx", []];
+  const child = spawn(cmd, [...pre, "src/cli/main.ts", ...args], { cwd: ROOT, env });
+  let out = "";
+  let err = "";
+  let sent = false;
+  return new Promise((resolve) => {
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (!sent && ready.test(out)) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    child.stderr.on("data", (d) => (err += d));
+    child.on("close", (code) => resolve({ code, out, err }));
+  });
+}
+
+/** A small Criteo Kaggle-format file: label, 13 integers, 26 hex categoricals (some missing). */
+function criteoFile(path: string, rows: number): void {
+  const lines: string[] = [];
+  let x = 12345;
+  const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  for (let r = 0; r < rows; r++) {
+    const ints = Array.from({ length: 13 }, (_, j) => (rnd() < 0.1 ? "" : String(Math.floor(rnd() * 50) - (j === 2 ? 5 : 0))));
+    const cats = Array.from({ length: 26 }, () => (rnd() < 0.05 ? "" : Math.floor(rnd() * 40).toString(16).padStart(8, "0")));
+    const label = Number(cats[0]!.endsWith("1") || cats[0]!.endsWith("3") || rnd() < 0.2);
+    lines.push([label, ...ints, ...cats].join("\t"));
+  }
+  writeFileSync(path, lines.join("\n") + "\n");
 }
 
 function tensors(path: string) {
@@ -105,6 +141,39 @@ describe.each<Host>(["deno", "node"])("CLI under %s", (host) => {
     expect(r.code).toBe(3);
     expect(r.err).toMatch(/loss became (NaN|Infinity|-Infinity) at step \d+: training stopped/);
     expect(readFileSync(ckpt).equals(before)).toBe(true);
+  });
+
+  it("preprocess a Criteo file into the Arrow cache, then train from it", () => {
+    const raw = join(dir, "train.txt");
+    criteoFile(raw, 3000);
+    const cache = join(dir, "cache");
+    const p = run(host, ["preprocess", "--raw-data-file", raw, "--out", cache]);
+    expect(p.code, p.err).toBe(0);
+    expect(p.out).toMatch(/preprocessed 3000 rows/);
+    const t = run(host, ["train", "--data-generation", "dataset", "--processed-data-file", cache, "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "64", "--test-mini-batch-size", "64"]);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/Criteo kaggle from the Arrow cache/);
+    expect(t.out).toMatch(/model: 26 tables/);
+    // Days 1-6 of 7 are training data: 2572 of 3000 rows, in 41 batches of at most 64.
+    expect(t.out).toMatch(/2572 training rows/);
+    expect(t.out).toMatch(/trained 41 steps/);
+    expect(t.out).toMatch(/test AUC \d\.\d+/);
+    const again = run(host, ["preprocess", "--raw-data-file", raw, "--out", cache]);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/already exists/);
+  });
+
+  it("Ctrl-C saves a checkpoint and exits 130; --resume continues from it", async () => {
+    const ckpt = join(dir, "int.safetensors");
+    const r = await interruptAfter(host, ["train", ...TINY, "--num-batches", "100000", "--print-freq", "1", "--save-model", ckpt], /step \d+/);
+    expect(r.code, r.err).toBe(130);
+    expect(r.out).toMatch(/interrupted: saving a checkpoint/);
+    const step = Number(JSON.parse(decodeSafetensors(new Uint8Array(readFileSync(ckpt))).metadata!.step!));
+    expect(step).toBeGreaterThan(0);
+    const c = run(host, ["train", ...TINY, "--num-batches", String(step + 3), "--save-model", ckpt, "--resume"]);
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toContain(`at step ${step}`);
+    expect(c.out).toContain(`trained ${step + 3} steps`);
   });
 
   it("--help of every command", () => {

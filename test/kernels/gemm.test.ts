@@ -9,14 +9,17 @@ import { Rng } from "../helpers/random.ts";
 
 const SIZES = [1, 3, 17, 129];
 
-async function check(device: GPUDevice, variant: GemmVariant, m: number, n: number, k: number, transA: boolean, transB: boolean, vec4 = true) {
+async function check(
+  device: GPUDevice, variant: GemmVariant, m: number, n: number, k: number, transA: boolean, transB: boolean, vec4 = true,
+  tile?: { TM: number; TN: number; WG: number },
+) {
   const rng = new Rng(m * 1_000_003 + n * 1009 + k * 7 + Number(transA) * 2 + Number(transB));
   const a = rng.f32(m * k);
   const b = rng.f32(k * n);
   const c = uploadStorage(device, new Float32Array(m * n).fill(NaN), "c");
-  gemm(device, { a: uploadStorage(device, a, "a"), b: uploadStorage(device, b, "b"), c, m, n, k, transA, transB, variant, vec4 });
+  gemm(device, { a: uploadStorage(device, a, "a"), b: uploadStorage(device, b, "b"), c, m, n, k, transA, transB, variant, vec4, tile });
   const ref = gemmRef(a, b, m, n, k, transA, transB);
-  const what = `${variant}${vec4 ? "" : " scalar"} ${transA ? "T" : "N"}${transB ? "T" : "N"} ${m}x${n}x${k}`;
+  const what = `${variant}${vec4 ? "" : " scalar"} ${transA ? "T" : "N"}${transB ? "T" : "N"} ${m}x${n}x${k}${tile ? ` tile ${JSON.stringify(tile)}` : ""}`;
   expectAllClose(await readF32(device, c, m * n), ref.value, (i) => sumTolerance(k, ref.absSum[i]!), what);
 }
 
@@ -53,6 +56,26 @@ describe("gemm C = op(A) op(B)", () => {
     await check(device, "rb", 129, 260, 129, true, false, false);
   });
 
+  it("rb scalar NT path (vec4: false) on awkward sizes", async () => {
+    const device = await testDevice();
+    for (const [m, n, k] of [[1, 1, 1], [3, 17, 129], [129, 3, 17], [17, 129, 4], [2048, 1, 13]]) await check(device, "rb", m!, n!, k!, false, true, false);
+  });
+
+  it("nt4 (NT, 4 K terms per step): K % 4 in {0, 1, 2, 3}, both orientations, every row count", async () => {
+    const device = await testDevice();
+    // Edges in rows (TM = 8), in columns (4 per lane x WG lanes), and in the K tail.
+    for (const k of [1, 2, 3, 4, 5, 7, 8, 13, 129, 256]) {
+      await check(device, "rb", 17, 33, k, false, true);   // C orientation
+      await check(device, "rb", 129, 3, k, false, true);   // swapped: C^T = B A^T
+    }
+    for (const [m, n, k] of [[1, 1, 1], [1, 129, 17], [129, 1, 367], [9, 31, 64], [65, 257, 12], [2048, 1, 256], [128, 16, 64]]) {
+      await check(device, "rb", m!, n!, k!, false, true);
+    }
+    // Forced tiles: every row count 1..8 and other workgroup sizes.
+    for (const TM of [1, 2, 3, 5, 7, 8]) await check(device, "rb", 19, 45, 23, false, true, true, { TM, TN: 1, WG: 8 });
+    for (const WG of [1, 4, 16, 64]) await check(device, "rb", 37, 70, 9, false, true, true, { TM: 8, TN: 1, WG });
+  });
+
   it("chooses the orientation that keeps the long dimension on SIMD lanes", async () => {
     const device = await testDevice();
     const dummy = uploadStorage(device, new Float32Array(4), "dummy");
@@ -61,7 +84,11 @@ describe("gemm C = op(A) op(B)", () => {
     expect(planGemm(device, { ...spec, m: 2048, n: 1 }).constants.TM).toBe(1);
     expect(planGemm(device, { ...spec, m: 128, n: 512 }).swapped).toBe(false);
     expect(planGemm(device, { ...spec, m: 128, n: 512 }).shader).toBe("gemm_rb_nn4");
-    expect(planGemm(device, { ...spec, m: 128, n: 512, transB: true }).shader).toBe("gemm_rb");
+    expect(planGemm(device, { ...spec, m: 128, n: 512, transB: true }).shader).toBe("gemm_nt4");
+    expect(planGemm(device, { ...spec, m: 128, n: 512, transB: true }).swapped).toBe(false);
+    expect(planGemm(device, { ...spec, m: 2048, n: 1, transB: true }).swapped).toBe(true);
+    expect(planGemm(device, { ...spec, m: 128, n: 512, transB: true, vec4: false }).shader).toBe("gemm_rb");
+    expect(planGemm(device, { ...spec, m: 128, n: 512, transB: true, mask: { buffer: dummy, operand: "a" } }).shader).toBe("gemm_rb");
   });
 
   it("rejects bad shapes and short buffers", async () => {

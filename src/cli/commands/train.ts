@@ -71,7 +71,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
 
   const batchSize = v.miniBatchSize as number;
-  const numBatches = (v.numBatches as number) || (generated ? GENERATED_BATCHES : undefined);
+  const splitRows = (source as { splitRows?: (s: "train") => number }).splitRows?.("train");
+  const numBatches = (v.numBatches as number) || (generated ? GENERATED_BATCHES : splitRows !== undefined ? Math.ceil(splitRows / batchSize) : undefined);
   const testBatches = (v.testNumBatches as number) || (generated ? GENERATED_TEST_BATCHES : undefined);
   const testBatch = v.testMiniBatchSize as number;
 
