@@ -97,7 +97,7 @@ async function gemmCase(name: string, spec: Omit<GemmSpec, "a" | "b" | "c">, a =
   const d = prepareGemmDispatch(device, full);
   const s = await time([d]);
   const c = plan.constants;
-  const desc = plan.shader === "gemm_rb_nn4" ? `[rb_nn4 TM${c.TM} TN4 ${c.TN4} WG${c.WG}]` : plan.variant === "rb" ? `[rb ${plan.swapped ? "C^T " : ""}TM${c.TM} TN${c.TN} WG${c.WG}]` : "[tiled 64x64]";
+  const desc = plan.shader === "gemm_rb_nn4" ? `[rb_nn4 TM${c.TM} WG${c.WG}]` : plan.shader === "gemm_nt4" ? `[nt4 ${plan.swapped ? "C^T " : ""}TM${c.TM} WG${c.WG}]` : plan.variant === "rb" ? `[rb ${plan.swapped ? "C^T " : ""}TM${c.TM} TN${c.TN} WG${c.WG}]` : "[tiled 64x64]";
   report(name, 2 * spec.m * spec.n * spec.k, s, desc);
   return s;
 }
@@ -114,9 +114,13 @@ if (tune) {
   for (const TM of [8]) for (const TN of [1, 4]) for (const WG of [16, 64]) {
     await gemmCase(`rb TM${TM} TN${TN} WG${WG}`, { m: 1024, n: 1024, k: 1024, variant: "rb", vec4: false, tile: { TM, TN, WG } });
   }
-  console.log("\n# rb_nn4 tile sweep, 1024^3 NN");
-  for (const TM of [4, 8]) for (const TN of [1, 2]) for (const WG of [8, 16, 64]) {
-    await gemmCase(`rb_nn4 TM${TM} TN4 ${TN} WG${WG}`, { m: 1024, n: 1024, k: 1024, variant: "rb", tile: { TM, TN, WG } });
+  console.log("\n# rb_nn4 tile sweep, 1024^3 NN (TN ignored: one vec4 column per invocation)");
+  for (const TM of [4, 8]) for (const WG of [8, 16, 64]) {
+    await gemmCase(`rb_nn4 TM${TM} WG${WG}`, { m: 1024, n: 1024, k: 1024, variant: "rb", tile: { TM, TN: 1, WG } });
+  }
+  console.log("\n# nt4 tile sweep, 1024^3 NT");
+  for (const TM of [4, 8]) for (const WG of [8, 16, 64]) {
+    await gemmCase(`nt4 TM${TM} WG${WG}`, { m: 1024, n: 1024, k: 1024, transB: true, variant: "rb", tile: { TM, TN: 1, WG } });
   }
 }
 

@@ -1,7 +1,9 @@
 /**
- * GEMM wrappers for shaders/gemm_rb.wgsl (register-blocked, no workgroup
- * memory: fastest on CPU emulators) and shaders/gemm_tiled.wgsl (workgroup
- * memory tiles: for real GPUs). Both compute
+ * GEMM wrappers for the register-blocked kernels (no workgroup memory:
+ * fastest on CPU emulators) — shaders/gemm_nt4.wgsl (A [m,k] times B [n,k]^T,
+ * the layer forward), shaders/gemm_rb_nn4.wgsl (B [k,n] with n % 4 == 0, vec4
+ * columns), shaders/gemm_rb.wgsl (any layout, scalar) — and
+ * shaders/gemm_tiled.wgsl (workgroup memory tiles: for real GPUs). All compute
  *   C(r, s) = act( sum_k A(r, k) B(k, s) + bias )
  * with any of the four operand layouts, an optional ReLU mask folded into one
  * operand's loads, and a bias + activation epilogue. The variant, the
@@ -40,9 +42,9 @@ export interface GemmSpec {
   activation?: Activation;
   /** Force a kernel style (tests, benchmarks); default: chosen per adapter. */
   variant?: GemmVariant;
-  /** Force the register tile of the rb variant (benchmarks; TM, TN <= 8, WG <= 256). */
+  /** Force the register tile of the rb variant (benchmarks; TM, TN <= 8, WG <= 256; nt4 / nn4 use TM and WG only). */
   tile?: { TM: number; TN: number; WG: number };
-  /** Allow the vec4 register-blocked kernel where legal (default true; false forces the scalar path). */
+  /** Allow the 4-wide register-blocked kernels (nt4, nn4) where legal (default true; false forces the scalar gemm_rb). */
   vec4?: boolean;
   label?: string;
 }
@@ -119,14 +121,15 @@ export function planGemm(device: GPUDevice, spec: GemmSpec): GemmPlan {
   if (spec.vec4 !== false && !spec.transA && spec.transB && !spec.mask) return planNt4(spec);
   // vec4 columns: B rows and C rows must be whole vec4s, B untransposed and unmasked.
   if (spec.vec4 !== false && !spec.transB && n % 4 === 0 && spec.mask?.operand !== "b" && n >= 16) {
-    // Measured best on lavapipe for 1024^3: TM 8, two vec4 columns, WG 16 (6 GFLOP/s vs 3.4 scalar).
+    // One vec4 column and TM <= 8 rows per invocation, WG 16 (written-out tile; measured on lavapipe and SwiftShader).
     const WG = Math.min(16, pow2ceil(n / 4));
-    const t = spec.tile ?? { TM: Math.min(MAXT, pow2ceil(m)), TN: n >= 8 * WG ? 2 : 1, WG };
+    const t = { TM: spec.tile?.TM ?? Math.min(MAXT, m), WG: spec.tile?.WG ?? WG };
+    if (t.TM < 1 || t.TM > MAXT || t.WG > 256) throw new KernelInputError(`gemm: nn4 tile TM ${t.TM} (WG ${t.WG}) outside 1..${MAXT} (256)`);
     const { TA, MASK_A, BIAS, ACT } = flags;
     return {
       variant, shader: "gemm_rb_nn4", swapped, R: m, S: n,
-      constants: { TA: TA!, MASK_A: MASK_A!, BIAS: BIAS!, ACT: ACT!, WG: t.WG, TM: t.TM, TN4: t.TN },
-      workgroups: [Math.ceil(n / (4 * t.WG * t.TN)), Math.ceil(m / t.TM)],
+      constants: { TA: TA!, MASK_A: MASK_A!, BIAS: BIAS!, ACT: ACT!, WG: t.WG, TM: t.TM },
+      workgroups: [Math.ceil(n / (4 * t.WG)), Math.ceil(m / t.TM)],
     };
   }
   let tile = rbTile(m, n);

@@ -76,6 +76,18 @@ describe("gemm C = op(A) op(B)", () => {
     for (const WG of [1, 4, 16, 64]) await check(device, "rb", 37, 70, 9, false, true, true, { TM: 8, TN: 1, WG });
   });
 
+  it("rb_nn4 (vec4 columns, written-out tile): every row count, K % 4 tails, NN and TN", async () => {
+    const device = await testDevice();
+    for (const k of [1, 2, 3, 5, 8, 13]) {
+      await check(device, "rb", 11, 36, k, false, false);
+      await check(device, "rb", 11, 36, k, true, false);
+    }
+    for (const TM of [1, 2, 3, 5, 7, 8]) {
+      await check(device, "rb", 19, 68, 21, false, false, true, { TM, TN: 1, WG: 16 });
+      await check(device, "rb", 19, 68, 21, true, false, true, { TM, TN: 1, WG: 4 });
+    }
+  });
+
   it("chooses the orientation that keeps the long dimension on SIMD lanes", async () => {
     const device = await testDevice();
     const dummy = uploadStorage(device, new Float32Array(4), "dummy");
