@@ -2,9 +2,9 @@
 //   out[b*out_stride + out_offset + t*d + k] (=|+=) scale(t,b) * sum_{p in bag(t,b)} w[p] * E_t[indices[p]][k]
 //   bag(t,b) = offsets[t*B+b] .. offsets[t*B+b+1] (table-major CSR), scale = 1 or 1/|bag| (mean),
 //   w = 1 unless WEIGHTED.
-// Mapping (as FBGEMM's table-batched kernel): a group of LANES invocations per bag covers
-//   the d columns (lane l: columns l, l+LANES, ...) and walks the bag's indices in order
-//   (deterministic sum); BAGS bags per workgroup, WG = LANES * BAGS <= 256; bags of all
+// Mapping: a group of LANES invocations per bag covers the d columns (lane l: COLS
+//   consecutive columns from l*COLS, then + LANES*COLS...) and walks the bag's indices in
+//   order (deterministic sum); BAGS bags per workgroup, WG = LANES * BAGS <= 256; bags of all
 //   tables of one chunk in ONE dispatch: linear workgroup = wid.x + wid.y * nwg.x (grid()),
 //   bag = workgroup * BAGS + lid / LANES over (tables of the chunk) x B.
 // Tables are stored in chunks of consecutive global rows (EmbeddingTableSet); one dispatch

@@ -35,7 +35,7 @@ const NONE = 0xffffffff;
 /** Words of the error buffer: first bad position, its bag, its index, first malformed bag, position described. */
 const ERROR_WORDS = 5;
 const ERROR_RESET = new Uint32Array([NONE, NONE, 0, NONE, NONE]);
-/** Most lanes one bag gets (columns beyond loop within a lane). */
+/** Most lanes one bag gets (columns beyond LANES * COLS loop within a lane). */
 const MAX_LANES = 32;
 
 const dummies = new WeakMap<GPUDevice, { weights: GPUBuffer; errors: GPUBuffer }>();
@@ -57,12 +57,16 @@ function dummyFor(device: GPUDevice): { weights: GPUBuffer; errors: GPUBuffer } 
   return d;
 }
 
-/** Lanes per bag and bags per workgroup for a row of `units` elements (f32 or vec4). */
-export function forwardLayout(device: GPUDevice, units: number): { lanes: number; bags: number; wg: number } {
+/**
+ * Layout for a row of `units` elements (f32 or vec4): columns per lane (8,
+ * 4, 2 or 1, the largest dividing the row), lanes per bag, bags per workgroup.
+ */
+export function forwardLayout(device: GPUDevice, units: number): { cols: number; lanes: number; bags: number; wg: number } {
   const maxWg = Math.min(256, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
-  const lanes = Math.min(units, MAX_LANES, maxWg);
+  const cols = [8, 4, 2, 1].find((c) => units % c === 0)!;
+  const lanes = Math.min(units / cols, MAX_LANES, maxWg);
   const bags = Math.floor(maxWg / lanes);
-  return { lanes, bags, wg: lanes * bags };
+  return { cols, lanes, bags, wg: lanes * bags };
 }
 
 function checkArgs(args: EmbeddingBagForwardArgs): void {
@@ -104,9 +108,12 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   const unit = vec4 ? 4 : 1;
   const shader = vec4 ? "embedding_bag_forward_vec4" : "embedding_bag_forward";
   const dimU = tables.dim / unit;
-  const { lanes, bags: bagsPerWg, wg } = forwardLayout(device, dimU);
+  const { cols, lanes, bags: bagsPerWg, wg } = forwardLayout(device, dimU);
   const weighted = bags.weights !== undefined;
-  const kernel = getKernel(device, { shader, constants: { WG: wg, LANES: lanes, BAGS: bagsPerWg, WEIGHTED: weighted ? 1 : 0 } });
+  const kernel = getKernel(device, {
+    shader,
+    constants: { WG: wg, LANES: lanes, BAGS: bagsPerWg, COLS: cols, WEIGHTED: weighted ? 1 : 0 },
+  });
   const dummy = dummyFor(device);
   const errors = args.errors ?? dummy.errors;
   const info = new Uint32Array(2 * T);

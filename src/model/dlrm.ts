@@ -69,8 +69,8 @@ const DENSE_OPT: Record<DlrmConfig["optimizer"], DenseOptimizerKind> = { sgd: "s
 const LOSS: Record<DlrmConfig["loss"], LossKind> = { mse: "mse", bce: "bce", wbce: "wbce" };
 
 export class DlrmModel {
-  readonly bottom: Linear[] = [];
-  readonly top: Linear[] = [];
+  readonly bottom: Linear[];
+  readonly top: Linear[];
   readonly embeddings: ModelEmbeddings;
   readonly optim: GPUBuffer;
   /** Optimizer steps taken (drives the learning-rate schedule). */
@@ -87,12 +87,7 @@ export class DlrmModel {
     readonly options: DlrmOptions = {},
   ) {
     const training = !options.inferenceOnly;
-    const shapes = new Map(parameterShapes(config));
-    for (const [name, shape] of shapes) {
-      const t = initial[name];
-      if (!t) throw new ConfigError(`initial parameters lack '${name}'`);
-      if (t.shape.join(",") !== shape.join(",")) throw new ConfigError(`parameter '${name}' has shape [${t.shape}], expected [${shape}]`);
-    }
+    checkTensors(initial, parameterShapes(config), "initial parameters");
     const makeLinear = (prefix: string, sizes: number[]) =>
       sizes.slice(1).map((outDim, i): Linear => {
         const name = `${prefix}.${2 * i}`;

@@ -39,7 +39,7 @@ export interface TrainOptions {
   epochs?: number;
   /** Batches per epoch (default: the whole split). */
   numBatches?: number;
-  /** Read back and report the loss every this many steps. */
+  /** Read back and report the loss every this many steps (at most 200). */
   printFreq?: number;
   /** Evaluate every this many steps (0: only at the end). */
   testFreq?: number;
@@ -86,7 +86,8 @@ export async function evaluate(model: DlrmModel, source: DataSource, opts: { bat
  */
 export async function train(model: DlrmModel, opts: TrainOptions): Promise<TrainResult> {
   const epochs = opts.epochs ?? 1;
-  const printFreq = Math.max(1, opts.printFreq ?? 10);
+  // The model keeps the losses of at most 256 unread steps on the GPU.
+  const printFreq = Math.min(200, Math.max(1, opts.printFreq ?? 10));
   const totalSteps = opts.numBatches !== undefined ? opts.numBatches * epochs : undefined;
   const losses: { step: number; loss: number }[] = [];
   const evals: EvalEvent[] = [];

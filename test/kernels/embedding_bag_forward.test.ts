@@ -110,7 +110,10 @@ function compare(c: Case, tables: Float32Array[], got: Float32Array, stride: num
 }
 
 describe("embedding_bag_forward", () => {
-  for (const dim of [1, 3, 4, 16, 64, 128]) {
+  // Columns per lane (COLS): 6 -> 2, 16 -> 4 (vec4: 1), 64 and 128 -> 8 (vec4: 16 and 32 units).
+  // 37 (scalar), 520 (vec4, 2 per lane) and 1056 (vec4, 8 per lane): more columns than
+  // LANES * COLS, lanes loop.
+  for (const dim of [1, 3, 4, 6, 16, 64, 128, 37, 520, 1056]) {
     it(`d=${dim}: several tables of different sizes, empty bags`, async () => {
       const rng = new Rng(100 + dim);
       const rows = [7, 1, 50, 13];
@@ -156,7 +159,7 @@ describe("embedding_bag_forward", () => {
     await runCase({ rows, dim: 8, bags }, randomTables(rng, rows, 8));
   });
 
-  for (const dim of [3, 16]) {
+  for (const dim of [3, 6, 16, 64]) {
     it(`d=${dim}: mean pooling with empty bags`, async () => {
       const rng = new Rng(31 + dim);
       const rows = [6, 20, 3];
@@ -180,8 +183,8 @@ describe("embedding_bag_forward", () => {
     await runCase({ rows, dim: d, bags, outStride: (rows.length + 1) * d, outOffset: d }, randomTables(rng, rows, d));
   });
 
-  it("writes at a stride and offset that are not multiples of 4 (scalar path, d=4 and d=3)", async () => {
-    for (const d of [4, 3]) {
+  it("writes at a stride and offset that are not multiples of 4 (scalar path, d=4, 3, 16, 40)", async () => {
+    for (const d of [4, 3, 16, 40]) {
       const rng = new Rng(10 + d);
       const rows = [10, 3, 25];
       const bags = randomBags(rng, rows, 23, () => rng.int(5));
@@ -189,7 +192,7 @@ describe("embedding_bag_forward", () => {
     }
   });
 
-  for (const dim of [3, 8]) {
+  for (const dim of [3, 8, 32]) {
     it(`d=${dim}: tables split across chunks (one table spans 3 chunks), sum, mean and weights`, async () => {
       const rng = new Rng(300 + dim);
       // Chunks of 8 rows: global rows 0-2 table 0, 3-18 table 1 (chunks 0, 1, 2), 19-23 table 2 (chunk 2).
