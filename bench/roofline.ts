@@ -38,7 +38,7 @@ function fmaDispatch(device: GPUDevice, wg: number, groups: number, iters: numbe
 
 export async function measureRoofline(device: GPUDevice, timer: KernelTimer, quick = false): Promise<Roofline> {
   // FMA: a few shapes (work per invocation vs number of invocations); the best counts.
-  const shapes: [number, number, number][] = quick ? [[64, 1024, 512]] : [[64, 2048, 512], [256, 512, 512], [64, 1024, 2048]];
+  const shapes: [number, number, number][] = quick ? [[64, 1024, 512]] : [[64, 2048, 512], [256, 512, 512]];
   const out = createStorage(device, Math.max(...shapes.map(([wg, g]) => wg * g)) * 4, "roofline-fma:out");
   let fmaGflops = 0;
   let fmaShape = "";
@@ -70,7 +70,7 @@ const isMain = (import.meta as ImportMeta & { main?: boolean }).main ?? /rooflin
 if (isMain) {
   const { createContext } = await import("../src/gpu/context.ts");
   const ctx = await createContext({ label: "roofline" });
-  const timer = new KernelTimer(ctx.device, { targetMs: 500, minReps: 3, maxReps: 20 });
+  const timer = new KernelTimer(ctx.device, { targetMs: 500, slowMs: 2000, minReps: 3, maxReps: 20 });
   const r = await measureRoofline(ctx.device, timer, false);
   console.log(`${ctx.adapter.name}: FMA ${r.fmaGflops.toFixed(2)} GFLOP/s (${r.fmaShape}), copy ${r.copyGBs.toFixed(2)} GB/s (${r.copyTiming.method})`);
   timer.destroy();

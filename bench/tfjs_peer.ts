@@ -6,17 +6,21 @@
  * itself only when navigator.gpu exists at import time.
  *
  * Timing of an op `fn` (returns a tensor; intermediates are freed by tidy):
- *  - warm-up: two calls, each awaited with data() (compiles the pipelines,
- *    uploads the inputs);
+ *  - an op whose warm-up took longer than `slowMs` is measured by one tf.time()
+ *    call only (kernelMs; its wallMs as the wall figure);
+ *  - warm-up: one call awaited with data() (compiles the pipelines, uploads
+ *    the inputs), then one wall-clock call that sizes the repetitions
+ *    (planReps in bench/kernels/timing.ts, the same rule as for our kernels);
  *  - GPU time: tf.time() per call, whose kernelMs sums timestamp queries over
  *    every program tfjs ran for it; median over `reps` calls;
  *  - wall clock: `batch` calls, then the backend's pending command buffer is
  *    submitted and queue.onSubmittedWorkDone awaited (tfjs records lazily and
- *    submits every 15 dispatches); divided by `batch`, median of 3.
+ *    submits every 15 dispatches); divided by `batch`, median of 3 (1 for
+ *    calls slower than the time budget).
  */
 import type * as TF from "@tensorflow/tfjs-core";
 import { getGPU } from "../src/gpu/host.ts";
-import { clamp, median, type TimerOptions, type Timing } from "./kernels/timing.ts";
+import { median, planReps, type TimerOptions, type Timing } from "./kernels/timing.ts";
 
 type Tf = typeof TF;
 
@@ -76,16 +80,24 @@ export class TfjsPeer {
 
   async time(fn: () => TF.Tensor): Promise<Timing> {
     const tf = this.tf;
-    for (let i = 0; i < 2; i++) {
-      const y = tf.tidy(fn);
-      await y.data();
-      y.dispose();
+    const t0 = performance.now();
+    const y = tf.tidy(fn);
+    await y.data();
+    y.dispose();
+    if (performance.now() - t0 > this.opts.slowMs) {
+      // Very slow op: one measured call after the warm-up.
+      const info = await tf.time(() => {
+        tf.tidy(fn).dispose();
+      });
+      const ts = this.backend.supportTimestampQuery;
+      return { ms: ts ? (info.kernelMs as number) : info.wallMs, method: ts ? "timestamp" : "wall", wallMs: info.wallMs, reps: 1 };
     }
     const est = Math.max(await this.wall(fn, 1), 1e-3);
+    const plan = planReps(est, this.opts);
     let ms = NaN;
     let reps = 0;
     if (this.backend.supportTimestampQuery) {
-      reps = Math.round(clamp(this.opts.targetMs / est, this.opts.minReps, this.opts.maxReps));
+      reps = plan.reps;
       const per: number[] = [];
       for (let r = 0; r < reps; r++) {
         const info = await tf.time(() => {
@@ -95,9 +107,9 @@ export class TfjsPeer {
       }
       ms = median(per);
     }
-    const batch = Math.round(clamp(this.opts.targetMs / 3 / est, 1, 200));
     const walls: number[] = [];
-    for (let i = 0; i < 3; i++) walls.push((await this.wall(fn, batch)) / batch);
+    if (plan.batch === 1) walls.push(est);
+    while (walls.length < plan.wallSamples) walls.push((await this.wall(fn, plan.batch)) / plan.batch);
     const wallMs = median(walls);
     return { ms: Number.isFinite(ms) ? ms : wallMs, method: Number.isFinite(ms) ? "timestamp" : "wall", wallMs, reps };
   }

@@ -9,10 +9,20 @@ export interface BenchEnv {
   timer: KernelTimer;
   /** Undefined when tfjs could not start (the reason is in peerError) or --no-tfjs. */
   peer: TfjsPeer | undefined;
+  /** Updated in place at the end of the run (best of the opening and closing measurement). */
   roof: Roofline;
   quick: boolean;
   log: (line: string) => void;
 }
+
+/**
+ * A table cell; a function is evaluated when the table is rendered, after
+ * the closing roofline measurement (fractions of the roofline use the final
+ * figures, see bench/kernels.ts).
+ */
+export type Cell = string | (() => string);
+
+export const renderCells = (cells: readonly Cell[]): string[] => cells.map((c) => (typeof c === "function" ? c() : c));
 
 /** Fixed-point with `d` decimals, or 3 significant digits for small values. */
 export function fmt(x: number, d = 2): string {

@@ -11,14 +11,14 @@ import { createStorage, uploadStorage } from "../../src/gpu/buffers.ts";
 import { interactionOutputDim, prepareInteractionBackward, prepareInteractionForward } from "../../src/kernels/interaction.ts";
 import { Rng } from "../../src/util/rng.ts";
 import { table } from "../report.ts";
-import { type BenchEnv, fmt, pct, peerCols } from "./common.ts";
+import { type BenchEnv, type Cell, fmt, pct, peerCols, renderCells } from "./common.ts";
 
 const HEAD = ["case", "ms", "GB/s", "% copy BW", "GFLOP/s", "wall ms", "tfjs ms (batched matMul)", "tfjs / ours"];
 
-export async function runInteraction(env: BenchEnv): Promise<string> {
+export async function runInteraction(env: BenchEnv): Promise<() => string> {
   const { device, timer, peer, roof, log } = env;
   const tf = peer?.tf;
-  const rows: string[][] = [];
+  const rows: Cell[][] = [];
   const B = 2048;
   for (const [n, d] of [[26, 16], [8, 64]] as const) {
     const rng = new Rng(n * 100 + d);
@@ -53,13 +53,13 @@ export async function runInteraction(env: BenchEnv): Promise<string> {
       const p = c.pass === "fwd" && tf && tT ? await peer!.time(() => tf.matMul(tT!, tT!, false, true)) : undefined;
       const gbs = c.bytes / (ours.ms * 1e6);
       const [pm, pr] = p ? peerCols(ours, p) : ["n/a (not run)", "n/a"];
-      const cells = [`B=${B} n=${n} d=${d} ${c.pass} (${c.ds.map((x) => x.label).join(", ")})`, fmt(ours.ms, 3), fmt(gbs), pct(gbs / roof.copyGBs),
+      const cells = [`B=${B} n=${n} d=${d} ${c.pass} (${c.ds.map((x) => x.label).join(", ")})`, fmt(ours.ms, 3), fmt(gbs), () => pct(gbs / roof.copyGBs),
         fmt(c.flops / (ours.ms * 1e6)), fmt(ours.wallMs, 3), pm, pr];
       rows.push(cells);
-      log(cells.join("  "));
+      log(renderCells(cells).join("  "));
     }
     tT?.dispose();
     for (const b of [x, emb, out, gradOut, gradX, gradEmb]) b.destroy();
   }
-  return table(HEAD, rows);
+  return () => table(HEAD, rows.map(renderCells));
 }

@@ -4,12 +4,16 @@
  * Each case: one warm-up submit (inside error scopes, so a validation error
  * fails the run instead of timing nothing), one submit to estimate the cost,
  * then
- *  - GPU time: `reps` submits, each dispatch in its own compute pass with
+ * A case whose warm-up took longer than `slowMs` is measured by one more
+ * execution only (timestamped; its submit's wall clock is the wall figure).
+ * Otherwise:
+ *  - GPU time: `reps` submits (planReps: within `targetMs`, 3-15), each dispatch in its own compute pass with
  *    timestamp writes (src/gpu/timing.ts Profiler); the per-rep sum of the
  *    passes, median over the reps. Without 'timestamp-query' this is skipped
  *    and the wall-clock figure below is reported instead.
  *  - wall clock: `batch` executions encoded in one command buffer (one
- *    pass), submit + onSubmittedWorkDone, divided by `batch`; median of 3.
+ *    pass), submit + onSubmittedWorkDone, divided by `batch`; median of 3
+ *    (a single sample, the estimate, for cases slower than `targetMs`).
  */
 import { withErrorScopes } from "../../src/gpu/context.ts";
 import { type Dispatch, encodeDispatches } from "../../src/gpu/dispatch.ts";
@@ -39,8 +43,22 @@ export const clamp = (x: number, lo: number, hi: number): number => Math.max(lo,
 export interface TimerOptions {
   /** Time budget of each of the two phases of a case (ms). */
   targetMs: number;
+  /** A case whose warm-up execution took longer than this (ms) is measured once. */
+  slowMs: number;
   minReps: number;
   maxReps: number;
+}
+
+/**
+ * Repetitions for a case whose single execution took `est` ms: timestamp
+ * reps within the budget, executions per wall submit, and the number of
+ * wall samples (the estimate itself is the only one for cases slower than
+ * the budget).
+ */
+export function planReps(est: number, o: TimerOptions): { reps: number; batch: number; wallSamples: number } {
+  const reps = Math.round(clamp(o.targetMs / est, o.minReps, o.maxReps));
+  const batch = Math.round(clamp(o.targetMs / 3 / est, 1, 200));
+  return { reps, batch, wallSamples: est > o.targetMs ? 1 : 3 };
 }
 
 export class KernelTimer {
@@ -67,34 +85,53 @@ export class KernelTimer {
     return performance.now() - t0;
   }
 
+  /** One execution with a timed pass per dispatch: [GPU ms (sum of the passes), wall ms of the submit]. */
+  private async timestamped(p: Profiler, ds: readonly Dispatch[], label: string): Promise<[number, number]> {
+    const device = this.device;
+    p.reset();
+    const enc = device.createCommandEncoder({ label: `bench ${label}` });
+    encodeDispatches(enc, ds, p);
+    p.resolve(enc);
+    await device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    const wall = performance.now() - t0;
+    await p.collect();
+    const gpu = p.rows().reduce((s, row) => s + row.ms, 0);
+    p.reset();
+    return [gpu, wall];
+  }
+
   async time(ds: readonly Dispatch[], label: string): Promise<Timing> {
     const { device, opts } = this;
-    await withErrorScopes(device, `bench ${label}`, () => this.submit(ds, 1));
+    const p = this.profiler;
+    const first = await withErrorScopes(device, `bench ${label}`, () => this.submit(ds, 1));
+    if (first > opts.slowMs) {
+      // Very slow case (SwiftShader): a single measured execution after the warm-up.
+      if (p) {
+        const [gpu, wall] = await this.timestamped(p, ds, label);
+        return { ms: gpu, method: "timestamp", wallMs: wall, reps: 1 };
+      }
+      const wall = await this.submit(ds, 1);
+      return { ms: wall, method: "wall", wallMs: wall, reps: 0 };
+    }
     const est = Math.max(await this.submit(ds, 1), 1e-3);
 
     let ms = NaN;
     let reps = 0;
-    const p = this.profiler;
     if (p && ds.length > 0) {
-      reps = Math.round(clamp(opts.targetMs / est, opts.minReps, opts.maxReps));
+      reps = planReps(est, opts).reps;
       const per: number[] = [];
-      for (let r = 0; r < reps; r++) {
-        p.reset();
-        const enc = device.createCommandEncoder({ label: `bench ${label}` });
-        encodeDispatches(enc, ds, p);
-        p.resolve(enc);
-        device.queue.submit([enc.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        await p.collect();
-        per.push(p.rows().reduce((s, row) => s + row.ms, 0));
-      }
-      p.reset();
+      for (let r = 0; r < reps; r++) per.push((await this.timestamped(p, ds, label))[0]);
       ms = median(per);
     }
     // Several executions per submit amortise the submit overhead.
-    const batch = Math.round(clamp(opts.targetMs / 3 / est, 1, 200));
+    const { batch, wallSamples } = planReps(est, opts);
     const walls: number[] = [];
-    for (let i = 0; i < 3; i++) walls.push((await this.submit(ds, batch)) / batch);
+    // With one execution per submit, the estimate above is the first sample.
+    if (batch === 1) walls.push(est);
+    while (walls.length < wallSamples) walls.push((await this.submit(ds, batch)) / batch);
     const wallMs = median(walls);
     return { ms: Number.isFinite(ms) ? ms : wallMs, method: Number.isFinite(ms) ? "timestamp" : "wall", wallMs, reps };
   }
