@@ -124,6 +124,21 @@ describe.each<Host>(["deno", "node"])("CLI under %s", (host) => {
     }
   });
 
+  it("a JSON config file gives options; flags given win; bad files are named", () => {
+    const cfg = join(dir, "cfg.json");
+    writeFileSync(cfg, JSON.stringify({ "arch-embedding-size": "50-60-70", "arch-sparse-feature-size": 4, "arch-mlp-bot": "13-8-4", "arch-mlp-top": "8-1", "mini-batch-size": 32, "num-batches": 30, "test-num-batches": 1 }));
+    const r = run(host, ["train", "--config", cfg, "--num-batches", "6"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/model: 3 tables \(180 rows\) x d=4/);
+    expect(r.out).toMatch(/trained 6 steps/);
+    writeFileSync(cfg, "{ not json");
+    const bad = run(host, ["train", "--config", cfg]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/cfg\.json is not valid JSON/);
+    writeFileSync(cfg, JSON.stringify({ "learning-rat": 1 }));
+    expect(run(host, ["train", "--config", cfg]).err).toMatch(/cfg\.json: unknown option 'learning-rat'/);
+  });
+
   it("a corrupted checkpoint is refused with the reason", () => {
     const bad = join(dir, "bad.safetensors");
     writeFileSync(bad, new Uint8Array([1, 2, 3]));

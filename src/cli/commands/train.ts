@@ -29,6 +29,20 @@ export const TRAIN_HELP = helpText(
   ],
 );
 
+async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await cliHost.readText(path);
+  } catch (e) {
+    throw new UsageError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
 /** The data options of a run, recorded in its checkpoints so eval/predict see the same data. */
 function dataFlags(v: FlagValues): FlagValues {
   const keys = ["dataGeneration", "dataSet", "rawDataFile", "processedDataFile", "maxIndRange", "dataSize", "numIndicesPerLookup", "numIndicesPerLookupFixed", "zipfExponent", "roundTargets", "seed", "numpyRandSeed"];
@@ -46,7 +60,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   const { values: v, given, positional } = parseFlags(argv, TRAIN_FLAGS, "train");
   if (positional.length) throw new UsageError(`train takes no positional arguments (got '${positional[0]}'); options start with --`);
-  if (v.config) mergeConfigFile(v, given, JSON.parse(await cliHost.readText(v.config as string)), v.config as string);
+  if (v.config) mergeConfigFile(v, given, await readJsonFile(v.config as string), v.config as string);
   if (v.resume && !v.saveModel) throw new UsageError("--resume needs --save-model FILE (the checkpoint to continue)");
 
   const progress = createProgress({ write: cliHost.write, tty: cliHost.isTTY(), jsonl: v.logJsonl ? await cliHost.appendLineWriter(v.logJsonl as string) : undefined });
