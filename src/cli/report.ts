@@ -9,7 +9,7 @@ function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 }
 
-function lineChart(title: string, points: { x: number; y: number }[], yLabel: string): string {
+function lineChart(title: string, points: { x: number; y: number }[], yLabel: string, yRange?: [number, number]): string {
   const w = 560;
   const h = 220;
   const pad = 40;
@@ -17,9 +17,10 @@ function lineChart(title: string, points: { x: number; y: number }[], yLabel: st
   const xs = points.map((p) => p.x);
   const ys = points.map((p) => p.y);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  let [y0, y1] = yRange ? [Math.min(yRange[0], ...ys), Math.max(yRange[1], ...ys)] : [Math.min(...ys), Math.max(...ys)];
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5];
-  const sx = (x: number) => pad + ((x - x0) / Math.max(1e-12, x1 - x0)) * (w - 2 * pad);
+  // A single point sits in the middle.
+  const sx = (x: number) => (x1 === x0 ? w / 2 : pad + ((x - x0) / (x1 - x0)) * (w - 2 * pad));
   const sy = (y: number) => h - pad - ((y - y0) / (y1 - y0)) * (h - 2 * pad);
   const path = points.map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" ");
   const dots = points.length <= 50 ? points.map((p) => `<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3"/>`).join("") : "";
@@ -35,7 +36,10 @@ function lineChart(title: string, points: { x: number; y: number }[], yLabel: st
 
 export function renderReport(opts: { title: string; config: unknown; result: TrainResult; timings: TimingRow[]; adapter: string; host: string; samplesPerSec?: number }): string {
   const total = opts.timings.reduce((a, r) => a + r.ms, 0);
-  const rows = opts.timings
+  const shown = opts.timings.slice(0, 20);
+  const rest = opts.timings.slice(20);
+  if (rest.length) shown.push({ label: `${rest.length} other kernels`, count: rest.reduce((a, r) => a + r.count, 0), ms: rest.reduce((a, r) => a + r.ms, 0) });
+  const rows = shown
     .map((r) => `<tr><td>${esc(r.label)}</td><td>${r.count}</td><td>${r.ms.toFixed(2)}</td><td>${total ? ((100 * r.ms) / total).toFixed(1) : "0"}%</td></tr>`)
     .join("");
   const last = opts.result.evals.at(-1);
@@ -46,7 +50,7 @@ export function renderReport(opts: { title: string; config: unknown; result: Tra
     last ? `; final ${esc(last.split)} AUC ${last.auc.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%, log loss ${last.logLoss.toFixed(4)}` : ""
   }${opts.result.interrupted ? " (interrupted)" : ""}.</p>
 ${lineChart("Training loss", opts.result.losses.map((l) => ({ x: l.step, y: l.loss })), "loss")}
-${lineChart("Test AUC", opts.result.evals.map((e) => ({ x: e.step, y: e.auc })), "AUC")}
+${lineChart("Test AUC", opts.result.evals.map((e) => ({ x: e.step, y: e.auc })), "AUC", [0.5, 1])}
 <h2>GPU time per kernel</h2>
 ${rows ? `<table><tr><th>kernel</th><th>calls</th><th>ms</th><th>share</th></tr>${rows}</table>` : "<p>Not profiled.</p>"}
 <h2>Configuration</h2><pre>${esc(JSON.stringify(opts.config, null, 2))}</pre>
