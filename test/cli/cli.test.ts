@@ -14,8 +14,8 @@ const TINY = ["--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size",
 
 type Host = "deno" | "node";
 
-function run(host: Host, args: string[]): { code: number; out: string; err: string } {
-  const env = { ...process.env };
+function run(host: Host, args: string[], extraEnv: Record<string, string> = {}): { code: number; out: string; err: string } {
+  const env = { ...process.env, ...extraEnv };
   // Deno runs on the system's Vulkan driver (lavapipe here); Node on whatever the test run chose.
   if (host === "deno") delete env.VK_ICD_FILENAMES;
   const cmd = host === "deno" ? ["node_modules/.bin/deno", ["run", "-A", "src/cli/main.ts", ...args]] : ["node_modules/.bin/tsx", ["src/cli/main.ts", ...args]];
@@ -189,6 +189,18 @@ describe.each<Host>(["deno", "node"])("CLI under %s", (host) => {
     expect(c.code, c.err).toBe(0);
     expect(c.out).toContain(`at step ${step}`);
     expect(c.out).toContain(`trained ${step + 3} steps`);
+  });
+
+  it("a lost device is reported (exit 4) and --resume continues from the last checkpoint", () => {
+    const ckpt = join(dir, "lost.safetensors");
+    const args = ["train", ...TINY, "--num-batches", "30", "--checkpoint-every", "5", "--save-model", ckpt];
+    const r = run(host, args, { DLRM_FAULT_LOSE_DEVICE_AT_STEP: "10" });
+    expect(r.code, r.err).toBe(4);
+    expect(r.err).toMatch(/GPU device lost .*continue with --resume --save-model .*lost\.safetensors/);
+    const c = run(host, [...args, "--resume"]);
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toMatch(/at step (5|10)\b/);
+    expect(c.out).toContain("trained 30 steps");
   });
 
   it("--help of every command", () => {

@@ -1,5 +1,6 @@
 /** `train`: trains a DLRM (or evaluates one with --inference-only). */
 import { createContext, type GpuContext } from "../../gpu/context.ts";
+import type { DeviceLostError } from "../../gpu/errors.ts";
 import { Profiler } from "../../gpu/timing.ts";
 import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../io/checkpoint.ts";
 import { DlrmModel } from "../../model/dlrm.ts";
@@ -28,6 +29,11 @@ export const TRAIN_HELP = helpText(
     "webgpu-dlrm train --save-model runs/a.safetensors --checkpoint-every 100 --resume",
   ],
 );
+
+function withResumeHint(e: DeviceLostError, saveModel: string | undefined): DeviceLostError {
+  e.message += saveModel ? ` The last checkpoint is ${saveModel}: continue with --resume --save-model ${saveModel}.` : " Use --save-model with --checkpoint-every to be able to resume.";
+  return e;
+}
 
 async function readJsonFile(path: string): Promise<unknown> {
   let text: string;
@@ -104,11 +110,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
     progress.message("interrupted: saving a checkpoint and stopping (Ctrl-C again to quit at once)");
     abort.abort();
   });
-  ctx.lost.then((e) => {
-    if (e.reason === "destroyed") return; // our own destroy() at the end
-    if (!abort.signal.aborted) progress.message(`${e.message}${v.saveModel ? ` Resume with --resume --save-model ${v.saveModel}.` : ""}`);
-    abort.abort();
+  let closing = false; // set before our own destroy() at the end
+  ctx.lost.then(() => {
+    if (!closing) abort.abort();
   });
+  // Fault injection for tests: lose the device once this step is reached.
+  const loseAt = Number((globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DLRM_FAULT_LOSE_DEVICE_AT_STEP ?? NaN);
 
   const profiler = new Profiler(ctx.device, 256);
   const saveModel = v.saveModel as string | undefined;
@@ -124,17 +131,25 @@ export async function trainCommand(argv: string[]): Promise<number> {
       testBatches,
       checkpointEvery: v.checkpointEvery as number,
       saveCheckpoint: saveModel ? (m) => saveCheckpoint(saveModel, m, { data: JSON.stringify(dataFlags(v)) }) : undefined,
-      onStep: progress.step,
+      onStep: (e) => {
+        progress.step(e);
+        if (e.step >= loseAt) ctx.device.destroy();
+      },
       onEval: progress.eval,
       signal: abort.signal,
       profiler,
       profileSteps: 5,
     });
+  } catch (e) {
+    // A lost device shows up first as failing GPU calls; report the loss itself, with how to resume.
+    await Promise.race([ctx.lost, new Promise((r) => setTimeout(r, 2000))]);
+    if (ctx.lostError) throw withResumeHint(ctx.lostError, saveModel);
+    throw e;
   } finally {
     offInterrupt();
     progress.close();
   }
-  ctx.assertAlive();
+  if (ctx.lostError) throw withResumeHint(ctx.lostError, saveModel);
   const last = result.evals.at(-1);
   const sps = (result.losses.length * batchSize) / Math.max(1e-9, result.seconds);
   progress.message(`trained ${result.steps} steps in ${result.seconds.toFixed(1)} s${saveModel ? `, checkpoint ${saveModel}` : ""}`);
@@ -157,6 +172,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   profiler.destroy();
   model.destroy();
+  closing = true;
   ctx.destroy();
   return result.interrupted ? 130 : 0;
 }
