@@ -56,7 +56,7 @@ function dataFlags(v: FlagValues): FlagValues {
 }
 
 /** Number of batches for generated data when --num-batches is not given. */
-const GENERATED_BATCHES = 400;
+const GENERATED_BATCHES = 600;
 const GENERATED_TEST_BATCHES = 8;
 
 export async function trainCommand(argv: string[]): Promise<number> {
