@@ -4,6 +4,7 @@
  * say how to fix the problem.
  */
 import { ConfigError } from "../gpu/errors.ts";
+import { embeddingLayout, type MdOptions, type QrOptions } from "./embedding_layout.ts";
 
 export type InteractionOp = "dot" | "cat";
 export type LossName = "mse" | "bce" | "wbce";
@@ -39,19 +40,7 @@ export interface DlrmConfig {
   md: MdOptions | null;
 }
 
-export interface QrOptions {
-  operation: "concat" | "add" | "mult";
-  collisions: number;
-  threshold: number;
-}
-
-export interface MdOptions {
-  temperature: number;
-  roundDims: boolean;
-  threshold: number;
-  /** Explicit per-table dimensions (else the reference's md_solver). */
-  dims?: number[];
-}
+export type { MdOptions, QrOptions };
 
 export const DEFAULTS: Omit<DlrmConfig, "tableRows" | "bottomMlp" | "topMlp" | "embeddingDim"> = {
   interaction: "dot",
@@ -116,23 +105,8 @@ export function resolveConfig(partial: Partial<DlrmConfig> & Pick<DlrmConfig, "e
   if (c.lossWeights.length !== 2 || c.lossWeights.some((w) => !(w >= 0))) throw new ConfigError(`loss weights must be two non-negative numbers (--loss-weights 1.0-1.0)`);
   positiveInt("mini-batch size (--mini-batch-size)", c.miniBatchSize);
   if (!(c.lossThreshold >= 0 && c.lossThreshold < 1)) throw new ConfigError(`loss threshold must be in [0, 1), got ${c.lossThreshold} (--loss-threshold)`);
-  if (c.qr) {
-    if (!["concat", "add", "mult"].includes(c.qr.operation)) throw new ConfigError(`QR operation must be concat, add or mult, got '${c.qr.operation}' (--qr-operation)`);
-    positiveInt("QR collisions (--qr-collisions)", c.qr.collisions);
-    if (!(c.qr.threshold >= 0)) throw new ConfigError(`QR threshold must be >= 0 (--qr-threshold)`);
-    if (c.qr.operation === "concat" && c.embeddingDim % 2 !== 0) throw new ConfigError(`QR concat splits d into two halves: d=${c.embeddingDim} must be even`);
-  }
-  if (c.md) {
-    if (!(c.md.temperature >= 0)) throw new ConfigError(`MD temperature must be >= 0 (--md-temperature)`);
-    if (c.md.dims) {
-      if (c.md.dims.length !== c.tableRows.length) throw new ConfigError(`MD dims: ${c.md.dims.length} given for ${c.tableRows.length} tables`);
-      c.md.dims.forEach((v, t) => {
-        positiveInt(`MD dim of table ${t}`, v);
-        if (v > c.embeddingDim) throw new ConfigError(`MD dim of table ${t} (${v}) exceeds d=${c.embeddingDim}`);
-      });
-    }
-  }
-  if (!Number.isInteger(c.seed)) throw new ConfigError(`seed must be an integer, got ${c.seed}`);
+  // QR and MD options are checked where they are interpreted: the embedding layout.
+  if (c.qr || c.md) embeddingLayout({ embeddingDim: c.embeddingDim, tableRows: c.tableRows, qr: c.qr, md: c.md });
   return c;
 }
 
