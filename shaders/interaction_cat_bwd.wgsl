@@ -3,11 +3,8 @@
 // Dispatch: one invocation per grad_out element, ceil(B (n+1) d / WG) workgroups, folded by grid().
 // Reference: src/kernels/reference/interaction.ts (interactionBackwardRef, op "cat").
 
-override WG: u32 = 256;
+// #include "interaction_cat_common.wgsl"
 
-struct Params { batch: u32, n: u32, d: u32, total: u32 }
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> grad_out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grad_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_emb: array<f32>;
@@ -18,12 +15,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let idx = (wid.x + wid.y * nwg.x) * WG + lid;
   if (idx >= params.total) { return; }
   let d = params.d;
-  let row = (params.n + 1u) * d;
-  let b = idx / row;
-  let r = idx - b * row;
-  if (r < d) {
-    grad_x[b * d + r] = grad_out[idx];
+  let p = cat_pos(idx);
+  if (p.y < d) {
+    grad_x[p.x * d + p.y] = grad_out[idx];
   } else {
-    grad_emb[b * params.n * d + (r - d)] = grad_out[idx];
+    grad_emb[p.x * params.n * d + (p.y - d)] = grad_out[idx];
   }
 }
