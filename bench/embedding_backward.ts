@@ -9,8 +9,7 @@
  */
 import { createContext } from "../src/gpu/context.ts";
 import { createStorage, uploadStorage } from "../src/gpu/buffers.ts";
-import { type Dispatch, submitDispatches } from "../src/gpu/dispatch.ts";
-import { prepareCopy } from "../src/kernels/copy.ts";
+import type { Dispatch } from "../src/gpu/dispatch.ts";
 import { uploadBagBatch } from "../src/kernels/bag_batch.ts";
 import { prepareEmbeddingBagBackward } from "../src/kernels/embedding_bag_backward.ts";
 import { createEmbeddingOptimizerState } from "../src/kernels/embedding_optimizer_state.ts";
@@ -18,30 +17,19 @@ import { createTableSet, destroyTableSet } from "../src/kernels/embedding_tables
 import { createOptimizerParams } from "../src/kernels/optimizer_params.ts";
 import { prepareRadixSort } from "../src/kernels/radix_sort.ts";
 import { Rng } from "../src/util/rng.ts";
+import { copyRoofline, envNumber, wallTime } from "./util.ts";
 
-const env = (k: string, d: number) => Number((globalThis as { process?: { env: Record<string, string> } }).process?.env[k] ?? (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(k) ?? d);
+const env = envNumber;
 const REPS = env("EMB_REPS", 3);
 const R = env("EMB_ROWS", 100000);
 
-async function time(device: GPUDevice, ds: Dispatch[], reps = REPS): Promise<number> {
-  submitDispatches(device, ds);
-  await device.queue.onSubmittedWorkDone();
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) submitDispatches(device, ds);
-  await device.queue.onSubmittedWorkDone();
-  return (performance.now() - t0) / reps;
-}
+const time = (device: GPUDevice, ds: Dispatch[], reps = REPS) => wallTime(device, ds, reps);
 
 const ctx = await createContext({ label: "bench" });
 const device = ctx.device;
 console.log(`adapter: ${ctx.adapter.name}`);
-const copyN = 16 << 20;
-const src = createStorage(device, copyN * 4, "src"), dst = createStorage(device, copyN * 4, "dst");
-const copyMs = await time(device, [prepareCopy(device, { src, dst, count: copyN })]);
-const copyGBs = (2 * copyN * 4) / copyMs / 1e6;
+const { ms: copyMs, gbs: copyGBs } = await copyRoofline(device, REPS);
 console.log(`copy_f32 64 MiB: ${copyMs.toFixed(2)} ms, ${copyGBs.toFixed(2)} GB/s (read+write)`);
-src.destroy();
-dst.destroy();
 
 const rng = new Rng(1);
 for (const [n, bits] of env("EMB_SORT", 1) ? ([[53248, 22], [1638400, 20]] as const) : []) {

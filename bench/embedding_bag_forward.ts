@@ -16,8 +16,9 @@ import { createTableSet, destroyTableSet } from "../src/kernels/embedding_tables
 import { Rng } from "../src/util/rng.ts";
 import { embeddingConfigs } from "./kernels/embedding_cases.ts";
 import { KernelTimer, median } from "./kernels/timing.ts";
+import { envNumber } from "./util.ts";
 
-const env = (k: string, d: number) => Number((globalThis as { process?: { env: Record<string, string> } }).process?.env[k] ?? (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(k) ?? d);
+const env = envNumber;
 
 const ctx = await createContext({ label: "bench" });
 const device = ctx.device;

@@ -7,7 +7,7 @@
  */
 import { createContext } from "../src/gpu/context.ts";
 import { createStorage, uploadStorage } from "../src/gpu/buffers.ts";
-import { type Dispatch, submitDispatches } from "../src/gpu/dispatch.ts";
+import type { Dispatch } from "../src/gpu/dispatch.ts";
 import { prepareCopy } from "../src/kernels/copy.ts";
 import {
   prepareEmbeddingCombineBackward,
@@ -17,30 +17,19 @@ import {
 } from "../src/kernels/embedding_combine.ts";
 import { type EmbeddingLayoutOptions, embeddingLayout } from "../src/model/embedding_layout.ts";
 import { Rng } from "../src/util/rng.ts";
+import { copyRoofline, envNumber, wallTime } from "./util.ts";
 
-const env = (k: string, d: number) => Number((globalThis as { process?: { env: Record<string, string> } }).process?.env[k] ?? (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(k) ?? d);
+const env = envNumber;
 const REPS = env("EMB_REPS", 5);
 const B = env("EMB_B", 2048);
 
-async function time(device: GPUDevice, ds: Dispatch[]): Promise<number> {
-  submitDispatches(device, ds);
-  await device.queue.onSubmittedWorkDone();
-  const t0 = performance.now();
-  for (let i = 0; i < REPS; i++) submitDispatches(device, ds);
-  await device.queue.onSubmittedWorkDone();
-  return (performance.now() - t0) / REPS;
-}
+const time = (device: GPUDevice, ds: Dispatch[]) => wallTime(device, ds, REPS);
 
 const ctx = await createContext({ label: "bench" });
 const device = ctx.device;
 console.log(`adapter: ${ctx.adapter.name}`);
-const copyN = 16 << 20;
-const src = createStorage(device, copyN * 4, "src"), dst = createStorage(device, copyN * 4, "dst");
-const copyMs = await time(device, [prepareCopy(device, { src, dst, count: copyN })]);
-const copyGBs = (2 * copyN * 4) / copyMs / 1e6;
+const { ms: copyMs, gbs: copyGBs } = await copyRoofline(device, REPS);
 console.log(`copy_f32 64 MiB: ${copyMs.toFixed(2)} ms, ${copyGBs.toFixed(2)} GB/s (read+write)`);
-src.destroy();
-dst.destroy();
 
 const rows = Array.from({ length: 26 }, (_, t) => 10 ** (2 + (t % 5)));
 const configs: [string, EmbeddingLayoutOptions][] = [

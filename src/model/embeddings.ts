@@ -140,7 +140,8 @@ export class ModelEmbeddings {
         const t = sd[`optim.${p.name}.sum`];
         if (t) writeTable(this.device, this.stateAsTables(p.place.set), p.place.table, t.data);
       } else {
-        this.proj!.state.forEach((buf, i) => writeBuffer(this.device, buf, sd[`optim.${p.name}.${i}`]!.data, p.place.kind === "proj" ? p.place.offset * 4 : 0));
+        const offset = p.place.offset * 4;
+        this.proj!.state.forEach((buf, i) => writeBuffer(this.device, buf, sd[`optim.${p.name}.${i}`]!.data, offset));
       }
     }
   }
