@@ -1,0 +1,121 @@
+/**
+ * Sharding plans: where each embedding table lives across N devices, and how
+ * the global batch is split between the data-parallel MLP replicas.
+ *
+ * This file is the contract between the planner (which makes plans) and the
+ * multi-device trainer (which runs them). It holds only data and checks.
+ *
+ *   table   - the whole table on one device
+ *   row     - rows split by contiguous ranges; lookups are routed to the
+ *             owner of each row, partial bag sums are added on the way back
+ *   column  - d split by contiguous column ranges; pieces concatenated
+ *   data    - the whole table on every device, gradients allreduced
+ */
+import { ConfigError } from "../gpu/errors.ts";
+
+export type ShardKind = "table" | "row" | "column" | "data";
+
+export interface Shard {
+  device: number;
+  /** Rows [rowStart, rowEnd) of the table held by this shard. */
+  rowStart: number;
+  rowEnd: number;
+  /** Columns [colStart, colEnd) of the embedding dimension held by this shard. */
+  colStart: number;
+  colEnd: number;
+}
+
+export interface TablePlacement {
+  table: number;
+  kind: ShardKind;
+  shards: Shard[];
+}
+
+export interface ShardingPlan {
+  /** Number of devices N. */
+  devices: number;
+  /** One placement per table, in table order. */
+  tables: TablePlacement[];
+  /**
+   * Share of the global batch each device's MLP replica takes (non-negative,
+   * summing to 1). Uneven shares let a slower device take fewer samples.
+   */
+  batchShare: number[];
+}
+
+/** Checks that `plan` covers every table exactly once for `tableRows` x `dim`; ConfigError naming the first problem. */
+export function validatePlan(plan: ShardingPlan, tableRows: readonly number[], dim: number): void {
+  const N = plan.devices;
+  if (!Number.isInteger(N) || N < 1) throw new ConfigError(`plan: device count must be a positive integer, got ${N}`);
+  if (plan.tables.length !== tableRows.length) throw new ConfigError(`plan: places ${plan.tables.length} tables, the model has ${tableRows.length}`);
+  if (plan.batchShare.length !== N) throw new ConfigError(`plan: batchShare has ${plan.batchShare.length} entries for ${N} devices`);
+  if (plan.batchShare.some((s) => !(s >= 0))) throw new ConfigError(`plan: batch shares must be non-negative, got ${plan.batchShare.join(", ")}`);
+  const total = plan.batchShare.reduce((a, b) => a + b, 0);
+  if (Math.abs(total - 1) > 1e-9) throw new ConfigError(`plan: batch shares sum to ${total}, not 1`);
+  plan.tables.forEach((p, t) => {
+    const rows = tableRows[t]!;
+    const where = `plan: table ${t} (${p.kind}, ${rows} rows x ${dim})`;
+    if (p.table !== t) throw new ConfigError(`${where}: placement names table ${p.table}`);
+    if (p.shards.length === 0) throw new ConfigError(`${where}: no shards`);
+    for (const s of p.shards) {
+      if (!Number.isInteger(s.device) || s.device < 0 || s.device >= N) throw new ConfigError(`${where}: shard on device ${s.device}, the plan has ${N}`);
+      if (!(s.rowStart >= 0 && s.rowStart < s.rowEnd && s.rowEnd <= rows)) throw new ConfigError(`${where}: bad row range [${s.rowStart}, ${s.rowEnd})`);
+      if (!(s.colStart >= 0 && s.colStart < s.colEnd && s.colEnd <= dim)) throw new ConfigError(`${where}: bad column range [${s.colStart}, ${s.colEnd})`);
+    }
+    const whole = (s: Shard) => s.rowStart === 0 && s.rowEnd === rows && s.colStart === 0 && s.colEnd === dim;
+    const devices = new Set(p.shards.map((s) => s.device));
+    if (devices.size !== p.shards.length) throw new ConfigError(`${where}: two shards on one device`);
+    switch (p.kind) {
+      case "table":
+        if (p.shards.length !== 1 || !whole(p.shards[0]!)) throw new ConfigError(`${where}: a table-wise placement is one whole shard`);
+        break;
+      case "data":
+        if (!p.shards.every(whole)) throw new ConfigError(`${where}: a data-parallel placement holds the whole table on each device`);
+        if (p.shards.length !== N) throw new ConfigError(`${where}: a data-parallel placement needs a replica on each of the ${N} devices`);
+        break;
+      case "row":
+        contiguous(p.shards.map((s) => [s.rowStart, s.rowEnd]), rows, `${where}: row ranges`);
+        if (!p.shards.every((s) => s.colStart === 0 && s.colEnd === dim)) throw new ConfigError(`${where}: row shards hold all columns`);
+        break;
+      case "column":
+        contiguous(p.shards.map((s) => [s.colStart, s.colEnd]), dim, `${where}: column ranges`);
+        if (!p.shards.every((s) => s.rowStart === 0 && s.rowEnd === rows)) throw new ConfigError(`${where}: column shards hold all rows`);
+        break;
+      default:
+        throw new ConfigError(`${where}: unknown kind '${(p as TablePlacement).kind}'`);
+    }
+  });
+}
+
+function contiguous(ranges: number[][], end: number, what: string): void {
+  const sorted = [...ranges].sort((a, b) => a[0]! - b[0]!);
+  let at = 0;
+  for (const [s, e] of sorted) {
+    if (s !== at) throw new ConfigError(`${what} leave a gap or overlap at ${at}`);
+    at = e!;
+  }
+  if (at !== end) throw new ConfigError(`${what} end at ${at}, not ${end}`);
+}
+
+/**
+ * Samples of a global batch of `batchSize` for each device: proportional to
+ * the shares, rounded by largest remainder (ties to the lower device), so the
+ * counts sum to batchSize and are the same on every call.
+ */
+export function splitBatch(plan: Pick<ShardingPlan, "batchShare">, batchSize: number): number[] {
+  const exact = plan.batchShare.map((s) => s * batchSize);
+  const counts = exact.map(Math.floor);
+  let left = batchSize - counts.reduce((a, b) => a + b, 0);
+  const order = exact.map((x, i) => [x - Math.floor(x), i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (let k = 0; left > 0; k++, left--) counts[order[k % order.length]![1]]!++;
+  return counts;
+}
+
+/** Every table whole, round-robin over the devices, the batch split evenly: the simplest plan. */
+export function tableWisePlan(tableRows: readonly number[], dim: number, devices: number): ShardingPlan {
+  return {
+    devices,
+    tables: tableRows.map((rows, t) => ({ table: t, kind: "table", shards: [{ device: t % devices, rowStart: 0, rowEnd: rows, colStart: 0, colEnd: dim }] })),
+    batchShare: Array.from({ length: devices }, () => 1 / devices),
+  };
+}
