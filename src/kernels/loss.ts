@@ -37,6 +37,12 @@ export interface LossArgs {
   /** out [B]: per-sample loss (f32). */
   loss: GPUBuffer;
   batch: number;
+  /**
+   * The mean is over this many samples (default: batch). A data-parallel
+   * slice of a larger global batch passes the global size, so the slices'
+   * gradients add up to the global batch's.
+   */
+  meanOver?: number;
   kind: LossKind;
   /** wbce: weights for label 0 and label 1 (the reference's --loss-weights). */
   classWeights?: [number, number];
@@ -55,13 +61,15 @@ export function prepareLoss(device: GPUDevice, args: LossArgs): Dispatch[] {
   for (const [name, buf] of [["logits", args.logits], ["labels", args.labels], ["prob", args.prob], ["grad", args.grad], ["loss", args.loss]] as const) {
     if (buf.size < B * 4) throw new KernelInputError(`loss: ${name} holds ${buf.size} bytes, needs ${B * 4}`);
   }
+  const meanOver = args.meanOver ?? B;
+  if (!(meanOver >= B) || !Number.isInteger(meanOver)) throw new KernelInputError(`loss: meanOver must be an integer >= batch (${B}), got ${meanOver}`);
   const thr = args.threshold ?? 0;
   if (!(thr >= 0 && thr < 0.5)) throw new KernelInputError(`loss: threshold must be in [0, 0.5), got ${thr}`);
   if (thr > 0 && args.kind === "bce") throw new KernelInputError("loss: the output clamp needs the probability form: use kind 'bce-prob' with a threshold");
   const [w0, w1] = args.classWeights ?? [1, 1];
   const ab = new ArrayBuffer(20);
   new Uint32Array(ab)[0] = B;
-  new Float32Array(ab).set([1 / B, w0, w1, thr], 1);
+  new Float32Array(ab).set([1 / meanOver, w0, w1, thr], 1);
   const params = uploadUniform(device, ab, `loss-${args.kind}:params`);
   const kernel = getKernel(device, { shader: "loss_sigmoid", constants: { WG, KIND: KIND[args.kind] } });
   const bg = bindGroup(

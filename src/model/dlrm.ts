@@ -17,28 +17,11 @@ import { ConfigError, KernelInputError } from "../gpu/errors.ts";
 import type { Profiler } from "../gpu/timing.ts";
 import type { Batch } from "../data/batch.ts";
 import { type EmbeddingPlan, ModelEmbeddings } from "./embeddings.ts";
-import { prepareLinearBackward, prepareLinearForward } from "../kernels/gemm.ts";
-import { prepareInteractionBackward, prepareInteractionForward } from "../kernels/interaction.ts";
-import { prepareLoss, type LossKind } from "../kernels/loss.ts";
-import { prepareDenseOptimizer, denseOptimizerStateSizes, type DenseOptimizerKind } from "../kernels/dense_optimizer.ts";
-import { prepareReduceSum } from "../kernels/reduce.ts";
 import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimizer_params.ts";
-import { type DlrmConfig, interactionWidth } from "./config.ts";
+import type { DlrmConfig } from "./config.ts";
+import { DENSE_OPT, DenseMlp, type Linear } from "./dense.ts";
 import { learningRateAt } from "./schedule.ts";
 import { parameterShapes, type StateDict } from "./params.ts";
-
-interface Linear {
-  name: string; // state-dict prefix, e.g. "bot_l.0"
-  inDim: number;
-  outDim: number;
-  w: GPUBuffer;
-  b: GPUBuffer;
-  dw?: GPUBuffer;
-  db?: GPUBuffer;
-  /** Dense optimizer state of w and of b. */
-  stateW: GPUBuffer[];
-  stateB: GPUBuffer[];
-}
 
 /** Buffers and dispatches for one batch size. */
 interface StepPlan {
@@ -64,13 +47,10 @@ export interface DlrmOptions {
 const LOSS_HISTORY = 256;
 
 const EMB_OPT = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "rowwise-adagrad" } as const;
-// The reference's RWSAdagrad is row-wise only for sparse (embedding) gradients; MLPs get element-wise Adagrad.
-const DENSE_OPT: Record<DlrmConfig["optimizer"], DenseOptimizerKind> = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "adagrad" };
-const LOSS: Record<DlrmConfig["loss"], LossKind> = { mse: "mse", bce: "bce", wbce: "wbce" };
 
 export class DlrmModel {
-  readonly bottom: Linear[];
-  readonly top: Linear[];
+  /** Bottom and top MLP (src/model/dense.ts), shared with the sharded model's replicas. */
+  readonly dense: DenseMlp;
   readonly embeddings: ModelEmbeddings;
   readonly optim: GPUBuffer;
   /** Optimizer steps taken (drives the learning-rate schedule). */
@@ -88,32 +68,7 @@ export class DlrmModel {
   ) {
     const training = !options.inferenceOnly;
     checkTensors(initial, parameterShapes(config), "initial parameters");
-    const makeLinear = (prefix: string, sizes: number[]) =>
-      sizes.slice(1).map((outDim, i): Linear => {
-        const name = `${prefix}.${2 * i}`;
-        const inDim = sizes[i]!;
-        const mk = (data: Float32Array, what: string) => {
-          const buf = createStorage(device, data.byteLength, `${name}.${what}`);
-          writeBuffer(device, buf, data);
-          return buf;
-        };
-        const kind = DENSE_OPT[config.optimizer];
-        const state = (count: number, rows: number, what: string) =>
-          training ? denseOptimizerStateSizes(kind, count, rows).map((n, j) => mk(new Float32Array(n), `${what}.state${j}`)) : [];
-        return {
-          name,
-          inDim,
-          outDim,
-          w: mk(initial[`${name}.weight`]!.data, "weight"),
-          b: mk(initial[`${name}.bias`]!.data, "bias"),
-          dw: training ? createStorage(device, outDim * inDim * 4, `${name}.weight.grad`) : undefined,
-          db: training ? createStorage(device, outDim * 4, `${name}.bias.grad`) : undefined,
-          stateW: state(outDim * inDim, outDim, `${name}.weight`),
-          stateB: state(outDim, outDim, `${name}.bias`),
-        };
-      });
-    this.bottom = makeLinear("bot_l", config.bottomMlp);
-    this.top = makeLinear("top_l", config.topMlp);
+    this.dense = new DenseMlp(device, config, initial, training);
     this.embeddings = new ModelEmbeddings(device, config, initial, {
       training,
       embKind: EMB_OPT[config.optimizer],
@@ -122,6 +77,14 @@ export class DlrmModel {
     });
     this.optim = createOptimizerParams(device, { lr: config.learningRate, eps: 1e-10 }, "optim-params");
     this.lossHistory = createStorage(device, LOSS_HISTORY * 4, "loss-history");
+  }
+
+  get bottom(): Linear[] {
+    return this.dense.bottom;
+  }
+
+  get top(): Linear[] {
+    return this.dense.top;
   }
 
   get numTables(): number {
@@ -162,79 +125,16 @@ export class DlrmModel {
     const emb = buf(B * n * d, "emb");
     const gradEmb = training ? buf(B * n * d, "emb.grad") : undefined;
     const embPlan = this.embeddings.createPlan(B, capacities, emb, gradEmb, this.optim);
-    const forward: Dispatch[] = [];
+    const step = this.dense.buildStep(B, { dense, labels, emb, gradEmb, optim: this.optim });
+    buffers.push(...step.buffers);
+    const forward: Dispatch[] = [...step.bottomForward, ...embPlan.forward, ...step.topForward];
     const backward: Dispatch[] = [];
     const update: Dispatch[] = [];
-
-    // Bottom MLP: ReLU after every layer (the reference's sigmoid_bot = -1).
-    const botActs = [dense];
-    for (const l of this.bottom) {
-      const y = buf(B * l.outDim, `${l.name}.out`);
-      forward.push(...prepareLinearForward(device, { x: botActs.at(-1)!, w: l.w, b: l.b, y, m: B, n: l.outDim, k: l.inDim, activation: "relu" }));
-      botActs.push(y);
-    }
-    const x = botActs.at(-1)!;
-    forward.push(...embPlan.forward);
-    const rDim = interactionWidth(n, d, c.interaction, c.interactionItself);
-    const r = buf(B * rDim, "interaction");
-    const inter = { x, emb, batch: B, numEmb: n, dim: d, op: c.interaction, self: c.interactionItself };
-    forward.push(...prepareInteractionForward(device, { ...inter, out: r }));
-    // Top MLP: ReLU after every layer but the last, whose sigmoid is fused into the loss.
-    const topActs = [r];
-    this.top.forEach((l, i) => {
-      const y = buf(B * l.outDim, `${l.name}.out`);
-      const last = i === this.top.length - 1;
-      forward.push(...prepareLinearForward(device, { x: topActs.at(-1)!, w: l.w, b: l.b, y, m: B, n: l.outDim, k: l.inDim, activation: last ? "none" : "relu" }));
-      topActs.push(y);
-    });
-    const logits = topActs.at(-1)!;
-    const prob = buf(B, "prob");
-    const dz = buf(B, "dlogits");
-    const lossPer = buf(B, "loss");
-    const lossMean = buf(1, "loss-mean");
-    forward.push(
-      ...prepareLoss(device, {
-        logits,
-        labels,
-        prob,
-        grad: dz,
-        loss: lossPer,
-        batch: B,
-        // The stable logits form cannot express the output clamp; the reference's own form can.
-        kind: c.lossThreshold > 0 && c.loss === "bce" ? "bce-prob" : LOSS[c.loss],
-        classWeights: c.lossWeights,
-        threshold: c.lossThreshold,
-      }),
-      ...prepareReduceSum(device, { input: lossPer, output: lossMean, count: B, scale: 1 / B }),
-    );
-
     if (training) {
-      // Top MLP backward, last layer first.
-      let dy = dz;
-      for (let i = this.top.length - 1; i >= 0; i--) {
-        const l = this.top[i]!;
-        const dx = buf(B * l.inDim, `${l.name}.dx`);
-        backward.push(...prepareLinearBackward(device, { x: topActs[i]!, w: l.w, y: topActs[i + 1]!, dy, dx, dw: l.dw!, db: l.db!, m: B, n: l.outDim, k: l.inDim, activation: i === this.top.length - 1 ? "none" : "relu" }));
-        dy = dx;
-      }
-      const gradX = buf(B * d, "interaction.dx");
-      backward.push(...prepareInteractionBackward(device, { ...inter, gradOut: dy, gradX, gradEmb: gradEmb! }));
-      dy = gradX;
-      for (let i = this.bottom.length - 1; i >= 0; i--) {
-        const l = this.bottom[i]!;
-        const dx = i > 0 ? buf(B * l.inDim, `${l.name}.dx`) : undefined;
-        backward.push(...prepareLinearBackward(device, { x: botActs[i]!, w: l.w, y: botActs[i + 1]!, dy, dx, dw: l.dw!, db: l.db!, m: B, n: l.outDim, k: l.inDim, activation: "relu" }));
-        if (dx) dy = dx;
-      }
-      backward.push(...embPlan.backward, ...embPlan.setBackward.flatMap((s) => s.dispatches));
-      update.push(...embPlan.update);
-      const kind = DENSE_OPT[c.optimizer];
-      for (const l of [...this.bottom, ...this.top]) {
-        update.push(...prepareDenseOptimizer(device, { kind, param: l.w, grad: l.dw!, state: l.stateW, count: l.outDim * l.inDim, rows: l.outDim, optim: this.optim }));
-        update.push(...prepareDenseOptimizer(device, { kind, param: l.b, grad: l.db!, state: l.stateB, count: l.outDim, rows: l.outDim, optim: this.optim }));
-      }
+      backward.push(...step.topBackward, ...step.bottomBackward, ...embPlan.backward, ...embPlan.setBackward.flatMap((s) => s.dispatches));
+      update.push(...embPlan.update, ...step.update);
     }
-    return { batchSize: B, dense, labels, emb: embPlan, forward, backward, update, prob, lossMean, buffers };
+    return { batchSize: B, dense, labels, emb: embPlan, forward, backward, update, prob: step.prob, lossMean: step.lossMean, buffers };
   }
 
   private destroyPlan(p: StepPlan): void {
@@ -299,23 +199,12 @@ export class DlrmModel {
 
   /** Parameters as a state dict with the reference's names. */
   async stateDict(): Promise<StateDict> {
-    const sd: StateDict = {};
-    for (const l of [...this.bottom, ...this.top]) {
-      sd[`${l.name}.weight`] = { shape: [l.outDim, l.inDim], data: await readF32(this.device, l.w, l.outDim * l.inDim) };
-      sd[`${l.name}.bias`] = { shape: [l.outDim], data: await readF32(this.device, l.b, l.outDim) };
-    }
-    return { ...sd, ...(await this.embeddings.stateDict()) };
+    return { ...(await this.dense.stateDict()), ...(await this.embeddings.stateDict()) };
   }
 
   /** Gradients of the dense parameters from the last step (for checks against PyTorch). */
   async denseGradients(): Promise<StateDict> {
-    const sd: StateDict = {};
-    for (const l of [...this.bottom, ...this.top]) {
-      if (!l.dw || !l.db) throw new Error("no gradients in an inference-only model");
-      sd[`${l.name}.weight`] = { shape: [l.outDim, l.inDim], data: await readF32(this.device, l.dw, l.outDim * l.inDim) };
-      sd[`${l.name}.bias`] = { shape: [l.outDim], data: await readF32(this.device, l.db, l.outDim) };
-    }
-    return { ...sd, ...(await this.embeddings.projectionGradients()) };
+    return { ...(await this.dense.gradients()), ...(await this.embeddings.projectionGradients()) };
   }
 
   /**
@@ -324,10 +213,7 @@ export class DlrmModel {
    */
   loadStateDict(sd: StateDict): void {
     this.validateStateDict(sd);
-    for (const l of [...this.bottom, ...this.top]) {
-      writeBuffer(this.device, l.w, sd[`${l.name}.weight`]!.data);
-      writeBuffer(this.device, l.b, sd[`${l.name}.bias`]!.data);
-    }
+    this.dense.load(sd);
     this.embeddings.load(sd);
   }
 
@@ -341,30 +227,17 @@ export class DlrmModel {
 
   /** Names and shapes of the optimizer state tensors ("optim.<param>.<i>" for the MLPs; see ModelEmbeddings). */
   optimizerStateShapes(): [string, number[]][] {
-    const out: [string, number[]][] = [];
-    for (const l of [...this.bottom, ...this.top]) {
-      l.stateW.forEach((_, i) => out.push([`optim.${l.name}.weight.${i}`, [l.outDim, l.inDim]]));
-      l.stateB.forEach((_, i) => out.push([`optim.${l.name}.bias.${i}`, [l.outDim]]));
-    }
-    return [...out, ...this.embeddings.optimizerStateShapes()];
+    return [...this.dense.optimizerStateShapes(), ...this.embeddings.optimizerStateShapes()];
   }
 
   async optimizerState(): Promise<StateDict> {
-    const sd: StateDict = {};
-    for (const l of [...this.bottom, ...this.top]) {
-      for (let i = 0; i < l.stateW.length; i++) sd[`optim.${l.name}.weight.${i}`] = { shape: [l.outDim, l.inDim], data: await readF32(this.device, l.stateW[i]!, l.outDim * l.inDim) };
-      for (let i = 0; i < l.stateB.length; i++) sd[`optim.${l.name}.bias.${i}`] = { shape: [l.outDim], data: await readF32(this.device, l.stateB[i]!, l.outDim) };
-    }
-    return { ...sd, ...(await this.embeddings.optimizerState()) };
+    return { ...(await this.dense.optimizerState()), ...(await this.embeddings.optimizerState()) };
   }
 
   /** Restores optimizer state saved by optimizerState(); validated before writing. */
   loadOptimizerState(sd: StateDict): void {
     this.validateOptimizerState(sd);
-    for (const l of [...this.bottom, ...this.top]) {
-      l.stateW.forEach((b, i) => writeBuffer(this.device, b, sd[`optim.${l.name}.weight.${i}`]!.data));
-      l.stateB.forEach((b, i) => writeBuffer(this.device, b, sd[`optim.${l.name}.bias.${i}`]!.data));
-    }
+    this.dense.loadOptimizerState(sd);
     this.embeddings.loadOptimizerState(sd);
   }
 
@@ -372,7 +245,7 @@ export class DlrmModel {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const p of this.plans.values()) this.destroyPlan(p);
-    for (const l of [...this.bottom, ...this.top]) for (const b of [l.w, l.b, l.dw, l.db, ...l.stateW, ...l.stateB]) b?.destroy();
+    this.dense.destroy();
     this.embeddings.destroy();
     this.optim.destroy();
     this.lossHistory.destroy();
