@@ -12,6 +12,7 @@ import { createContext } from "../src/gpu/context.ts";
 import type { Dispatch } from "../src/gpu/dispatch.ts";
 import { detectHost } from "../src/gpu/host.ts";
 import { bindGroup, getKernel } from "../src/gpu/pipelines.ts";
+import { roofline_fma } from "../src/shaders/roofline_fma.ts";
 import { type GemmSpec, type GemmVariant, gemmVariant, planGemm, prepareGemmDispatch } from "../src/kernels/gemm.ts";
 import { prepareBiasGrad } from "../src/kernels/linear.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -56,7 +57,7 @@ async function fmaPeak(): Promise<number> {
   const WG = 64;
   const groups = 1024;
   const out = createStorage(device, groups * WG * 4, "fma:out");
-  const kernel = getKernel(device, { shader: "roofline_fma", constants: { WG } });
+  const kernel = getKernel(device, { shader: roofline_fma, constants: { WG } });
   let best = 0;
   for (const iters of [256, 2048]) {
     const ab = new ArrayBuffer(16);

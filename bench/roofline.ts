@@ -11,6 +11,7 @@
 import { createStorage, uploadUniform } from "../src/gpu/buffers.ts";
 import type { Dispatch } from "../src/gpu/dispatch.ts";
 import { bindGroup, getKernel } from "../src/gpu/pipelines.ts";
+import { roofline_fma } from "../src/shaders/roofline_fma.ts";
 import { prepareCopy } from "../src/kernels/copy.ts";
 import { KernelTimer, type Timing } from "./kernels/timing.ts";
 
@@ -28,7 +29,7 @@ export interface Roofline {
 /** FMA microkernel dispatch: `groups` workgroups of `wg` invocations, `iters` rounds. */
 function fmaDispatch(device: GPUDevice, wg: number, groups: number, iters: number, out: GPUBuffer): Dispatch {
   if (groups > device.limits.maxComputeWorkgroupsPerDimension) throw new RangeError(`fma: ${groups} workgroups exceed the per-dimension limit`);
-  const kernel = getKernel(device, { shader: "roofline_fma", constants: { WG: wg } });
+  const kernel = getKernel(device, { shader: roofline_fma, constants: { WG: wg } });
   const ab = new ArrayBuffer(16);
   new Uint32Array(ab)[0] = iters;
   new Float32Array(ab)[1] = 0.5;

@@ -1,27 +1,19 @@
 /**
  * Compute pipelines built from the shaders in shaders/, with explicit bind
- * group layouts derived from each WGSL file by wgsl_reflect (never
- * layout: "auto"). Caches live in WeakMaps keyed by device, so an app's own
- * device works and nothing outlives it. Layouts are shared between kernels
- * whose bindings have the same shape, so forward and backward kernels can
- * share bind groups.
+ * group layouts generated beside each shader at build time (never
+ * layout: "auto", no WGSL parsing at run time). Caches live in WeakMaps keyed
+ * by device, so an app's own device works and nothing outlives it. Layouts
+ * are shared between kernels whose bindings have the same shape, so forward
+ * and backward kernels can share bind groups.
  */
-// The package's "main" is CommonJS under "type": "module"; its ES module build works in every host.
-import { ResourceType, WgslReflect } from "wgsl_reflect/wgsl_reflect.module.js";
-import { shaders, type ShaderName } from "../shaders/generated.ts";
 import { KernelInputError } from "./errors.ts";
+import type { BindingInfo, ShaderSource } from "./shader.ts";
 
-export type BindingKind = "uniform" | "storage" | "read-only-storage";
-
-export interface BindingInfo {
-  group: number;
-  binding: number;
-  name: string;
-  kind: BindingKind;
-}
+export type { BindingInfo, BindingKind, ShaderSource } from "./shader.ts";
 
 export interface KernelKey {
-  shader: ShaderName;
+  /** A generated shader module's export, e.g. `copy_f32` from src/shaders/copy_f32.ts. */
+  shader: ShaderSource;
   entryPoint?: string;
   /** Pipeline-overridable constants (workgroup size, tile shape...): part of the cache key. */
   constants?: Record<string, number>;
@@ -31,32 +23,16 @@ export interface Kernel {
   readonly label: string;
   readonly pipeline: GPUComputePipeline;
   readonly layouts: GPUBindGroupLayout[];
-  readonly bindings: BindingInfo[][];
+  readonly bindings: readonly (readonly BindingInfo[])[];
 }
 
-const reflected = new Map<ShaderName, BindingInfo[][]>();
-
-/** Bindings of a shader, by group, sorted by binding number. */
-export function shaderBindings(shader: ShaderName): BindingInfo[][] {
-  let b = reflected.get(shader);
-  if (!b) {
-    const reflect = new WgslReflect(shaders[shader]);
-    b = reflect.getBindGroups().map((group, g) =>
-      (group ?? []).filter(Boolean).map((v) => {
-        let kind: BindingKind;
-        if (v.resourceType === ResourceType.Uniform) kind = "uniform";
-        else if (v.resourceType === ResourceType.Storage) kind = v.access === "read_write" ? "storage" : "read-only-storage";
-        else throw new Error(`shader ${shader}: binding ${v.name} has a resource type the engine does not use`);
-        return { group: g, binding: v.binding, name: v.name, kind };
-      }).sort((a, c) => a.binding - c.binding),
-    );
-    reflected.set(shader, b);
-  }
-  return b;
+/** Bindings of a shader, by group, sorted by binding number (generated at build time). */
+export function shaderBindings(shader: ShaderSource): readonly (readonly BindingInfo[])[] {
+  return shader.bindings;
 }
 
 interface DeviceCache {
-  modules: Map<ShaderName, GPUShaderModule>;
+  modules: Map<string, GPUShaderModule>;
   layouts: Map<string, GPUBindGroupLayout>;
   kernels: Map<string, Kernel>;
 }
@@ -69,7 +45,7 @@ function cacheFor(device: GPUDevice): DeviceCache {
   return c;
 }
 
-function layoutFor(device: GPUDevice, cache: DeviceCache, group: BindingInfo[]): GPUBindGroupLayout {
+function layoutFor(device: GPUDevice, cache: DeviceCache, group: readonly BindingInfo[]): GPUBindGroupLayout {
   const sig = group.map((b) => `${b.binding}:${b.kind}`).join(",");
   let layout = cache.layouts.get(sig);
   if (!layout) {
@@ -86,15 +62,19 @@ function layoutFor(device: GPUDevice, cache: DeviceCache, group: BindingInfo[]):
 export function getKernel(device: GPUDevice, key: KernelKey): Kernel {
   const cache = cacheFor(device);
   const consts = key.constants ? Object.entries(key.constants).sort(([a], [b]) => a.localeCompare(b)) : [];
-  const id = `${key.shader}#${key.entryPoint ?? "main"}${consts.map(([k, v]) => `,${k}=${v}`).join("")}`;
+  const shader = key.shader;
+  if (typeof shader !== "object" || typeof shader?.code !== "string") {
+    throw new KernelInputError(`getKernel: 'shader' must be a generated shader module's export (import { name } from "src/shaders/name.ts"), got ${typeof shader === "string" ? `the string "${shader}"` : typeof shader}`);
+  }
+  const id = `${shader.name}#${key.entryPoint ?? "main"}${consts.map(([k, v]) => `,${k}=${v}`).join("")}`;
   let kernel = cache.kernels.get(id);
   if (kernel) return kernel;
-  let module = cache.modules.get(key.shader);
+  let module = cache.modules.get(shader.name);
   if (!module) {
-    module = device.createShaderModule({ label: key.shader, code: shaders[key.shader] });
-    cache.modules.set(key.shader, module);
+    module = device.createShaderModule({ label: shader.name, code: shader.code });
+    cache.modules.set(shader.name, module);
   }
-  const bindings = shaderBindings(key.shader);
+  const bindings = shader.bindings;
   const layouts = bindings.map((g) => layoutFor(device, cache, g));
   const pipeline = device.createComputePipeline({
     label: id,

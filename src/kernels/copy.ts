@@ -3,6 +3,7 @@ import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { copy_f32 } from "../shaders/copy_f32.ts";
 
 export interface CopyArgs {
   src: GPUBuffer;
@@ -15,7 +16,7 @@ const WG = 256;
 
 export function prepareCopy(device: GPUDevice, args: CopyArgs): Dispatch {
   if (args.count % 4 !== 0) throw new KernelInputError(`copy: count ${args.count} is not a multiple of 4`);
-  const kernel = getKernel(device, { shader: "copy_f32", constants: { WG } });
+  const kernel = getKernel(device, { shader: copy_f32, constants: { WG } });
   const n4 = args.count / 4;
   const params = uploadUniform(device, new Uint32Array([n4]), "copy:params");
   return {

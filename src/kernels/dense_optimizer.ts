@@ -21,6 +21,12 @@ import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { optim_sgd } from "../shaders/optim_sgd.ts";
+import { optim_adam } from "../shaders/optim_adam.ts";
+import { optim_adagrad } from "../shaders/optim_adagrad.ts";
+
+/** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
+const SHADERS = { optim_sgd, optim_adam, optim_adagrad };
 
 export type DenseOptimizerKind = "sgd" | "adagrad" | "adam" | "rowwise-adagrad";
 
@@ -72,7 +78,7 @@ export function prepareDenseOptimizer(device: GPUDevice, args: DenseOptimizerArg
     if (buf.size < n * 4) throw new KernelInputError(`${what}: ${name} holds ${buf.size} bytes, needs ${n * 4}`);
   }
   const shader = kind === "sgd" ? "optim_sgd" : kind === "adam" ? "optim_adam" : "optim_adagrad";
-  const kernel = getKernel(device, { shader, constants: { WG } });
+  const kernel = getKernel(device, { shader: SHADERS[shader], constants: { WG } });
   const params = uploadUniform(device, new Uint32Array([count]), `${shader}:params`);
   const res: Record<string, GPUBuffer> = { params, optim: args.optim, param: args.param, grad: args.grad };
   if (kind === "adam") {

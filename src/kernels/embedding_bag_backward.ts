@@ -26,6 +26,11 @@ import { createStorage, readU32, uploadStorage, uploadUniform } from "../gpu/buf
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { embedding_backward_keys } from "../shaders/embedding_backward_keys.ts";
+import { embedding_backward_heads } from "../shaders/embedding_backward_heads.ts";
+import { embedding_backward_segments } from "../shaders/embedding_backward_segments.ts";
+import { embedding_backward_ranges } from "../shaders/embedding_backward_ranges.ts";
+import { embedding_backward_update } from "../shaders/embedding_backward_update.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
 import { prepareRadixSort } from "./radix_sort.ts";
 import { createScanPlan } from "./scan.ts";
@@ -122,7 +127,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
 
   // 1. keys
-  const keysK = getKernel(device, { shader: "embedding_backward_keys", constants: { WG } });
+  const keysK = getKernel(device, { shader: embedding_backward_keys, constants: { WG } });
   const keysParams = own(uploadUniform(device, new Uint32Array([
     T * B, B, totalRows, dim, gradStride, gradOffset, pooling === "mean" ? 1 : 0, bags.weights ? 1 : 0,
   ]), `${label}:keys:params`));
@@ -140,7 +145,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort` });
   // 3-5. runs
   const runParams = own(uploadUniform(device, new Uint32Array([0, tables.chunks.length]), `${label}:runs:params`));
-  const headsK = getKernel(device, { shader: "embedding_backward_heads", constants: { WG } });
+  const headsK = getKernel(device, { shader: embedding_backward_heads, constants: { WG } });
   const headsD: Dispatch = {
     label: `${label}:heads`,
     kernel: headsK,
@@ -148,7 +153,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
     workgroups: [1],
   };
   const scan = createScanPlan(device, { input: flags, output: segId, capacity: cap, label: `${label}:scan` });
-  const segK = getKernel(device, { shader: "embedding_backward_segments", constants: { WG } });
+  const segK = getKernel(device, { shader: embedding_backward_segments, constants: { WG } });
   const segD: Dispatch = {
     label: `${label}:segments`,
     kernel: segK,
@@ -159,7 +164,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
     workgroups: [1],
   };
   // 6. chunk ranges
-  const rangesK = getKernel(device, { shader: "embedding_backward_ranges", constants: { WG } });
+  const rangesK = getKernel(device, { shader: embedding_backward_ranges, constants: { WG } });
   const rangesD: Dispatch = {
     label: `${label}:ranges`,
     kernel: rangesK,
@@ -167,7 +172,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
     workgroups: [Math.ceil(tables.chunks.length / WG)],
   };
   // 7. update, one dispatch per chunk
-  const updK = getKernel(device, { shader: "embedding_backward_update", constants: { WG, OPT: opt } });
+  const updK = getKernel(device, { shader: embedding_backward_update, constants: { WG, OPT: opt } });
   const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, dim, updWorkgroups * WG]), `${label}:update${i}:params`));

@@ -14,6 +14,11 @@ import { readU32, STORAGE, uploadStorage, uploadUniform } from "../gpu/buffers.t
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { embedding_bag_forward } from "../shaders/embedding_bag_forward.ts";
+import { embedding_bag_forward_vec4 } from "../shaders/embedding_bag_forward_vec4.ts";
+
+/** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
+const SHADERS = { embedding_bag_forward, embedding_bag_forward_vec4 };
 import type { BagBatch, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
 
 export interface EmbeddingBagForwardArgs {
@@ -111,7 +116,7 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   const { cols, lanes, bags: bagsPerWg, wg } = forwardLayout(device, dimU);
   const weighted = bags.weights !== undefined;
   const kernel = getKernel(device, {
-    shader,
+    shader: SHADERS[shader],
     constants: { WG: wg, LANES: lanes, BAGS: bagsPerWg, COLS: cols, WEIGHTED: weighted ? 1 : 0 },
   });
   const dummy = dummyFor(device);
@@ -166,7 +171,7 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   if (args.errors) {
     dispatches.push({
       label: "embedding_bag_forward:errors",
-      kernel: getKernel(device, { shader, entryPoint: "finish_errors" }),
+      kernel: getKernel(device, { shader: SHADERS[shader], entryPoint: "finish_errors" }),
       bindGroups: [lastGroup!],
       workgroups: [1],
     });

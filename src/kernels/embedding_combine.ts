@@ -10,6 +10,12 @@ import { STORAGE, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { embedding_combine_fwd } from "../shaders/embedding_combine_fwd.ts";
+import { embedding_combine_bwd } from "../shaders/embedding_combine_bwd.ts";
+import { embedding_proj_grad } from "../shaders/embedding_proj_grad.ts";
+
+/** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
+const SHADERS = { embedding_combine_fwd, embedding_combine_bwd, embedding_proj_grad };
 import { type EmbeddingLayout, type PackedCombine, packCombine } from "../model/embedding_layout.ts";
 
 const WG = 256;
@@ -94,7 +100,7 @@ function dispatch(
   invocations: number,
   per?: number,
 ): Dispatch {
-  const kernel = getKernel(device, { shader, constants: per === undefined ? { WG } : { WG, PER: per } });
+  const kernel = getKernel(device, { shader: SHADERS[shader], constants: per === undefined ? { WG } : { WG, PER: per } });
   return {
     label: shader,
     kernel,

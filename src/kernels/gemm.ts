@@ -16,6 +16,13 @@ import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { gemm_rb } from "../shaders/gemm_rb.ts";
+import { gemm_rb_nn4 } from "../shaders/gemm_rb_nn4.ts";
+import { gemm_nt4 } from "../shaders/gemm_nt4.ts";
+import { gemm_tiled } from "../shaders/gemm_tiled.ts";
+
+/** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
+const SHADERS = { gemm_rb, gemm_rb_nn4, gemm_nt4, gemm_tiled };
 
 export type Activation = "none" | "relu" | "sigmoid";
 export type GemmVariant = "rb" | "tiled";
@@ -219,7 +226,7 @@ export function prepareGemmDispatch(device: GPUDevice, spec: GemmSpec): Dispatch
   if (plan.workgroups[0] > maxWg || plan.workgroups[1] > maxWg) {
     throw new KernelInputError(`${label}: ${spec.m}x${spec.n} needs ${plan.workgroups.join("x")} workgroups, over the limit ${maxWg}; split the batch`);
   }
-  const kernel = getKernel(device, { shader: plan.shader, constants: plan.constants });
+  const kernel = getKernel(device, { shader: SHADERS[plan.shader], constants: plan.constants });
   const params = uploadUniform(device, new Uint32Array([plan.R, plan.S, spec.k, 0]), `${label}:params`);
   const [a, b] = plan.swapped ? [spec.b, spec.a] : [spec.a, spec.b];
   // Unused mask / bias bindings get a read-only input (never read; b is vec4-sized for gemm_rb_nn4).

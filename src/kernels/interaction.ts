@@ -30,6 +30,15 @@ import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { interaction_cat_fwd } from "../shaders/interaction_cat_fwd.ts";
+import { interaction_cat_bwd } from "../shaders/interaction_cat_bwd.ts";
+import { interaction_dot_fwd } from "../shaders/interaction_dot_fwd.ts";
+import { interaction_dot_fwd_vec4 } from "../shaders/interaction_dot_fwd_vec4.ts";
+import { interaction_dot_bwd } from "../shaders/interaction_dot_bwd.ts";
+import { interaction_dot_bwd_vec4 } from "../shaders/interaction_dot_bwd_vec4.ts";
+
+/** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
+const SHADERS = { interaction_cat_fwd, interaction_cat_bwd, interaction_dot_fwd, interaction_dot_fwd_vec4, interaction_dot_bwd, interaction_dot_bwd_vec4 };
 
 export type InteractionOp = "dot" | "cat";
 export type InteractionVariant = "auto" | "sample" | "workgroup" | "global";
@@ -138,7 +147,7 @@ export function prepareInteractionForward(device: GPUDevice, args: InteractionAr
   const maxWg = device.limits.maxComputeWorkgroupsPerDimension;
   if (op === "cat") {
     const total = B * outDim;
-    const kernel = getKernel(device, { shader: "interaction_cat_fwd", constants: { WG: WG_FLAT } });
+    const kernel = getKernel(device, { shader: SHADERS.interaction_cat_fwd, constants: { WG: WG_FLAT } });
     const params = uploadUniform(device, new Uint32Array([B, n, d, total]), "interaction-cat-fwd:params");
     return [{
       label: "interaction_cat_fwd",
@@ -154,7 +163,7 @@ export function prepareInteractionForward(device: GPUDevice, args: InteractionAr
   const WG = kind === "workgroup" ? WG_TILE : kind === "sample" ? WG_SAMPLE : WG_FLAT;
   const entryPoint = `main_${kind === "workgroup" ? "wg" : kind}`;
   const shader = v4 ? "interaction_dot_fwd_vec4" : "interaction_dot_fwd";
-  const kernel = getKernel(device, { shader, entryPoint, constants: { WG } });
+  const kernel = getKernel(device, { shader: SHADERS[shader], entryPoint, constants: { WG } });
   const dd = v4 ? d / 4 : d;
   const params = uploadUniform(device, new Uint32Array([B, n, dd, outDim, pairs, args.self ? 1 : 0, spw, total]), "interaction-dot-fwd:params");
   return [{
@@ -176,7 +185,7 @@ export function prepareInteractionBackward(device: GPUDevice, args: InteractionB
   const maxWg = device.limits.maxComputeWorkgroupsPerDimension;
   const total = B * (n + 1) * d;
   if (op === "cat") {
-    const kernel = getKernel(device, { shader: "interaction_cat_bwd", constants: { WG: WG_FLAT } });
+    const kernel = getKernel(device, { shader: SHADERS.interaction_cat_bwd, constants: { WG: WG_FLAT } });
     const params = uploadUniform(device, new Uint32Array([B, n, d, total]), "interaction-cat-bwd:params");
     const bg = bindGroup(device, kernel, { params, grad_out: args.gradOut, grad_x: args.gradX, grad_emb: args.gradEmb }, "interaction-cat-bwd");
     return [{ label: "interaction_cat_bwd", kernel, bindGroups: [bg], workgroups: grid(Math.ceil(total / WG_FLAT), maxWg) }];
@@ -197,7 +206,7 @@ export function prepareInteractionBackward(device: GPUDevice, args: InteractionB
   const WG = kind === "workgroup" ? WG_TILE : kind === "sample" ? WG_SAMPLE : WG_FLAT;
   const entryPoint = `main_${kind === "workgroup" ? "wg" : kind}`;
   const shader = v4 ? "interaction_dot_bwd_vec4" : "interaction_dot_bwd";
-  const kernel = getKernel(device, { shader, entryPoint, constants: { WG } });
+  const kernel = getKernel(device, { shader: SHADERS[shader], entryPoint, constants: { WG } });
   const dd = v4 ? d / 4 : d;
   const work = B * (n + 1) * dd;
   const params = uploadUniform(device, new Uint32Array([B, n, dd, outDim, pairs, args.self ? 1 : 0, spw, work]), "interaction-dot-bwd:params");

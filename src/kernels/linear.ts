@@ -11,6 +11,7 @@ import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { gemm_bias_grad } from "../shaders/gemm_bias_grad.ts";
 import { type Activation, checkBuffer, type GemmVariant, prepareGemmDispatch } from "./gemm.ts";
 
 export interface LinearForwardArgs {
@@ -89,7 +90,7 @@ export function prepareBiasGrad(device: GPUDevice, args: { dy: GPUBuffer; y?: GP
   if (args.y) checkBuffer(label, "y", args.y, args.m * args.n);
   checkBuffer(label, "db", args.db, args.n);
   const WG = 64;
-  const kernel = getKernel(device, { shader: "gemm_bias_grad", constants: { WG, MASK: Number(Boolean(args.y)) } });
+  const kernel = getKernel(device, { shader: gemm_bias_grad, constants: { WG, MASK: Number(Boolean(args.y)) } });
   const params = uploadUniform(device, new Uint32Array([args.m, args.n]), `${label}:params`);
   return {
     label,

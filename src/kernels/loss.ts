@@ -19,6 +19,7 @@ import { uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { loss_sigmoid } from "../shaders/loss_sigmoid.ts";
 
 export type LossKind = "bce" | "bce-prob" | "wbce" | "mse";
 
@@ -71,7 +72,7 @@ export function prepareLoss(device: GPUDevice, args: LossArgs): Dispatch[] {
   new Uint32Array(ab)[0] = B;
   new Float32Array(ab).set([1 / meanOver, w0, w1, thr], 1);
   const params = uploadUniform(device, ab, `loss-${args.kind}:params`);
-  const kernel = getKernel(device, { shader: "loss_sigmoid", constants: { WG, KIND: KIND[args.kind] } });
+  const kernel = getKernel(device, { shader: loss_sigmoid, constants: { WG, KIND: KIND[args.kind] } });
   const bg = bindGroup(
     device,
     kernel,

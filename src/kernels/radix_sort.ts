@@ -19,6 +19,8 @@ import { createStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { radix_sort_histogram } from "../shaders/radix_sort_histogram.ts";
+import { radix_sort_scatter } from "../shaders/radix_sort_scatter.ts";
 import { createScanPlan, type ScanPlan } from "./scan.ts";
 
 const WG = 64;
@@ -78,8 +80,8 @@ export function prepareRadixSort(device: GPUDevice, args: RadixSortArgs): Prepar
   const hist = createStorage(device, maxRadix * maxThreads * 4, `${label}:hist`);
   const histScan = createStorage(device, maxRadix * maxThreads * 4, `${label}:hist-scan`);
   owned.push(keys2, vals2, hist, histScan);
-  const histK = getKernel(device, { shader: "radix_sort_histogram", constants: { WG } });
-  const scatterK = getKernel(device, { shader: "radix_sort_scatter", constants: { WG } });
+  const histK = getKernel(device, { shader: radix_sort_histogram, constants: { WG } });
+  const scatterK = getKernel(device, { shader: radix_sort_scatter, constants: { WG } });
   const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
 
   interface Pass { params: GPUBuffer; shift: number; radix: number; scan: ScanPlan; hist: Dispatch; scatter: Dispatch }

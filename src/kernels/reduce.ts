@@ -9,6 +9,7 @@ import { createStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { reduce_sum } from "../shaders/reduce_sum.ts";
 
 export interface ReduceSumArgs {
   input: GPUBuffer;
@@ -39,7 +40,7 @@ export function prepareReduceSum(device: GPUDevice, args: ReduceSumArgs): Dispat
   const per = args.perInvocation ?? PER;
   if (!Number.isInteger(per) || per < 1) throw new KernelInputError(`reduce: perInvocation must be a positive integer, got ${per}`);
   const chunk = WG * per;
-  const kernel = getKernel(device, { shader: "reduce_sum", constants: { PER: per } });
+  const kernel = getKernel(device, { shader: reduce_sum, constants: { PER: per } });
   const maxWg = device.limits.maxComputeWorkgroupsPerDimension;
   const dispatches: Dispatch[] = [];
   let src = args.input;

@@ -15,6 +15,8 @@ import { createStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { scan_reduce } from "../shaders/scan_reduce.ts";
+import { scan_downsweep } from "../shaders/scan_downsweep.ts";
 
 /** Elements per thread run. */
 export const SCAN_PER = 64;
@@ -50,8 +52,8 @@ export function createScanPlan(device: GPUDevice, args: { input: GPUBuffer; outp
   if (input.size < capacity * 4 || output.size < capacity * 4) {
     throw new KernelInputError(`${label}: buffers hold ${input.size / 4} / ${output.size / 4} u32, need ${capacity}`);
   }
-  const reduceK = getKernel(device, { shader: "scan_reduce", constants: { WG } });
-  const downK = getKernel(device, { shader: "scan_downsweep", constants: { WG } });
+  const reduceK = getKernel(device, { shader: scan_reduce, constants: { WG } });
+  const downK = getKernel(device, { shader: scan_downsweep, constants: { WG } });
   const owned: GPUBuffer[] = [];
   const levels: Level[] = [];
   const dispatches: Dispatch[] = [];

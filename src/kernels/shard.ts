@@ -8,6 +8,8 @@ import { uploadStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { shard_add_f32 } from "../shaders/shard_add_f32.ts";
+import { shard_route } from "../shaders/shard_route.ts";
 
 const WG = 256;
 
@@ -30,7 +32,7 @@ export function prepareAdd(device: GPUDevice, args: AddArgs): Dispatch[] {
   if (count === 0) return [];
   if ((xo + count) * 4 > args.x.size) throw new KernelInputError(`${label}: x (${args.x.size} bytes) has no elements ${xo}..${xo + count - 1}`);
   if ((yo + count) * 4 > args.y.size) throw new KernelInputError(`${label}: y (${args.y.size} bytes) has no elements ${yo}..${yo + count - 1}`);
-  const kernel = getKernel(device, { shader: "shard_add_f32", constants: { WG } });
+  const kernel = getKernel(device, { shader: shard_add_f32, constants: { WG } });
   const params = uploadUniform(device, new Uint32Array([count, xo, yo, 0]), `${label}:params`);
   return [{ label, kernel, bindGroups: [bindGroup(device, kernel, { params, x: args.x, y: args.y }, label)], workgroups: grid(Math.ceil(count / WG), device.limits.maxComputeWorkgroupsPerDimension) }];
 }
@@ -78,7 +80,7 @@ export function prepareRoute(device: GPUDevice, args: RouteArgs): PreparedRoute 
   const outsBuf = uploadStorage(device, outs, `${label}:outs`);
   const entriesBuf = uploadStorage(device, Uint32Array.from(entries.length ? entries : [0, 0]), `${label}:entries`);
   const params = uploadUniform(device, new Uint32Array([batch, columns.length]), `${label}:params`);
-  const kernel = getKernel(device, { shader: "shard_route", constants: { WG } });
+  const kernel = getKernel(device, { shader: shard_route, constants: { WG } });
   const bg = bindGroup(device, kernel, { params, outs: outsBuf, entries: entriesBuf, input: args.input, output: args.output }, label);
   return {
     dispatches: [{ label, kernel, bindGroups: [bg], workgroups: grid(Math.ceil((batch * columns.length) / WG), device.limits.maxComputeWorkgroupsPerDimension) }],

@@ -7,7 +7,8 @@ import { DeviceLostError, GpuError, KernelInputError } from "../../src/gpu/error
 import { bindGroup, getKernel, shaderBindings } from "../../src/gpu/pipelines.ts";
 import { Profiler } from "../../src/gpu/timing.ts";
 import { prepareCopy } from "../../src/kernels/copy.ts";
-import { shaders } from "../../src/shaders/generated.ts";
+import { shaders } from "../../src/shaders/all.ts";
+import { copy_f32 } from "../../src/shaders/copy_f32.ts";
 import { testContext } from "../helpers/gpu.ts";
 
 describe("GPU runtime", () => {
@@ -35,27 +36,28 @@ describe("GPU runtime", () => {
     await expect(createContexts(0)).rejects.toThrow(/positive integer/);
   });
 
-  it("derives every kernel's bind group layout from its WGSL", () => {
-    for (const name of Object.keys(shaders) as (keyof typeof shaders)[]) {
-      const groups = shaderBindings(name);
+  it("ships every kernel's bind group layout, derived from its WGSL at build time", () => {
+    for (const [name, shader] of Object.entries(shaders)) {
+      expect(shader.name).toBe(name);
+      const groups = shaderBindings(shader);
       expect(groups.length, name).toBeGreaterThan(0);
       for (const g of groups) for (const b of g) expect(["uniform", "storage", "read-only-storage"]).toContain(b.kind);
     }
-    expect(shaderBindings("copy_f32")[0]!.map((b) => `${b.name}:${b.kind}`)).toEqual(["params:uniform", "src:read-only-storage", "dst:storage"]);
+    expect(shaderBindings(copy_f32)[0]!.map((b) => `${b.name}:${b.kind}`)).toEqual(["params:uniform", "src:read-only-storage", "dst:storage"]);
   });
 
   it("caches pipelines per device and key, and shares layouts of equal shape", async () => {
     const ctx = await testContext();
-    const a = getKernel(ctx.device, { shader: "copy_f32", constants: { WG: 64 } });
-    expect(getKernel(ctx.device, { shader: "copy_f32", constants: { WG: 64 } })).toBe(a);
-    const b = getKernel(ctx.device, { shader: "copy_f32", constants: { WG: 128 } });
+    const a = getKernel(ctx.device, { shader: copy_f32, constants: { WG: 64 } });
+    expect(getKernel(ctx.device, { shader: copy_f32, constants: { WG: 64 } })).toBe(a);
+    const b = getKernel(ctx.device, { shader: copy_f32, constants: { WG: 128 } });
     expect(b).not.toBe(a);
     expect(b.layouts[0]).toBe(a.layouts[0]);
   });
 
   it("names missing or unknown bindings", async () => {
     const ctx = await testContext();
-    const k = getKernel(ctx.device, { shader: "copy_f32", constants: { WG: 64 } });
+    const k = getKernel(ctx.device, { shader: copy_f32, constants: { WG: 64 } });
     const buf = uploadStorage(ctx.device, new Float32Array(4), "b");
     expect(() => bindGroup(ctx.device, k, { params: buf, src: buf }, "x")).toThrow(KernelInputError);
     expect(() => bindGroup(ctx.device, k, { params: buf, src: buf, dst: buf, extra: buf }, "x")).toThrow(/unknown bindings extra/);

@@ -1,3 +1,0 @@
-declare module "wgsl_reflect/wgsl_reflect.module.js" {
-  export * from "wgsl_reflect";
-}
