@@ -10,6 +10,7 @@ import { trainCommand } from "./commands/train.ts";
 import { evalCommand, predictCommand } from "./commands/eval.ts";
 import { preprocessCommand } from "./commands/preprocess.ts";
 import { benchCommand } from "./commands/bench.ts";
+import { adaptersCommand } from "./commands/adapters.ts";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
   train: { run: trainCommand, summary: "train a model (default: built-in synthetic data, about a minute)" },
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   predict: { run: predictCommand, summary: "click probabilities of a checkpoint to a CSV or Arrow file" },
   preprocess: { run: preprocessCommand, summary: "Criteo TSV/CSV (optionally gzip) to an Arrow cache" },
   bench: { run: benchCommand, summary: "training-step throughput and per-kernel time split" },
+  adapters: { run: adaptersCommand, summary: "list the WebGPU adapters with their limits and measured speed" },
 };
 
 const USAGE = `Usage: webgpu-dlrm <command> [options]
