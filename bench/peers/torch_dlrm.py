@@ -36,9 +36,10 @@ def main():
         embeddingDim=d, tableRows=rows, bottomMlp=a["bottom"], topMlp=[top_in] + a["top"], qr=None, md=None,
         interaction="dot", interactionItself=False, lossThreshold=0.0, fixtureQrInitScale=1.0,
     )
-    # Debian's torch 1.13 starts with one thread here; use every core we may run on (as the reference would on a 2-core box).
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    # Threads: torch's default, as the reference leaves it (Debian's 1.13 picks 1 here; 2 threads on the shared,
+    # oversubscribed 2 cores measured slower). Set PEERS_TORCH_THREADS to override.
+    if os.environ.get("PEERS_TORCH_THREADS"):
+        torch.set_num_threads(int(os.environ["PEERS_TORCH_THREADS"]))
     np.random.seed(1)
     torch.manual_seed(1)
     model = Dlrm(cfg)
