@@ -1,0 +1,262 @@
+/**
+ * The planner's cost model: seconds, bytes and memory of a sharding plan on
+ * devices of measured speed (src/shard/calibrate.ts). Pure arithmetic, no GPU.
+ *
+ * Per device and training step (global batch B, L indices per bag, its MLP
+ * slice B_d = splitBatch share):
+ *   embedding  lookups x cols elements for each shard it holds, each priced
+ *              at the device's forward + backward(+update) seconds per element
+ *              (table/column shards look up the whole global batch, a row
+ *              shard the fraction of lookups landing in its rows - uniform
+ *              over rows is assumed - and a data-parallel replica only its
+ *              own slice)
+ *   mlp        3 x the forward FLOPs of the bottom MLP, interaction and top
+ *              MLP for B_d samples (forward, dX, dW) at the device's GEMM rate
+ *   overhead   the device's dispatch round trip x the host synchronisations of
+ *              a step (4 + one per collective round)
+ *   transfer   all-to-all (pooled vectors forward, their gradients backward)
+ *              and ring allreduce (MLP gradients, data-parallel tables), per
+ *              round α + max(sent, received)/β on the chosen interconnect
+ *              (default: this machine's measured host-staged copy)
+ * The step of the plan is the slowest device (collectives synchronise);
+ * balance = slowest / mean.
+ */
+import type { DlrmConfig } from "../model/config.ts";
+import { type Shard, type ShardingPlan, type ShardKind, splitBatch } from "./plan.ts";
+import { butterflyRounds, collectiveSeconds, hostStaged, type Interconnect, ringAllreduceRounds, type RoundTraffic } from "./interconnect.ts";
+
+/** What the cost model needs of a model. */
+export interface ModelShape {
+  tableRows: readonly number[];
+  dim: number;
+  bottomMlp: readonly number[];
+  /** Top MLP including its input width (as DlrmConfig.topMlp). */
+  topMlp: readonly number[];
+  interaction: "dot" | "cat";
+  optimizer: "sgd" | "adagrad" | "rwsadagrad";
+  batchSize: number;
+  /** Mean indices per bag. */
+  poolingFactor: number;
+}
+
+/** What the cost model needs of a device (a DeviceCalibration has these). */
+export interface DeviceSpeed {
+  lookupSecPerElem: number;
+  backwardSecPerElem: number;
+  gemmGflops: number;
+  dispatchMs: number;
+  transferLatencyMs: number;
+  transferGBs: number;
+}
+
+export function shapeFromConfig(config: DlrmConfig, poolingFactor: number, batchSize = config.miniBatchSize): ModelShape {
+  return {
+    tableRows: config.tableRows,
+    dim: config.embeddingDim,
+    bottomMlp: config.bottomMlp,
+    topMlp: config.topMlp,
+    interaction: config.interaction,
+    optimizer: config.optimizer,
+    batchSize,
+    poolingFactor,
+  };
+}
+
+const F32 = 4;
+
+/** Optimizer state values per embedding row of `cols` columns. */
+export function stateValuesPerRow(optimizer: ModelShape["optimizer"], cols: number): number {
+  return optimizer === "adagrad" ? cols : optimizer === "rwsadagrad" ? 1 : 0;
+}
+
+/** Bytes of an embedding shard of rows x cols: weights plus optimizer state. */
+export function shardBytes(optimizer: ModelShape["optimizer"], rows: number, cols: number): number {
+  return rows * (cols + stateValuesPerRow(optimizer, cols)) * F32;
+}
+
+function layers(widths: readonly number[]): [number, number][] {
+  return widths.slice(1).map((o, i) => [widths[i]!, o]);
+}
+
+/** MLP parameters (weights + biases) of the bottom and top MLPs. */
+export function mlpParams(s: ModelShape): number {
+  return [...layers(s.bottomMlp), ...layers(s.topMlp)].reduce((a, [i, o]) => a + i * o + o, 0);
+}
+
+/** Forward FLOPs per sample of the MLPs and the interaction. */
+export function forwardFlopsPerSample(s: ModelShape): number {
+  const mlp = [...layers(s.bottomMlp), ...layers(s.topMlp)].reduce((a, [i, o]) => a + 2 * i * o, 0);
+  const f = s.tableRows.length + 1;
+  const inter = s.interaction === "dot" ? 2 * f * f * s.dim : 0;
+  return mlp + inter;
+}
+
+/** Activation widths (floats per sample) kept for the backward: every layer output, the interaction input and output. */
+function activationFloatsPerSample(s: ModelShape): number {
+  const f = s.tableRows.length + 1;
+  return s.bottomMlp.reduce((a, b) => a + b, 0) + s.topMlp.reduce((a, b) => a + b, 0) + f * s.dim;
+}
+
+export interface DeviceEstimate {
+  device: number;
+  /** "t3 table", "t7 rows 0-4999", "t2 cols 0-7", "t9 replica". */
+  shards: string[];
+  memoryBytes: number;
+  /** Embedding rows looked up per step (bag indices served). */
+  lookups: number;
+  /** Looked-up f32 elements per step (lookups x the shard's columns). */
+  lookupElems: number;
+  /** Samples of its MLP replica. */
+  batch: number;
+  /** Host-staged bytes sent / received per step (all-to-all both ways + allreduce). */
+  sentBytes: number;
+  receivedBytes: number;
+  embeddingSec: number;
+  mlpSec: number;
+  overheadSec: number;
+  computeSec: number;
+  /** This device's share of the collectives: per round α + max(sent, received)/β. */
+  transferSec: number;
+  /** compute + transfer. */
+  totalSec: number;
+}
+
+export interface PlanEstimate {
+  devices: DeviceEstimate[];
+  /** Slowest device's total: the modelled step time. */
+  stepSec: number;
+  /** Slowest / mean of the devices' totals. */
+  balance: number;
+  /** Bytes each device sends in the forward all-to-all, [from][to]. */
+  a2aBytes: number[][];
+  /** Bytes per device reduced by the allreduce (MLP gradients + data-parallel tables). */
+  allreduceBytes: number;
+  /** Collective rounds of a step (both all-to-alls + the allreduce). */
+  rounds: RoundTraffic[];
+  /** Modelled seconds of the collectives of one step on `interconnect`. */
+  collectiveSec: number;
+  interconnect: string;
+}
+
+/** Fixed host synchronisations of a step besides the collective rounds (loss readback, phases). */
+export const BASE_SYNCS_PER_STEP = 4;
+
+/**
+ * The forward all-to-all's bytes [from][to]: each shard sends its pooled
+ * columns (row shards: partial sums of all d columns) for every sample of
+ * every other device's slice.
+ */
+export function allToAllBytes(plan: ShardingPlan, dim: number, batch: readonly number[]): number[][] {
+  const N = plan.devices;
+  const m = Array.from({ length: N }, () => new Array<number>(N).fill(0));
+  for (const p of plan.tables) {
+    if (p.kind === "data") continue;
+    for (const s of p.shards) {
+      const cols = p.kind === "row" ? dim : s.colEnd - s.colStart;
+      for (let j = 0; j < N; j++) if (j !== s.device) m[s.device]![j]! += batch[j]! * cols * F32;
+    }
+  }
+  return m;
+}
+
+/** The rounds the trainer's all-to-all would run: butterfly for powers of two, else direct pairwise exchange. */
+export function allToAllRounds(bytes: readonly (readonly number[])[]): RoundTraffic[] {
+  const n = bytes.length;
+  if (n <= 1) return [];
+  if ((n & (n - 1)) === 0) return butterflyRounds(bytes);
+  return Array.from({ length: n - 1 }, (_, r) => {
+    const sent = new Array<number>(n).fill(0), received = new Array<number>(n).fill(0);
+    const pairs: [number, number][] = [];
+    for (let i = 0; i < n; i++) {
+      const j = (i + r + 1) % n;
+      sent[i]! += bytes[i]![j]!;
+      received[j]! += bytes[i]![j]!;
+      pairs.push([i, j]);
+    }
+    return { sent, received, pairs };
+  });
+}
+
+function transpose(m: readonly (readonly number[])[]): number[][] {
+  return m.map((_, i) => m.map((row) => row[i]!));
+}
+
+/** Estimates every device's step on `plan`. `interconnect` defaults to the host-staged copy of the slowest device. */
+export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect): PlanEstimate {
+  const N = plan.devices;
+  const B = shape.batchSize;
+  const batch = splitBatch(plan, B);
+  const ic = interconnect ?? hostStaged(Math.max(...speeds.map((s) => s.transferLatencyMs)), Math.min(...speeds.map((s) => s.transferGBs)));
+  const dev = Array.from({ length: N }, () => ({ shards: [] as string[], elems: 0, lookups: 0, bytes: 0 }));
+  let dataParallelBytes = 0;
+  for (const p of plan.tables) {
+    const rows = shape.tableRows[p.table]!;
+    for (const s of p.shards) {
+      const cols = s.colEnd - s.colStart;
+      const lookups = shardLookups(shape, p.table, p.kind, s, batch[s.device]!);
+      const d = dev[s.device]!;
+      d.lookups += lookups;
+      d.elems += lookups * cols;
+      d.bytes += shardMemory(shape, p.table, p.kind, s, batch[s.device]!);
+      d.shards.push(
+        p.kind === "table" ? `t${p.table}` : p.kind === "data" ? `t${p.table} replica` : p.kind === "row" ? `t${p.table} rows ${s.rowStart}-${s.rowEnd - 1}` : `t${p.table} cols ${s.colStart}-${s.colEnd - 1}`,
+      );
+    }
+    if (p.kind === "data") dataParallelBytes += rows * shape.dim * F32;
+  }
+  const a2a = allToAllBytes(plan, shape.dim, batch);
+  const fwdRounds = allToAllRounds(a2a);
+  const bwdRounds = allToAllRounds(transpose(a2a));
+  const allreduceBytes = mlpParams(shape) * F32 + dataParallelBytes;
+  const arRounds = N > 1 ? ringAllreduceRounds(N, allreduceBytes) : [];
+  const rounds = [...fwdRounds, ...bwdRounds, ...arRounds];
+  const collectiveSec = collectiveSeconds(ic, rounds);
+  const syncs = BASE_SYNCS_PER_STEP + rounds.length;
+  const mlpBytes = mlpParams(shape) * F32 * (shape.optimizer === "adagrad" ? 3 : 2);
+  const devices: DeviceEstimate[] = dev.map((d, i) => {
+    const sp = speeds[i]!;
+    const embeddingSec = d.elems * (sp.lookupSecPerElem + sp.backwardSecPerElem);
+    const mlpSec = (3 * forwardFlopsPerSample(shape) * batch[i]!) / (sp.gemmGflops * 1e9);
+    const overheadSec = (syncs * sp.dispatchMs) / 1e3;
+    const sent = rounds.reduce((a, r) => a + (r.sent[i] ?? 0), 0);
+    const received = rounds.reduce((a, r) => a + (r.received[i] ?? 0), 0);
+    let transferSec = 0;
+    for (const r of rounds) {
+      const busy = Math.max(r.sent[i] ?? 0, r.received[i] ?? 0);
+      if (busy === 0) continue;
+      const link = ic.link(...((r.pairs?.find((p) => p[0] === i || p[1] === i) ?? [0, 1]) as [number, number]));
+      transferSec += link.alpha + busy / link.bandwidth;
+    }
+    const memoryBytes = d.bytes + mlpBytes + batch[i]! * activationFloatsPerSample(shape) * 2 * F32 + batch[i]! * (shape.tableRows.length + 1) * shape.dim * 2 * F32 + Math.max(sent, received);
+    const computeSec = embeddingSec + mlpSec + overheadSec;
+    return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, transferSec, totalSec: computeSec + transferSec };
+  });
+  const totals = devices.map((d) => d.totalSec);
+  const stepSec = Math.max(...totals);
+  const mean = totals.reduce((a, b) => a + b, 0) / N;
+  return { devices, stepSec, balance: mean > 0 ? stepSec / mean : 1, a2aBytes: a2a, allreduceBytes, rounds, collectiveSec, interconnect: ic.name };
+}
+
+/** Bag indices a shard serves per step (row shards: their share of the rows, uniform popularity assumed). */
+export function shardLookups(shape: ModelShape, table: number, kind: ShardKind, s: Shard, deviceBatch: number): number {
+  if (kind === "data") return deviceBatch * shape.poolingFactor;
+  if (kind === "row") return (shape.batchSize * shape.poolingFactor * (s.rowEnd - s.rowStart)) / shape.tableRows[table]!;
+  return shape.batchSize * shape.poolingFactor;
+}
+
+/**
+ * Bytes a shard needs on its device: weights + optimizer state, the pooled
+ * outputs of the global batch and their gradients, indices and backward sort
+ * scratch for its lookups. `deviceBatch`: the device's MLP slice (data-parallel replicas look up only that).
+ */
+export function shardMemory(shape: ModelShape, table: number, kind: ShardKind, s: Shard, deviceBatch: number): number {
+  const cols = s.colEnd - s.colStart;
+  let b = shardBytes(shape.optimizer, s.rowEnd - s.rowStart, cols) + shardLookups(shape, table, kind, s, deviceBatch) * F32 * 6;
+  if (kind !== "data") b += 2 * shape.batchSize * (kind === "row" ? shape.dim : cols) * F32;
+  return b;
+}
+
+/** Memory of the MLP replica and activations of a device with `batch` samples (what every device holds besides its shards). */
+export function denseBytes(shape: ModelShape, batch: number): number {
+  return mlpParams(shape) * F32 * (shape.optimizer === "adagrad" ? 3 : 2) + batch * activationFloatsPerSample(shape) * 2 * F32 + batch * (shape.tableRows.length + 1) * shape.dim * 2 * F32;
+}
