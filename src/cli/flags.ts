@@ -50,7 +50,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: "nepochs", type: "int", default: 1, help: "epochs", meta: "N" },
   { name: "test-freq", type: "int", default: 0, help: "evaluate every N steps (0: at the end)", meta: "N" },
   { name: "test-mini-batch-size", type: "int", default: 1024, help: "samples per evaluation batch", meta: "B" },
-  { name: "test-num-batches", type: "int", default: 0, help: "batches per evaluation (0: whole split; generated data default 16)", meta: "N" },
+  { name: "test-num-batches", type: "int", default: 0, help: "batches per evaluation (0: whole split; generated data default 8)", meta: "N" },
   { name: "print-freq", type: "int", default: 20, help: "report the loss every N steps", meta: "N" },
   { name: "save-model", type: "string", help: "checkpoint file (safetensors) written every --checkpoint-every steps and at the end", meta: "FILE" },
   { name: "checkpoint-every", type: "int", default: 0, help: "steps between checkpoints (0: only at the end)", meta: "N" },
@@ -59,5 +59,6 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: "inference-only", type: "bool", default: false, help: "skip training: evaluate the loaded model" },
   { name: "log-jsonl", type: "string", help: "append progress as JSON lines to this file", meta: "FILE" },
   { name: "report", type: "string", help: "HTML report path (default: beside --save-model, else none)", meta: "FILE" },
+  { name: "allow-non-finite", type: "bool", default: false, help: "load a checkpoint even if a tensor holds NaN or Infinity (refused otherwise)" },
   { name: "config", type: "string", help: "JSON file of options (flag names as keys); flags given override it", meta: "FILE" },
 ];

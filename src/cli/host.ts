@@ -38,8 +38,11 @@ export const cliHost = {
   },
   async appendLineWriter(path: string): Promise<(line: string) => void> {
     await mkdir(dirname(path), { recursive: true });
-    const { appendFileSync } = await import("node:fs");
-    return (line: string) => appendFileSync(path, line + "\n");
+    // One descriptor opened with open(2): the new file gets the user's umask
+    // (Deno's appendFileSync created it world-writable).
+    const { openSync, writeSync } = await import("node:fs");
+    const fd = openSync(path, "a");
+    return (line: string) => void writeSync(fd, line + "\n");
   },
   async exists(path: string): Promise<boolean> {
     try {

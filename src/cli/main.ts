@@ -11,6 +11,7 @@ import { evalCommand, predictCommand } from "./commands/eval.ts";
 import { preprocessCommand } from "./commands/preprocess.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { adaptersCommand } from "./commands/adapters.ts";
+import { VERSION } from "./version.ts";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
   train: { run: trainCommand, summary: "train a model (default: built-in synthetic data, about a minute)" },
@@ -26,11 +27,20 @@ const USAGE = `Usage: webgpu-dlrm <command> [options]
 Commands:
 ${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(11)}${c.summary}`).join("\n")}
 
-Run 'webgpu-dlrm <command> --help' for a command's options.
+Run 'webgpu-dlrm <command> --help' for a command's options; 'webgpu-dlrm --version' for the version.
+
+Exit codes: 0 done; 1 internal error (a bug: please report it); 2 usage or input
+error (one line on stderr says what to fix); 3 the loss or the weights became
+NaN/Infinity; 4 the GPU device was lost; 130 interrupted by Ctrl-C (a checkpoint
+was saved when --save-model was given).
 `;
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === "--version" || cmd === "-V" || cmd === "version") {
+    cliHost.write(`webgpu-dlrm ${VERSION} (${cliHost.runtime()})\n`);
+    return 0;
+  }
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") {
     cliHost.write(USAGE);
     return cmd ? 0 : 2;

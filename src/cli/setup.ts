@@ -2,7 +2,8 @@
 import { ConfigError } from "../gpu/errors.ts";
 import { type DlrmConfig, interactionWidth, resolveConfig } from "../model/config.ts";
 import { randomSource } from "../data/random.ts";
-import { syntheticSource } from "../data/synthetic.ts";
+import { syntheticSource, type Teacher } from "../data/synthetic.ts";
+import { rocAuc } from "../model/metrics.ts";
 import type { DataSource } from "../data/source.ts";
 import { openDatasetSource } from "./dataset.ts";
 import type { FlagValues } from "./args.ts";
@@ -100,4 +101,25 @@ export function mergeConfigFile(values: FlagValues, given: Set<string>, json: un
 const KNOWN = new Set<string>();
 export function registerKnown(names: string[]): void {
   for (const n of names) KNOWN.add(n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+}
+
+/** Evaluation batches of generated data when --test-num-batches is not given (train and eval alike). */
+export const GENERATED_TEST_BATCHES = 8;
+
+/** The samples an evaluation uses: the same for train-time evaluation, `eval` and the teacher's score. */
+export function evalPlan(v: FlagValues, generated: boolean): { batchSize: number; limit: number | undefined } {
+  return { batchSize: v.testMiniBatchSize as number, limit: (v.testNumBatches as number) || (generated ? GENERATED_TEST_BATCHES : undefined) };
+}
+
+/** AUC of the synthetic data's hidden teacher on exactly the samples `plan` selects; undefined for other data. */
+export async function teacherAuc(source: DataSource, plan: { batchSize: number; limit: number | undefined }, split: "train" | "val" | "test" = "test"): Promise<number | undefined> {
+  const teacher = (source as { teacher?: Teacher }).teacher;
+  if (!teacher) return undefined;
+  const probs: number[] = [];
+  const labels: number[] = [];
+  for await (const b of source.batches({ batchSize: plan.batchSize, split, limit: plan.limit })) {
+    probs.push(...teacher.probabilities(b));
+    labels.push(...b.labels);
+  }
+  return rocAuc(probs, labels);
 }

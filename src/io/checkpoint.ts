@@ -5,7 +5,7 @@
  * to a temporary file and renamed, so a crash never leaves half a file.
  * Loading validates every name, shape and dtype before touching the model.
  */
-import { CheckpointError } from "./errors.ts";
+import { CheckpointError, NonFiniteTensorError } from "./errors.ts";
 import { type DlrmConfig, interactionWidth, resolveConfig } from "../model/config.ts";
 import type { DlrmModel } from "../model/dlrm.ts";
 import type { StateDict } from "../model/params.ts";
@@ -22,11 +22,27 @@ export interface Checkpoint {
   optimizer: StateDict;
   /** Free-form extra metadata (data position, run id...). */
   extra: Record<string, string>;
+  /** Written by webgpu-dlrm (config in its metadata), not a plain PyTorch state_dict. */
+  native?: boolean;
+}
+
+/** The first NaN/Inf of a set of tensors, as [name, flat index, value]; undefined when all are finite. */
+export function firstNonFinite(tensors: StateDict): [string, number, number] | undefined {
+  for (const [name, t] of Object.entries(tensors)) {
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return [name, i, d[i]!];
+  }
+  return undefined;
 }
 
 export async function checkpointBytes(model: DlrmModel, extra: Record<string, string> = {}): Promise<Uint8Array> {
   const params = await model.stateDict();
   const optimizer = model.options.inferenceOnly ? {} : await model.optimizerState();
+  // A checkpoint is a point to come back to: never write one that holds NaN or Infinity.
+  const bad = firstNonFinite({ ...params, ...optimizer });
+  if (bad) {
+    throw new NonFiniteTensorError(bad[0], bad[1], bad[2], `the model at step ${model.step} holds ${bad[2]} in ${bad[0]} (element ${bad[1]}): checkpoint not written`);
+  }
   const tensors: Parameters<typeof encodeSafetensors>[0] = {};
   for (const [name, t] of Object.entries({ ...params, ...optimizer })) tensors[name] = { dtype: "F32", shape: t.shape, data: t.data };
   return encodeSafetensors(tensors, { ...extra, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config), step: String(model.step) });
@@ -41,7 +57,7 @@ export async function saveCheckpoint(path: string, model: DlrmModel, extra: Reco
  * metadata) is accepted too: its architecture is inferred from the tensor
  * shapes, with `fallback` supplying what shapes cannot tell (loss, optimizer...).
  */
-export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Partial<DlrmConfig> = {}): Checkpoint {
+export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Partial<DlrmConfig> = {}, opts: { allowNonFinite?: boolean } = {}): Checkpoint {
   let decoded: ReturnType<typeof decodeSafetensors>;
   try {
     decoded = decodeSafetensors(bytes);
@@ -56,6 +72,10 @@ export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Par
     const entry = { shape: t.shape, data: t.data as Float32Array };
     if (name.startsWith("optim.")) optimizer[name] = entry;
     else params[name] = entry;
+  }
+  const bad = opts.allowNonFinite ? undefined : firstNonFinite({ ...params, ...optimizer });
+  if (bad) {
+    throw new NonFiniteTensorError(bad[0], bad[1], bad[2], `${source}: tensor ${bad[0]} holds ${bad[2]} at element ${bad[1]}; a model with non-finite weights predicts garbage (--allow-non-finite loads it anyway)`);
   }
   const meta = decoded.metadata ?? {};
   let config: DlrmConfig;
@@ -72,17 +92,17 @@ export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Par
   } else {
     config = inferConfig(params, source, fallback);
   }
-  return { config, step, params, optimizer, extra };
+  return { config, step, params, optimizer, extra, native: meta.format === CHECKPOINT_FORMAT };
 }
 
-export async function loadCheckpointFile(path: string, fallback: Partial<DlrmConfig> = {}): Promise<Checkpoint> {
+export async function loadCheckpointFile(path: string, fallback: Partial<DlrmConfig> = {}, opts: { allowNonFinite?: boolean } = {}): Promise<Checkpoint> {
   let bytes: Uint8Array;
   try {
     bytes = await readFileBytes(path);
   } catch (e) {
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
-  return parseCheckpoint(bytes, path, fallback);
+  return parseCheckpoint(bytes, path, fallback, opts);
 }
 
 /** Applies a parsed checkpoint to `model` (same architecture); nothing changes if anything mismatches. */

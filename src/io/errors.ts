@@ -4,6 +4,18 @@ import { DlrmError } from "../gpu/errors.ts";
 /** A checkpoint or tensor file cannot be read or written. */
 export class CheckpointError extends DlrmError {}
 
+/** A tensor holds NaN or Infinity: never written to a checkpoint, refused when loading unless allowed. */
+export class NonFiniteTensorError extends CheckpointError {
+  constructor(
+    readonly tensor: string,
+    readonly index: number,
+    readonly value: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** What is wrong with a safetensors file (tests and callers can branch on it). */
 export type SafetensorsProblem =
   | "too-short" // fewer than 8 bytes

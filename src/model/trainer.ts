@@ -11,7 +11,8 @@ import { MetricsAccumulator, type MetricsResult } from "./metrics.ts";
 
 export class NonFiniteLossError extends DlrmError {
   constructor(readonly step: number, readonly loss: number) {
-    super(`loss became ${loss} at step ${step}: training stopped. Lower the learning rate (--learning-rate) and resume from the last checkpoint, which was kept.`);
+    // Callers that know about checkpoints (the CLI) append which one to resume from.
+    super(`loss became ${loss} at step ${step}: training stopped. Lower the learning rate (--learning-rate).`);
   }
 }
 
@@ -46,11 +47,15 @@ export interface TrainOptions {
   testSplit?: SplitName;
   /** Batches per evaluation (default: the whole split). */
   testBatches?: number;
+  /** Samples per evaluation batch (default: batchSize); give the same value as a later `evaluate` to get the same numbers. */
+  testBatchSize?: number;
   /** Called with a checkpoint-worthy model every `checkpointEvery` steps and at the end. */
   checkpointEvery?: number;
   saveCheckpoint?: (model: DlrmModel) => Promise<void>;
   onStep?: (e: StepEvent) => void;
   onEval?: (e: EvalEvent) => void;
+  /** Called after every submitted step (no GPU read-back): lets a progress display move between loss reports. */
+  onSubmit?: (step: number, epoch: number) => void;
   /** Stop cleanly (after saving a checkpoint) when aborted. */
   signal?: AbortSignal;
   profiler?: Profiler;
@@ -59,7 +64,12 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
+  /** The model's step at the end (including steps of a resumed checkpoint). */
   steps: number;
+  /** The model's step when this run started (0, or the resumed checkpoint's step). */
+  startStep: number;
+  /** Steps trained by this run: steps - startStep. */
+  trainedSteps: number;
   interrupted: boolean;
   losses: { step: number; loss: number }[];
   evals: EvalEvent[];
@@ -118,7 +128,7 @@ export async function train(model: DlrmModel, opts: TrainOptions): Promise<Train
     opts.onStep?.({ step: model.step, epoch, loss: mean, lr: model.learningRate, samplesPerSec: sps, totalSteps, etaSec });
   };
   const runEval = async () => {
-    const r = await evaluate(model, opts.source, { batchSize: opts.batchSize, split: opts.testSplit ?? "test", limit: opts.testBatches });
+    const r = await evaluate(model, opts.source, { batchSize: opts.testBatchSize ?? opts.batchSize, split: opts.testSplit ?? "test", limit: opts.testBatches });
     const e: EvalEvent = { ...r, step: model.step, split: opts.testSplit ?? "test" };
     evals.push(e);
     opts.onEval?.(e);
@@ -148,6 +158,7 @@ export async function train(model: DlrmModel, opts: TrainOptions): Promise<Train
         model.trainStep(batch);
       }
       pending++;
+      opts.onSubmit?.(model.step, epoch);
       if (pending >= printFreq) await flush(epoch);
       if (opts.testFreq && model.step % opts.testFreq === 0) await runEval();
       if (opts.checkpointEvery && model.step % opts.checkpointEvery === 0) await checkpoint(epoch);
@@ -163,5 +174,5 @@ export async function train(model: DlrmModel, opts: TrainOptions): Promise<Train
     if (opts.saveCheckpoint) await opts.saveCheckpoint(model);
     if (!opts.testFreq || model.step % opts.testFreq !== 0) await runEval();
   }
-  return { steps: model.step, interrupted, losses, evals, seconds: (performance.now() - t0) / 1000 };
+  return { steps: model.step, startStep, trainedSteps: model.step - startStep, interrupted, losses, evals, seconds: (performance.now() - t0) / 1000 };
 }

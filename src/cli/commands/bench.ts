@@ -11,6 +11,7 @@ import { DlrmModel } from "../../model/dlrm.ts";
 import { initParameters } from "../../model/params.ts";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../args.ts";
 import { cliHost } from "../host.ts";
+import { VERSION } from "../version.ts";
 
 export interface BenchPreset {
   name: string;
@@ -118,7 +119,7 @@ const FLAGS: FlagSpec[] = [
   { name: "profile-steps", type: "int", default: 3, help: "steps profiled per kernel (timestamp queries)", meta: "N" },
   { name: "max-rows", type: "int", default: 1_000_000, help: "cap on rows per table (memory)", meta: "N" },
   { name: "optimizer", type: "choice", choices: ["sgd", "adagrad", "rwsadagrad"], default: "sgd", help: "optimizer" },
-  { name: "json", type: "bool", default: false, help: "print results as JSON" },
+  { name: "json", type: "bool", default: false, help: "print results as one JSON object on stdout (progress goes to stderr)" },
 ];
 
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -135,16 +136,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
   });
   const ctx = await createContext({ label: "bench" });
   const results: BenchResult[] = [];
+  // With --json, stdout holds only the JSON document.
+  const say = (s: string) => (v.json ? cliHost.error(s) : cliHost.write(s));
   for (const p of chosen) {
-    cliHost.write(`${p.name}: ${p.describe}\n`);
+    say(`${p.name}: ${p.describe}\n`);
     const r = await benchTraining(ctx, p, { steps: v.numBatches as number, warmup: v.warmup as number, profileSteps: v.profileSteps as number, optimizer: v.optimizer as DlrmConfig["optimizer"] });
     results.push(r);
-    cliHost.write(`  ${r.stepMs.toFixed(1)} ms/step, ${Math.round(r.samplesPerSec)} samples/s\n`);
+    say(`  ${r.stepMs.toFixed(1)} ms/step, ${Math.round(r.samplesPerSec)} samples/s\n`);
     const fam = new Map<string, number>();
     for (const k of r.kernels) fam.set(kernelFamily(k.label), (fam.get(kernelFamily(k.label)) ?? 0) + k.share);
-    for (const [f, share] of [...fam].sort((a, b) => b[1] - a[1])) cliHost.write(`    ${f.padEnd(28)} ${(100 * share).toFixed(1)}%\n`);
+    for (const [f, share] of [...fam].sort((a, b) => b[1] - a[1])) say(`    ${f.padEnd(28)} ${(100 * share).toFixed(1)}%\n`);
   }
-  if (v.json) cliHost.write(JSON.stringify({ adapter: ctx.adapter.name, host: cliHost.runtime(), results }, null, 2) + "\n");
+  if (v.json) cliHost.write(JSON.stringify({ version: VERSION, adapter: ctx.adapter.name, host: cliHost.runtime(), results }, null, 2) + "\n");
   ctx.destroy();
   return 0;
 }

@@ -3,17 +3,20 @@ import { createContext, type GpuContext } from "../../gpu/context.ts";
 import type { DeviceLostError } from "../../gpu/errors.ts";
 import { Profiler } from "../../gpu/timing.ts";
 import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../io/checkpoint.ts";
+import { NonFiniteTensorError } from "../../io/errors.ts";
+import type { DlrmConfig } from "../../model/config.ts";
 import { DlrmModel } from "../../model/dlrm.ts";
 import { initParameters } from "../../model/params.ts";
-import { evaluate, train } from "../../model/trainer.ts";
-import { rocAuc } from "../../model/metrics.ts";
-import type { Teacher } from "../../data/synthetic.ts";
+import { evaluate, NonFiniteLossError, train } from "../../model/trainer.ts";
 import { type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
 import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS } from "../flags.ts";
 import { cliHost } from "../host.ts";
+import { VERSION } from "../version.ts";
 import { createProgress, formatEval } from "../progress.ts";
 import { renderReport } from "../report.ts";
-import { makeConfig, makeSource, mergeConfigFile, registerKnown } from "../setup.ts";
+import { evalPlan, makeConfig, makeSource, mergeConfigFile, registerKnown, teacherAuc } from "../setup.ts";
+import { mergeCheckpointFlags } from "../resume.ts";
+import { checkFlagConflicts, prepareOutputs } from "../validate.ts";
 
 export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS];
 registerKnown(TRAIN_FLAGS.map((f) => f.name));
@@ -51,13 +54,12 @@ async function readJsonFile(path: string): Promise<unknown> {
 
 /** The data options of a run, recorded in its checkpoints so eval/predict see the same data. */
 function dataFlags(v: FlagValues): FlagValues {
-  const keys = ["dataGeneration", "dataSet", "rawDataFile", "processedDataFile", "maxIndRange", "dataSize", "numIndicesPerLookup", "numIndicesPerLookupFixed", "zipfExponent", "roundTargets", "seed", "numpyRandSeed"];
+  const keys = ["dataGeneration", "dataSet", "rawDataFile", "processedDataFile", "maxIndRange", "dataSize", "numIndicesPerLookup", "numIndicesPerLookupFixed", "zipfExponent", "roundTargets", "seed", "numpyRandSeed", "testMiniBatchSize", "testNumBatches"];
   return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
 /** Number of batches for generated data when --num-batches is not given. */
 const GENERATED_BATCHES = 600;
-const GENERATED_TEST_BATCHES = 8;
 
 export async function trainCommand(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -68,22 +70,42 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (positional.length) throw new UsageError(`train takes no positional arguments (got '${positional[0]}'); options start with --`);
   if (v.config) mergeConfigFile(v, given, await readJsonFile(v.config as string), v.config as string);
   if (v.resume && !v.saveModel) throw new UsageError("--resume needs --save-model FILE (the checkpoint to continue)");
+  checkFlagConflicts(v, given, "train");
 
-  const progress = createProgress({ write: cliHost.write, tty: cliHost.isTTY(), jsonl: v.logJsonl ? await cliHost.appendLineWriter(v.logJsonl as string) : undefined });
-  const { source, generated, describe } = await makeSource(v, progress.message);
-  let config = makeConfig(v, source, given);
+  // Every output must be writable before the first step: a run never trains and then loses its model.
+  const saveModel = v.saveModel as string | undefined;
+  const reportPath = (v.report as string | undefined) ?? (saveModel ? saveModel.replace(/(\.safetensors)?$/, ".report.html") : undefined);
+  const cleaned = await prepareOutputs([
+    ...(saveModel ? [{ flag: "--save-model", path: saveModel, atomic: true }] : []),
+    ...(v.logJsonl ? [{ flag: "--log-jsonl", path: v.logJsonl as string }] : []),
+    ...(reportPath ? [{ flag: v.report ? "--report" : "--report (beside --save-model)", path: reportPath }] : []),
+  ]);
 
   // Where to start from: --resume (the run's own checkpoint, if any) or --load-model.
-  const startFile = v.resume && (await cliHost.exists(v.saveModel as string)) ? (v.saveModel as string) : (v.loadModel as string | undefined);
-  const ckpt = startFile ? await loadCheckpointFile(startFile, config) : undefined;
-  if (ckpt) config = { ...ckpt.config, learningRate: config.learningRate, lrWarmupSteps: config.lrWarmupSteps, lrDecayStartStep: config.lrDecayStartStep, lrDecaySteps: config.lrDecaySteps, optimizer: v.resume ? ckpt.config.optimizer : config.optimizer };
+  const startFile = v.resume && (await cliHost.exists(saveModel!)) ? saveModel! : (v.loadModel as string | undefined);
+  const ckpt = startFile
+    ? await loadCheckpointFile(
+        startFile,
+        { loss: v.lossFunction as DlrmConfig["loss"], optimizer: v.optimizer as DlrmConfig["optimizer"], learningRate: v.learningRate as number, miniBatchSize: v.miniBatchSize as number },
+        { allowNonFinite: v.allowNonFinite as boolean },
+      )
+    : undefined;
+  const mergeNotes = ckpt ? mergeCheckpointFlags(v, given, ckpt, startFile!, v.resume && startFile === saveModel ? "resume" : "load") : [];
+
+  const progress = createProgress({ write: cliHost.write, tty: cliHost.isTTY(), jsonl: v.logJsonl ? await cliHost.appendLineWriter(v.logJsonl as string) : undefined });
+  for (const line of [...cleaned, ...mergeNotes]) progress.message(line);
+  const { source, generated, describe } = await makeSource(v, progress.message);
+  const config = makeConfig(v, source, given);
 
   const ctx: GpuContext = await createContext({ label: "train" });
-  progress.message(`webgpu-dlrm on ${cliHost.runtime()}, adapter "${ctx.adapter.name}"`);
+  progress.begin({ version: VERSION, host: cliHost.runtime(), adapter: ctx.adapter.name, argv, options: v, config, data: describe });
+  progress.message(`webgpu-dlrm ${VERSION} on ${cliHost.runtime()}, adapter "${ctx.adapter.name}"`);
   progress.message(`data: ${describe}`);
   progress.message(
     `model: ${config.tableRows.length} tables (${config.tableRows.reduce((a, b) => a + b, 0)} rows) x d=${config.embeddingDim}, bottom ${config.bottomMlp.join("-")}, top ${config.topMlp.join("-")}, ${config.interaction}, loss ${config.loss}, ${config.optimizer} lr ${config.learningRate}`,
   );
+  // Pipelines compile while the model is built and its first step is encoded: 10-20 s on a CPU adapter.
+  progress.phase("compiling kernels");
   const model = new DlrmModel(ctx.device, config, ckpt?.params ?? initParameters(config), { inferenceOnly: v.inferenceOnly as boolean });
   if (ckpt) {
     applyCheckpoint(model, ckpt, { withOptimizer: ckpt.config.optimizer === config.optimizer });
@@ -93,12 +115,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const batchSize = v.miniBatchSize as number;
   const splitRows = (source as { splitRows?: (s: "train") => number }).splitRows?.("train");
   const numBatches = (v.numBatches as number) || (generated ? GENERATED_BATCHES : splitRows !== undefined ? Math.ceil(splitRows / batchSize) : undefined);
-  const testBatches = (v.testNumBatches as number) || (generated ? GENERATED_TEST_BATCHES : undefined);
-  const testBatch = v.testMiniBatchSize as number;
+  // The same samples as `eval` of the checkpoint will use (the options are recorded in it).
+  const plan = evalPlan(v, generated);
 
   if (v.inferenceOnly) {
-    const r = await evaluate(model, source, { batchSize: testBatch, split: "test", limit: testBatches });
-    progress.message(formatEval({ ...r, step: model.step, split: "test" }));
+    const r = await evaluate(model, source, { batchSize: plan.batchSize, split: "test", limit: plan.limit });
+    progress.message(formatEval({ ...r, step: model.step, split: "test" }, config.loss));
     model.destroy();
     ctx.destroy();
     return 0;
@@ -118,7 +140,29 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const loseAt = Number((globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DLRM_FAULT_LOSE_DEVICE_AT_STEP ?? NaN);
 
   const profiler = new Profiler(ctx.device, 256);
-  const saveModel = v.saveModel as string | undefined;
+  // The newest checkpoint on disk that holds only finite values (checkpoints with NaN/Inf are never written).
+  let lastGood: { path: string; step: number } | undefined = ckpt && startFile === saveModel ? { path: saveModel!, step: ckpt.step } : undefined;
+  const earlier = !lastGood && saveModel && (await cliHost.exists(saveModel));
+  /** The error to report for a failed run, with where to resume from. */
+  const trainingFailure = async (e: unknown): Promise<unknown> => {
+    if (e instanceof NonFiniteLossError || e instanceof NonFiniteTensorError) {
+      const where = lastGood
+        ? ` Resume from the last checkpoint with finite values, ${lastGood.path} (step ${lastGood.step}): --resume --save-model ${lastGood.path}.`
+        : ` No checkpoint of this run was written${earlier ? ` (${saveModel} still holds an earlier run's model, unchanged)` : ""}.`;
+      if (e instanceof NonFiniteTensorError) {
+        // Weights went non-finite before the loss did: the same fault (exit 3), the same advice.
+        const err = new NonFiniteLossError(model.step, e.value);
+        err.message = `${e.message}. Lower the learning rate (--learning-rate).${where}`;
+        return err;
+      }
+      e.message += where;
+      return e;
+    }
+    // A lost device shows up first as failing GPU calls; report the loss itself, with how to resume.
+    await Promise.race([ctx.lost, new Promise((r) => setTimeout(r, 2000))]);
+    if (ctx.lostError) return withResumeHint(ctx.lostError, saveModel);
+    return e;
+  };
   let result;
   try {
     result = await train(model, {
@@ -128,51 +172,52 @@ export async function trainCommand(argv: string[]): Promise<number> {
       numBatches,
       printFreq: v.printFreq as number,
       testFreq: v.testFreq as number,
-      testBatches,
+      testBatches: plan.limit,
+      testBatchSize: plan.batchSize,
       checkpointEvery: v.checkpointEvery as number,
-      saveCheckpoint: saveModel ? (m) => saveCheckpoint(saveModel, m, { data: JSON.stringify(dataFlags(v)) }) : undefined,
+      saveCheckpoint: saveModel
+        ? async (m) => {
+            await saveCheckpoint(saveModel, m, { data: JSON.stringify(dataFlags(v)) });
+            lastGood = { path: saveModel, step: m.step };
+          }
+        : undefined,
       onStep: (e) => {
         progress.step(e);
         if (e.step >= loseAt) ctx.device.destroy();
       },
-      onEval: progress.eval,
+      onEval: (e) => progress.eval(e, config.loss),
+      onSubmit: (s, epoch) => progress.submitted(s, epoch, numBatches !== undefined ? numBatches * (v.nepochs as number) : undefined),
       signal: abort.signal,
       profiler,
       profileSteps: 5,
     });
   } catch (e) {
-    // A lost device shows up first as failing GPU calls; report the loss itself, with how to resume.
-    await Promise.race([ctx.lost, new Promise((r) => setTimeout(r, 2000))]);
-    if (ctx.lostError) throw withResumeHint(ctx.lostError, saveModel);
-    throw e;
+    const err = await trainingFailure(e);
+    progress.close();
+    progress.end({ error: (err as Error).message });
+    throw err;
   } finally {
     offInterrupt();
     progress.close();
   }
   if (ctx.lostError) throw withResumeHint(ctx.lostError, saveModel);
   const last = result.evals.at(-1);
-  const sps = (result.losses.length * batchSize) / Math.max(1e-9, result.seconds);
-  progress.message(`trained ${result.steps} steps in ${result.seconds.toFixed(1)} s${saveModel ? `, checkpoint ${saveModel}` : ""}`);
-  if (last) progress.message(`test AUC ${last.auc.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%, log loss ${last.logLoss.toFixed(4)}`);
-  const teacher = (source as { teacher?: Teacher }).teacher;
-  if (last && teacher) {
-    // The labels' own generator scored on the same test samples: the best AUC any model can reach.
-    const probs: number[] = [];
-    const labels: number[] = [];
-    for await (const b of source.batches({ batchSize: testBatch, split: "test", limit: testBatches })) {
-      probs.push(...teacher.probabilities(b));
-      labels.push(...b.labels);
-    }
-    progress.message(`(the hidden teacher that labelled the synthetic data scores AUC ${rocAuc(probs, labels).toFixed(4)} on the same samples)`);
-  }
-  const reportPath = (v.report as string | undefined) ?? (saveModel ? saveModel.replace(/(\.safetensors)?$/, ".report.html") : undefined);
+  const sps = (result.trainedSteps * batchSize) / Math.max(1e-9, result.seconds);
+  const resumed = result.startStep > 0 ? ` (resumed at step ${result.startStep}, now at step ${result.steps})` : "";
+  progress.message(`trained ${result.trainedSteps} steps in ${result.seconds.toFixed(1)} s${resumed}${saveModel ? `, checkpoint ${saveModel}` : ""}`);
+  if (last) progress.message(`test AUC ${last.auc.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%, log loss ${last.logLoss.toFixed(4)} (${last.samples} test samples)`);
+  // The labels' own generator scored on the same test samples: the best AUC any model can reach.
+  const teacher = last ? await teacherAuc(source, plan) : undefined;
+  if (teacher !== undefined) progress.message(`(the hidden teacher that labelled the synthetic data scores AUC ${teacher.toFixed(4)} on the same ${last!.samples} samples)`);
   if (reportPath) {
-    await cliHost.writeText(reportPath, renderReport({ title: "webgpu-dlrm training run", config, result, timings: profiler.rows(), adapter: ctx.adapter.name, host: cliHost.runtime(), samplesPerSec: sps }));
+    await cliHost.writeText(reportPath, renderReport({ title: "webgpu-dlrm training run", config, result, timings: profiler.rows(), adapter: ctx.adapter.name, host: cliHost.runtime(), samplesPerSec: sps, teacherAuc: teacher, version: VERSION }));
     progress.message(`report ${reportPath}`);
   }
   profiler.destroy();
   model.destroy();
   closing = true;
   ctx.destroy();
-  return result.interrupted ? 130 : 0;
+  const code = result.interrupted ? 130 : 0;
+  progress.end({ exitCode: code, steps: result.steps, trainedSteps: result.trainedSteps, seconds: result.seconds, interrupted: result.interrupted, checkpoint: saveModel, report: reportPath, final: last });
+  return code;
 }
