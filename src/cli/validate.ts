@@ -57,7 +57,7 @@ export interface OutputPath {
 
 function reason(e: unknown): string {
   const err = e as { code?: string; message?: string };
-  return err.code === "EACCES" || err.code === "EPERM" ? "permission denied" : err.code === "EROFS" ? "read-only file system" : err.code === "ENOTDIR" ? "a parent is a file, not a directory" : (err.message ?? String(e));
+  return err.code === "EACCES" || err.code === "EPERM" ? "permission denied" : err.code === "EROFS" ? "read-only file system" : err.code === "ENOTDIR" ? "a parent is a file, not a directory" : err.code === "EEXIST" ? "a file, not a directory, has that name" : (err.message ?? String(e));
 }
 
 /**

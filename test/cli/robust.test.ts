@@ -111,7 +111,7 @@ describe.each<Host>(["deno", "node"])("under %s", (host) => {
     const s = run(host, ["train", "--save-model", join(blocker, "m.safetensors")]);
     expect(s.code).toBe(2);
     expect(errLines(s.err)).toHaveLength(1);
-    expect(s.err).toMatch(/--save-model .*cannot create the directory .*a parent is a file/);
+    expect(s.err).toMatch(/--save-model .*cannot create the directory .*plain-file \(a file, not a directory, has that name\)/);
   });
 });
 
