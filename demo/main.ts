@@ -8,8 +8,8 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import type { FromWorker, KernelTime, Stage, ToWorker } from "./protocol.ts";
-import { dash, fromQuery, INTERCONNECTS, parseDash, PRESETS, presetSettings, toQuery, topMlp, type Settings } from "./settings.ts";
-import { allreduceUs, allToAllRounds, deviceMemory, formatBytes, formatUs, makePlan, mlpParamCount, type Round } from "./shard.ts";
+import { dash, fromQuery, INTERCONNECT_NAMES, parseDash, PRESETS, presetSettings, toQuery, topMlp, type Settings } from "./settings.ts";
+import { formatBytes, formatSec, INTERCONNECT_CHOICES, shardBytes, shardView, type ShardView } from "./shard.ts";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const SVG = "http://www.w3.org/2000/svg";
@@ -67,7 +67,7 @@ function buildPresetRadios(): void {
     box.appendChild(label);
   }
   const link = $<HTMLSelectElement>("f-link");
-  for (const [key, l] of Object.entries(INTERCONNECTS)) link.add(new Option(l.title, key));
+  for (const key of INTERCONNECT_NAMES) link.add(new Option(`${key}: ${INTERCONNECT_CHOICES[key]!.describe}`, key));
 }
 
 function fillForm(s: Settings): void {
@@ -87,6 +87,7 @@ function fillForm(s: Settings): void {
   $<HTMLInputElement>("f-eval").value = String(s.evalEvery);
   $<HTMLInputElement>("f-devices").value = String(s.devices);
   $<HTMLSelectElement>("f-link").value = s.interconnect;
+  $<HTMLSelectElement>("f-plan").value = s.plan;
   $("criteo").hidden = s.data !== "criteo";
 }
 
@@ -121,6 +122,7 @@ function readForm(): Settings {
     evalEvery: num("f-eval", "Evaluate every"),
     devices: Math.min(16, num("f-devices", "Devices")),
     interconnect: $<HTMLSelectElement>("f-link").value,
+    plan: $<HTMLSelectElement>("f-plan").value as Settings["plan"],
     data,
     seed: settings?.seed ?? 1,
   };
@@ -135,7 +137,7 @@ function readForm(): Settings {
 function onFormChange(ev?: Event): void {
   const t = ev?.target as HTMLInputElement | undefined;
   if (t?.name === "preset") {
-    const keep = { devices: settings.devices, interconnect: settings.interconnect, data: settings.data, seed: settings.seed };
+    const keep = { devices: settings.devices, interconnect: settings.interconnect, plan: settings.plan, data: settings.data, seed: settings.seed };
     settings = { ...presetSettings(t.value), ...keep };
     fillForm(settings);
   }
@@ -263,7 +265,7 @@ function drawDiagram(s: Settings): void {
   }
   const n = s.tables.length;
   const sub: Record<string, string> = {
-    cat: `${n} ids per sample (bags of ${s.bag})`,
+    cat: s.bag > 1 ? `${n} bags of ${s.bag} ids` : `${n} ids per sample`,
     embedding: `${n} tables × d ${s.dim}`,
     dense: `${s.bottom[0]} numbers per sample`,
     bottom: s.bottom.join("-"),
@@ -393,57 +395,66 @@ function showKernels(kernels: KernelTime[], stepMs: number, timestamps: boolean)
 }
 
 // ---------------------------------------------------------------- sharding plan and all-to-all
-let rounds: Round[] = [];
+let view: ShardView | undefined;
 let a2aStart = 0;
+const KIND_TEXT = { table: "whole", row: "rows", column: "cols", data: "replica" } as const;
 function drawSharding(): void {
   const s = settings;
   const N = s.devices;
-  const link = INTERCONNECTS[s.interconnect] ?? INTERCONNECTS.pcie4!;
-  const plan = makePlan(s.tables, s.dim, N);
-  const mlp = mlpParamCount(s.bottom, topMlp(s));
-  const mem = deviceMemory(plan, s.tables, s.dim, s.optimizer, mlp);
-  const maxMem = Math.max(...mem.map((m) => m.embeddingBytes + m.optimizerBytes + m.mlpBytes));
-  const table = $("plan");
-  const head = `<thead><tr><th scope="col">table (rows)</th>${mem.map((m) => `<th scope="col"><span class="dot" style="background:${DEVICE_COLOURS[m.device % 16]}"></span>GPU ${m.device}</th>`).join("")}</tr></thead>`;
-  const body = plan.tables
+  const shape = { tableRows: s.tables, dim: s.dim, bottomMlp: s.bottom, topMlp: topMlp(s), interaction: s.interaction, optimizer: s.optimizer, batchSize: s.batch, poolingFactor: s.bag };
+  let v: ShardView;
+  try {
+    v = shardView(shape, N, s.plan, s.interconnect);
+  } catch (e) {
+    $("plan-note").textContent = `No plan: ${(e as Error).message}`;
+    return;
+  }
+  view = v;
+  const est = v.estimate;
+  const maxMem = Math.max(...est.devices.map((d) => d.memoryBytes));
+  const head = `<thead><tr><th scope="col">table (rows)</th>${est.devices.map((d) => `<th scope="col"><span class="dot" style="background:${DEVICE_COLOURS[d.device % 16]}"></span>GPU ${d.device}</th>`).join("")}</tr></thead>`;
+  const body = v.plan.tables
     .map((p) => {
-      const cells = mem.map((m) => {
-        const sh = p.shards.find((x) => x.device === m.device);
+      const cells = est.devices.map((d) => {
+        const sh = p.shards.find((x) => x.device === d.device);
         if (!sh) return `<td class="off">·</td>`;
-        const bytes = (sh.rowEnd - sh.rowStart) * (sh.colEnd - sh.colStart) * 4;
-        return `<td class="on" style="background:${DEVICE_COLOURS[m.device % 16]}">${formatBytes(bytes)}</td>`;
+        const bytes = shardBytes(s.optimizer, sh.rowEnd - sh.rowStart, sh.colEnd - sh.colStart);
+        const range = p.kind === "row" ? ` ${sh.rowStart}–${sh.rowEnd - 1}` : p.kind === "column" ? ` ${sh.colStart}–${sh.colEnd - 1}` : "";
+        return `<td class="on${p.kind === "data" ? " replica" : ""}" style="background:${DEVICE_COLOURS[d.device % 16]}" title="${p.kind}-wise: ${formatBytes(bytes)} with optimizer state">${KIND_TEXT[p.kind]}${range}<br>${formatBytes(bytes)}</td>`;
       });
       return `<tr><th scope="row">${p.table} (${s.tables[p.table]!.toLocaleString()})</th>${cells.join("")}</tr>`;
     })
     .join("");
-  const memRow = `<tr><th scope="row">memory</th>${mem
-    .map((m) => {
-      const tot = m.embeddingBytes + m.optimizerBytes + m.mlpBytes;
-      return `<td title="embeddings ${formatBytes(m.embeddingBytes)}, optimizer state ${formatBytes(m.optimizerBytes)}, MLP replica ${formatBytes(m.mlpBytes)}">${formatBytes(tot)}<div class="membar"><span style="width:${(100 * tot) / maxMem}%"></span></div></td>`;
-    })
-    .join("")}</tr>`;
-  table.innerHTML = `<caption class="sr">Which device holds each embedding table</caption>${head}<tbody>${body}${memRow}</tbody>`;
+  const foot =
+    `<tr><th scope="row">batch slice</th>${v.batch.map((b) => `<td>${b} samples</td>`).join("")}</tr>` +
+    `<tr><th scope="row">memory</th>${est.devices
+      .map((d) => `<td title="${d.shards.join(", ")}">${formatBytes(d.memoryBytes)}<div class="membar"><span style="width:${(100 * d.memoryBytes) / maxMem}%"></span></div></td>`)
+      .join("")}</tr>`;
+  $("plan").innerHTML = `<caption class="sr">Which device holds each embedding table</caption>${head}<tbody>${body}${foot}</tbody>`;
   $("plan-note").textContent =
-    `Table-wise plan (src/shard/plan.ts tableWisePlan): each table whole on one of ${N} device${N > 1 ? "s" : ""}, round robin; every device keeps a replica of the MLPs ` +
-    `(${mlp.toLocaleString()} parameters) and trains on 1/${N} of each batch. Memory counts parameters, gradients of the MLPs and optimizer state.`;
+    (v.planner === "planner"
+      ? `The planner (src/shard/planner.ts) placed each table on ${N} identical nominal devices (16 GiB each), choosing table-, row-, column-wise or replicated (small tables) to balance the modelled step; `
+      : `Table-wise plan (src/shard/plan.ts): each table whole on one of ${N} devices, round robin; `) +
+    `every device keeps an MLP replica and trains its slice of each batch. Memory: shards with optimizer state, lookups and pooled outputs, MLP replica and activations (src/shard/cost_model.ts). ` +
+    `Modelled step ${formatSec(est.stepSec)}, balance ${est.balance.toFixed(2)}.` +
+    (v.fallback ? ` (The planner could not plan this: ${v.fallback}; showing the table-wise plan.)` : "");
 
-  rounds = allToAllRounds(plan, s.batch, s.dim, link);
-  demo.rounds = rounds.length;
-  const total = rounds.reduce((a, r) => a + r.us, 0);
-  const ar = allreduceUs(mlp, N, link);
-  const rt = $("rounds");
-  rt.innerHTML =
-    `<caption class="sr">All-to-all rounds of one step</caption><thead><tr><th scope="col">round</th><th scope="col">sends</th><th scope="col" class="num">bytes per device</th><th scope="col" class="num">modelled</th></tr></thead><tbody>` +
-    rounds
-      .map((r) => `<tr data-round="${r.round}"><td>${r.round}</td><td>${r.transfers.map((t) => `${t.from}→${t.to}`).join(" ")}</td><td class="num">${formatBytes(Math.max(...r.transfers.map((t) => t.bytes)))}</td><td class="num">${formatUs(r.us)}</td></tr>`)
+  const fwd = v.rounds.reduce((a, r) => a + r.seconds, 0);
+  demo.rounds = v.rounds.length;
+  const pow2 = (N & (N - 1)) === 0;
+  $("rounds").innerHTML =
+    `<caption class="sr">All-to-all rounds of one step</caption><thead><tr><th scope="col">round</th><th scope="col">exchanges</th><th scope="col" class="num">busiest device sends</th><th scope="col" class="num">modelled</th></tr></thead><tbody>` +
+    v.rounds
+      .map((r, i) => `<tr data-round="${i}"><td>${i + 1}</td><td>${(r.pairs ?? []).map(([a, b]) => `${a}→${b}`).join(" ")}</td><td class="num">${formatBytes(Math.max(0, ...r.sent))}</td><td class="num">${formatSec(r.seconds)}</td></tr>`)
       .join("") +
-    `</tbody><tfoot><tr><th scope="row" colspan="3">forward all-to-all (the backward sends the same bytes back)</th><td class="num">${formatUs(total)}</td></tr>` +
-    `<tr><th scope="row" colspan="3">MLP gradient allreduce (ring)</th><td class="num">${formatUs(ar)}</td></tr></tfoot>`;
+    `</tbody><tfoot><tr><th scope="row" colspan="3">forward all-to-all (the backward sends the gradients back the same way)</th><td class="num">${formatSec(fwd)}</td></tr>` +
+    `<tr><th scope="row" colspan="3">allreduce of MLP gradients${v.plan.tables.some((p) => p.kind === "data") ? " and replicated tables" : ""} (ring, ${formatBytes(est.allreduceBytes)})</th><td class="num">${formatSec(v.allreduceSec)}</td></tr></tfoot>`;
   $("a2a-note").textContent = N < 2
     ? "One device: nothing to exchange. Set Devices to 2 or more to see the all-to-all."
-    : `Each step, the device that owns a table sends the pooled embeddings of every other device's batch slice (${Math.floor(s.batch / N)} samples × d ${s.dim} × 4 bytes per table) in ${N - 1} rounds` +
-      `${(N & (N - 1)) === 0 ? " of pairwise exchanges (partner = i XOR round)" : " (partner = i + round mod N)"}. Times are modelled for ${link.title}. ` +
-      "Training in this page runs on one device; the plan and rounds are what the multi-device scheduler runs on N devices.";
+    : `Each step, the devices that own embedding shards send the pooled vectors of every other device's batch slice to it: ` +
+      (pow2 ? `a butterfly of ${v.rounds.length} rounds (round r: device i exchanges with i XOR 2^r, forwarding what is bound further).` : `${v.rounds.length} rounds of direct pairwise exchange (device i sends to i + r mod ${N}; the butterfly needs a power of two).`) +
+      ` Rounds and bytes from src/shard/cost_model.ts, times modelled on ${v.interconnect.describe} (α + bytes/β per round). ` +
+      "This page trains on one device; the plan and rounds are those the multi-device scheduler would run on N devices.";
   a2aStart = performance.now();
   drawA2aFrame(performance.now());
 }
@@ -452,21 +463,23 @@ function drawA2aFrame(now: number): void {
   const svg = $("a2a") as unknown as SVGSVGElement;
   const N = settings.devices;
   while (svg.lastChild && svg.lastChild.nodeName !== "title") svg.removeChild(svg.lastChild);
-  const cx = 180, cy = 180, R = N > 1 ? 130 : 0;
+  const cx = 180, cy = 172, R = N > 1 ? 130 : 0;
   const pos = Array.from({ length: N }, (_, i) => [cx + R * Math.sin((2 * Math.PI * i) / N), cy - R * Math.cos((2 * Math.PI * i) / N)] as const);
-  const ROUND_MS = 1400;
+  const rounds = view?.rounds ?? [];
+  const ROUND_MS = 1600;
   const r = rounds.length ? Math.floor((now - a2aStart) / ROUND_MS) % rounds.length : -1;
   const f = rounds.length ? ((now - a2aStart) % ROUND_MS) / ROUND_MS : 0;
   if (r >= 0) {
     const round = rounds[r]!;
-    for (const t of round.transfers) {
-      const [x1, y1] = pos[t.from]!, [x2, y2] = pos[t.to]!;
-      // Bend each arrow to the right so the two directions of a pair do not overlap.
+    for (const [from, to] of round.pairs ?? []) {
+      if (from >= N || to >= N) continue;
+      const [x1, y1] = pos[from]!, [x2, y2] = pos[to]!;
+      // Bend each arrow to its right so the two directions of a pair do not overlap.
       const mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
       const dx = x2 - x1, dy = y2 - y1;
       const len = Math.hypot(dx, dy) || 1;
       const qx = mx + (-dy / len) * 22, qy = my + (dx / len) * 22;
-      const colour = DEVICE_COLOURS[t.from % 16]!;
+      const colour = DEVICE_COLOURS[from % 16]!;
       svgEl("path", { d: `M${x1},${y1} Q${qx},${qy} ${x2},${y2}`, stroke: colour, "stroke-width": 2, fill: "none", opacity: 0.55 }, svg);
       const e = Math.min(1, f * 1.25);
       const px = (1 - e) ** 2 * x1 + 2 * (1 - e) * e * qx + e ** 2 * x2;
@@ -474,12 +487,12 @@ function drawA2aFrame(now: number): void {
       svgEl("circle", { cx: px, cy: py, r: 6, fill: colour }, svg);
       if (N <= 8) {
         const lbl = svgEl("text", { x: qx, y: qy, "text-anchor": "middle" }, svg);
-        lbl.textContent = formatBytes(t.bytes);
+        lbl.textContent = formatBytes(round.sent[from] ?? 0);
       }
     }
-    const cap = svgEl("text", { x: cx, y: 350, "text-anchor": "middle", style: "font-weight:600" }, svg);
-    cap.textContent = `round ${round.round} of ${rounds.length}: ${formatUs(round.us)}`;
-    $("rounds").querySelectorAll("tbody tr").forEach((tr) => tr.classList.toggle("current", tr.getAttribute("data-round") === String(round.round)));
+    const cap = svgEl("text", { x: cx, y: 352, "text-anchor": "middle", style: "font-weight:600" }, svg);
+    cap.textContent = `round ${r + 1} of ${rounds.length}: ${formatSec(round.seconds)}`;
+    $("rounds").querySelectorAll("tbody tr").forEach((tr) => tr.classList.toggle("current", tr.getAttribute("data-round") === String(r)));
   }
   pos.forEach(([x, y], i) => {
     svgEl("circle", { cx: x, cy: y, r: 20, fill: "#fff", stroke: DEVICE_COLOURS[i % 16]!, "stroke-width": 3 }, svg);
@@ -614,6 +627,7 @@ function onWorkerMessage(m: FromWorker): void {
       kernelSequence = m.kernels;
       animStart = performance.now();
       showKernels(m.kernels, m.stepMs, m.timestamps);
+      $("s-gpu").textContent = `${m.stepMs.toFixed(1)} ms`;
       showStageTimes(m.kernels, m.stepMs, m.timestamps);
       break;
     case "learned":
@@ -683,7 +697,6 @@ try {
     if (demo.state === "running") {
       demo.gaps.push(Math.max(0, now - last - 16));
       demo.maxGapMs = Math.max(demo.maxGapMs, now - last - 16);
-      $("s-gap").textContent = `${Math.max(0, demo.maxGapMs).toFixed(0)} ms`;
     }
     last = now;
   }, 16);
@@ -750,7 +763,7 @@ function init(): void {
     resetCharts();
     kernelSequence = [];
     $("kernels").querySelector("tbody")!.innerHTML = "";
-    for (const id of ["s-step", "s-loss", "s-auc", "s-teacher", "s-sps"]) $(id).textContent = "–";
+    for (const id of ["s-step", "s-loss", "s-auc", "s-teacher", "s-sps", "s-gpu"]) $(id).textContent = "–";
     $<HTMLProgressElement>("progress").value = 0;
   };
   $("copylink").onclick = async () => {

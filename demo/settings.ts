@@ -24,13 +24,15 @@ export interface Settings {
   evalEvery: number;
   devices: number;
   interconnect: string;
+  /** "planner": src/shard/planner.ts; "table": every table whole, round robin. */
+  plan: "planner" | "table";
   data: DataKind;
   seed: number;
 }
 
 const KAGGLE_ROWS = [1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572];
 
-export const PRESETS: Record<string, { title: string; about: string; settings: Omit<Settings, "preset" | "devices" | "interconnect" | "data" | "seed"> }> = {
+export const PRESETS: Record<string, { title: string; about: string; settings: Omit<Settings, "preset" | "devices" | "interconnect" | "plan" | "data" | "seed"> }> = {
   tiny: {
     title: "Tiny",
     about: "8 small tables, d = 16, one hidden layer per MLP: trains in seconds even on a software renderer.",
@@ -48,16 +50,12 @@ export const PRESETS: Record<string, { title: string; about: string; settings: O
   },
 };
 
-export const INTERCONNECTS: Record<string, { title: string; gbps: number; latencyUs: number }> = {
-  pcie4: { title: "PCIe 4.0 x16 (25 GB/s, 5 µs)", gbps: 25, latencyUs: 5 },
-  nvlink3: { title: "NVLink 3 (300 GB/s per GPU, 2 µs)", gbps: 300, latencyUs: 2 },
-  eth100: { title: "100 Gb Ethernet / RoCE (12.5 GB/s, 10 µs)", gbps: 12.5, latencyUs: 10 },
-  browser: { title: "Between WebGPU devices in one page (copy, map, write: ~2 GB/s, 300 µs)", gbps: 2, latencyUs: 300 },
-};
+/** Interconnect preset names (demo/shard.ts maps them to src/shard/interconnect.ts). */
+export const INTERCONNECT_NAMES = ["pcie4", "nvlink", "network", "nvlink8+network", "browser"];
 
 export function presetSettings(name: string): Settings {
   const p = PRESETS[name] ?? PRESETS.tiny!;
-  return { preset: PRESETS[name] ? name : "tiny", ...structuredClone(p.settings), devices: 4, interconnect: "pcie4", data: "synthetic", seed: 1 };
+  return { preset: PRESETS[name] ? name : "tiny", ...structuredClone(p.settings), devices: 4, interconnect: "pcie4", plan: "planner", data: "synthetic", seed: 1 };
 }
 
 export function topInputWidth(s: Pick<Settings, "tables" | "dim" | "interaction">): number {
@@ -99,6 +97,7 @@ export function toQuery(s: Settings): string {
   put("eval", String(s.evalEvery), String(base.evalEvery));
   put("devices", String(s.devices), String(base.devices));
   put("link", s.interconnect, base.interconnect);
+  put("plan", s.plan, base.plan);
   put("data", s.data, base.data);
   put("seed", String(s.seed), String(base.seed));
   return q.toString();
@@ -146,8 +145,12 @@ export function fromQuery(query: string): { settings: Settings; problems: string
   take("eval", (v) => (s.evalEvery = int(v, 1, 1_000_000)));
   take("devices", (v) => (s.devices = int(v, 1, 16)));
   take("link", (v) => {
-    if (!INTERCONNECTS[v]) throw new Error(`one of ${Object.keys(INTERCONNECTS).join(", ")}`);
+    if (!INTERCONNECT_NAMES.includes(v)) throw new Error(`one of ${INTERCONNECT_NAMES.join(", ")}`);
     s.interconnect = v;
+  });
+  take("plan", (v) => {
+    if (v !== "planner" && v !== "table") throw new Error("planner or table");
+    s.plan = v;
   });
   take("data", (v) => {
     if (!["synthetic", "random", "criteo"].includes(v)) throw new Error("synthetic, random or criteo");

@@ -1,125 +1,78 @@
 /**
- * The sharding views' arithmetic: a plan (src/shard/plan.ts), memory per
- * device, and the butterfly all-to-all of one step: in round r = 1..N-1
- * device i sends to (i + r) mod N (for N a power of two, i XOR r: pairwise
- * exchanges), so after N-1 rounds every device holds the pooled embeddings
- * of its batch slice for every table. Times are modelled: latency + bytes /
- * bandwidth of the chosen interconnect, the slowest pair setting a round.
+ * The sharding views' numbers, from the multi-device scheduler's own model:
+ * the plan (src/shard/planner.ts, or the table-wise plan of plan.ts), its
+ * per-device estimate and the collective rounds (cost_model.ts), priced on
+ * an interconnect preset (interconnect.ts). The trainer's all-to-all is a
+ * butterfly (recursive doubling: in round r device i exchanges with i XOR
+ * 2^r) on a power-of-two device count, else a direct pairwise exchange.
  */
 import { splitBatch, tableWisePlan, type ShardingPlan } from "../src/shard/plan.ts";
+import { planSharding } from "../src/shard/planner.ts";
+import { allToAllRounds, estimatePlan, shardBytes, type DeviceSpeed, type ModelShape, type PlanEstimate } from "../src/shard/cost_model.ts";
+import { collectiveSeconds, hostStaged, INTERCONNECTS as PRESETS, ringAllreduceRounds, roundSeconds, type Interconnect, type RoundTraffic } from "../src/shard/interconnect.ts";
 
-export interface Link {
-  gbps: number;
-  latencyUs: number;
+/**
+ * Interconnect presets of the planner, plus this page's own case: devices
+ * in one browser exchange through host-staged copies (copy, map, write);
+ * 300 µs and 2 GB/s are nominal (the CLI's `--interconnect host` measures them).
+ */
+export const INTERCONNECT_CHOICES: Record<string, Interconnect> = {
+  ...PRESETS,
+  browser: { ...hostStaged(0.3, 2), name: "browser", describe: "WebGPU devices in one page, host-staged copies: 2.0 GB/s, 300 µs latency (nominal)" },
+};
+
+/**
+ * A nominal device for the planner when no calibration is at hand (a
+ * mid-range discrete GPU): identical devices, so the plan shows the
+ * planner's placement logic rather than this machine's speed.
+ */
+export const NOMINAL_DEVICE: DeviceSpeed = { lookupSecPerElem: 2e-11, backwardSecPerElem: 6e-11, gemmGflops: 10_000, dispatchMs: 0.005, transferLatencyMs: 0.3, transferGBs: 2 };
+export const NOMINAL_MEMORY = 16 * 2 ** 30;
+
+export interface ShardView {
+  plan: ShardingPlan;
+  planner: "planner" | "table";
+  /** Why the planner could not be used, if it fell back to the table-wise plan. */
+  fallback?: string;
+  estimate: PlanEstimate;
+  /** Forward all-to-all rounds with their modelled seconds (the backward sends the same bytes back). */
+  rounds: (RoundTraffic & { seconds: number })[];
+  allreduceSec: number;
+  batch: number[];
+  interconnect: Interconnect;
 }
 
-export interface Transfer {
-  from: number;
-  to: number;
-  bytes: number;
-  /** Tables whose pooled rows (or partial sums) travel. */
-  tables: number[];
-}
-
-export interface Round {
-  round: number;
-  transfers: Transfer[];
-  /** Modelled time of the round (slowest transfer), in microseconds. */
-  us: number;
-}
-
-export interface DeviceMemory {
-  device: number;
-  embeddingBytes: number;
-  optimizerBytes: number;
-  mlpBytes: number;
-  tables: number[];
-}
-
-export function makePlan(tableRows: readonly number[], dim: number, devices: number): ShardingPlan {
-  return tableWisePlan(tableRows, dim, devices);
-}
-
-const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
-
-/** Destination of device i in round r of the butterfly schedule. */
-export function partner(i: number, r: number, n: number): number {
-  return isPow2(n) ? i ^ r : (i + r) % n;
-}
-
-/** Bytes device `from` sends to device `to` in the forward all-to-all (pooled embeddings of `to`'s batch slice). */
-function pairBytes(plan: ShardingPlan, from: number, to: number, slice: number, dim: number): { bytes: number; tables: number[] } {
-  let bytes = 0;
-  const tables: number[] = [];
-  for (const p of plan.tables) {
-    if (p.kind === "data") continue;
-    for (const s of p.shards) {
-      if (s.device !== from) continue;
-      bytes += slice * (s.colEnd - s.colStart) * 4;
-      tables.push(p.table);
+export function shardView(shape: ModelShape, devices: number, planner: "planner" | "table", icName: string): ShardView {
+  const ic = INTERCONNECT_CHOICES[icName] ?? INTERCONNECT_CHOICES.pcie4!;
+  const speeds = Array.from({ length: devices }, () => NOMINAL_DEVICE);
+  let plan: ShardingPlan;
+  let fallback: string | undefined;
+  let used = planner;
+  if (planner === "planner") {
+    try {
+      plan = planSharding(shape, { speeds, memoryBytes: speeds.map(() => NOMINAL_MEMORY), interconnect: ic }).plan;
+    } catch (e) {
+      fallback = (e as Error).message;
+      used = "table";
+      plan = tableWisePlan(shape.tableRows, shape.dim, devices);
     }
-  }
-  void dim;
-  return { bytes, tables };
+  } else plan = tableWisePlan(shape.tableRows, shape.dim, devices);
+  const estimate = estimatePlan(plan, shape, speeds, ic);
+  const rounds = allToAllRounds(estimate.a2aBytes).map((r) => ({ ...r, seconds: roundSeconds(ic, r) }));
+  const allreduceSec = collectiveSeconds(ic, ringAllreduceRounds(devices, estimate.allreduceBytes));
+  return { plan, planner: used, fallback, estimate, rounds, allreduceSec, batch: splitBatch(plan, shape.batchSize), interconnect: ic };
 }
 
-export function allToAllRounds(plan: ShardingPlan, batchSize: number, dim: number, link: Link): Round[] {
-  const N = plan.devices;
-  const slices = splitBatch(plan, batchSize);
-  const rounds: Round[] = [];
-  for (let r = 1; r < N; r++) {
-    const transfers: Transfer[] = [];
-    for (let i = 0; i < N; i++) {
-      const j = partner(i, r, N);
-      const { bytes, tables } = pairBytes(plan, i, j, slices[j]!, dim);
-      transfers.push({ from: i, to: j, bytes, tables });
-    }
-    const us = Math.max(0, ...transfers.map((t) => (t.bytes > 0 ? link.latencyUs + t.bytes / (link.gbps * 1e3) : 0)));
-    rounds.push({ round: r, transfers, us });
-  }
-  return rounds;
-}
-
-/** Ring allreduce of the MLP gradients: 2 (N - 1) steps of 1/N of the bytes each. */
-export function allreduceUs(mlpParams: number, devices: number, link: Link): number {
-  if (devices < 2) return 0;
-  const chunk = (mlpParams * 4) / devices;
-  return 2 * (devices - 1) * (link.latencyUs + chunk / (link.gbps * 1e3));
-}
-
-/** Floats of optimizer state per parameter float for embeddings: sgd none, adagrad one, row-wise one per row. */
-export function deviceMemory(plan: ShardingPlan, tableRows: readonly number[], dim: number, optimizer: string, mlpParams: number): DeviceMemory[] {
-  const out: DeviceMemory[] = Array.from({ length: plan.devices }, (_, device) => ({ device, embeddingBytes: 0, optimizerBytes: 0, mlpBytes: 0, tables: [] }));
-  for (const p of plan.tables) {
-    for (const s of p.shards) {
-      const rows = s.rowEnd - s.rowStart;
-      const cols = s.colEnd - s.colStart;
-      const m = out[s.device]!;
-      m.embeddingBytes += rows * cols * 4;
-      m.optimizerBytes += optimizer === "adagrad" ? rows * cols * 4 : optimizer === "rwsadagrad" ? rows * 4 : 0;
-      m.tables.push(p.table);
-    }
-  }
-  const mlpState = optimizer === "sgd" ? 0 : 1;
-  for (const m of out) m.mlpBytes = mlpParams * 4 * (2 + mlpState); // weights, gradients, state
-  void tableRows;
-  void dim;
-  return out;
-}
-
-export function mlpParamCount(bottom: readonly number[], top: readonly number[]): number {
-  let n = 0;
-  for (const sizes of [bottom, top]) for (let i = 1; i < sizes.length; i++) n += sizes[i - 1]! * sizes[i]! + sizes[i]!;
-  return n;
-}
+export { shardBytes };
 
 export function formatBytes(b: number): string {
-  if (b < 1024) return `${b} B`;
+  if (b < 1024) return `${Math.round(b)} B`;
   if (b < 1024 ** 2) return `${(b / 1024).toFixed(1)} KiB`;
   if (b < 1024 ** 3) return `${(b / 1024 ** 2).toFixed(1)} MiB`;
   return `${(b / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-export function formatUs(us: number): string {
+export function formatSec(s: number): string {
+  const us = s * 1e6;
   return us < 1000 ? `${us.toFixed(1)} µs` : `${(us / 1000).toFixed(2)} ms`;
 }

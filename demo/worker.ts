@@ -445,6 +445,7 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
     evalEvery: saved.evalEvery ?? 50,
     devices: saved.devices ?? 4,
     interconnect: saved.interconnect ?? "pcie4",
+    plan: saved.plan === "table" ? "table" : "planner",
     data: saved.data === "random" ? "random" : "synthetic",
     seed: saved.seed ?? cfg.seed,
   };
