@@ -12,6 +12,7 @@ import { preprocessCommand } from "./commands/preprocess.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { adaptersCommand } from "./commands/adapters.ts";
 import { VERSION } from "./version.ts";
+import { planCommand } from "./commands/plan.ts";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
   train: { run: trainCommand, summary: "train a model (default: built-in synthetic data, about a minute)" },
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   predict: { run: predictCommand, summary: "click probabilities of a checkpoint to a CSV or Arrow file" },
   preprocess: { run: preprocessCommand, summary: "Criteo TSV/CSV (optionally gzip) to an Arrow cache" },
   bench: { run: benchCommand, summary: "training-step throughput and per-kernel time split" },
+  plan: { run: planCommand, summary: "the sharding plan of a run over several devices/adapters (same flags as train)" },
   adapters: { run: adaptersCommand, summary: "list the WebGPU adapters with their limits and measured speed" },
 };
 

@@ -194,6 +194,19 @@ export function balanceShares(fixed: readonly number[], perSample: readonly numb
   }
 }
 
+/** A device with the harmonic-mean speed of `speeds` (for the partition's level). */
+function meanSpeed(speeds: readonly DeviceSpeed[]): DeviceSpeed {
+  const hm = (f: (s: DeviceSpeed) => number) => speeds.length / speeds.reduce((a, s) => a + 1 / f(s), 0);
+  return {
+    lookupSecPerElem: speeds.reduce((a, s) => a + s.lookupSecPerElem, 0) / speeds.length,
+    backwardSecPerElem: speeds.reduce((a, s) => a + s.backwardSecPerElem, 0) / speeds.length,
+    gemmGflops: hm((s) => s.gemmGflops),
+    dispatchMs: 0,
+    transferLatencyMs: 0,
+    transferGBs: hm((s) => s.transferGBs),
+  };
+}
+
 /** Weights for splitting a table's rows or columns: proportional to each device's lookup speed. */
 function lookupWeights(speeds: readonly DeviceSpeed[]): number[] {
   return speeds.map((s) => 1 / (s.lookupSecPerElem + s.backwardSecPerElem));
@@ -213,8 +226,13 @@ function partition(shape: ModelShape, opts: PlannerOptions, shares: readonly num
   // Largest work first (rows x d as the tie-breaker).
   const order = shape.tableRows.map((r, t) => t).sort((a, b) => shape.tableRows[b]! - shape.tableRows[a]! || a - b);
   let considered = 0;
+  // The level every device would reach if the work spread perfectly (each device working at its own lookup
+  // speed): a makespan below it is no gain, so the greedy does not split early tables just because the
+  // devices are still empty.
+  const elemsOf = (t: number) => shape.batchSize * shape.poolingFactor * shape.dim;
+  const floor = (load.reduce((a, l, i) => a + l * weights[i]!, 0) + order.reduce((a, t) => a + elemsOf(t), 0)) / weights.reduce((a, b) => a + b, 0);
   for (const t of order) {
-    let best: { p: TablePlacement; makespan: number; total: number } | undefined;
+    let best: { p: TablePlacement; makespan: number; raw: number; total: number } | undefined;
     let shortfall = Infinity;
     for (const o of enumerateOptions(shape, t, N, opts)) {
       const p = placementOf(shape, t, N, o.kind === "row" || o.kind === "column" ? { ...o, weights } : o);
@@ -228,18 +246,18 @@ function partition(shape: ModelShape, opts: PlannerOptions, shares: readonly num
       }
       const c = placementCost(shape, p, opts.speeds, batch);
       const after = load.map((l, i) => l + c[i]!);
-      const makespan = Math.max(...after), total = after.reduce((a, b) => a + b, 0);
+      const raw = Math.max(...after), makespan = Math.max(floor, raw), total = after.reduce((a, b) => a + b, 0);
       // A split must buy a clear gain (SPLIT_GAIN) over fewer shards: every shard costs dispatches and messages the model does not see.
       const eps = 1e-9;
       const more = best ? p.shards.length - best.p.shards.length : 0;
       const better = !best
         ? true
         : more === 0
-          ? makespan < best.makespan * (1 - eps) || (makespan <= best.makespan * (1 + eps) && total < best.total)
+          ? makespan < best.makespan * (1 - eps) || (makespan <= best.makespan * (1 + eps) && (raw < best.raw * (1 - eps) || (raw <= best.raw * (1 + eps) && total < best.total)))
           : more < 0
             ? makespan <= best.makespan * (1 + SPLIT_GAIN)
             : makespan < best.makespan * (1 - SPLIT_GAIN);
-      if (better) best = { p, makespan, total };
+      if (better) best = { p, makespan, raw, total };
     }
     if (!best) {
       const need = shardBytes(shape.optimizer, shape.tableRows[t]!, shape.dim);
@@ -283,10 +301,14 @@ export function planSharding(shape: ModelShape, opts: PlannerOptions): PlanResul
       if (pass > 0 && e instanceof PlanMemoryError) break;
       throw e;
     }
-    const { plan, considered: c } = made;
+    const { plan: placed, considered: c } = made;
     considered += c;
+    // Batch shares from the full estimate (overheads and transfers included): every device finishes together.
+    const first = estimatePlan({ ...placed, batchShare: [...shares] }, shape, opts.speeds, opts.interconnect);
+    const perSample = opts.speeds.map((sp) => perSampleSec(shape, sp));
+    const fixed = first.devices.map((d) => d.totalSec - d.mlpSec);
+    const plan: ShardingPlan = { ...placed, batchShare: N === 1 ? [1] : balanceShares(fixed, perSample, shape.batchSize) };
     validatePlan(plan, shape.tableRows, shape.dim);
-    // The balanced shares must still leave room in memory.
     const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect);
     const fits = est.devices.every((d, i) => d.memoryBytes <= opts.memoryBytes[i]!);
     if (fits && (!best || est.stepSec < best.estimate.stepSec)) best = { plan, estimate: est, optionsConsidered: 0 };

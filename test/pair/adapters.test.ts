@@ -4,11 +4,20 @@
  * `npm run test:pair`, which sets that variable.
  */
 import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createStorage, readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { createContexts, listAdapters } from "../../src/gpu/context.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
+const CACHE = mkdtempSync(join(tmpdir(), "dlrm-pair-"));
+
+function dlrm(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync("node_modules/.bin/tsx", ["src/cli/main.ts", ...args], { cwd: ROOT, env: { ...process.env, DLRM_CACHE_DIR: CACHE }, encoding: "utf8", timeout: 180_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
 
 describe("lavapipe + SwiftShader in one process", () => {
   it("lists both adapters and opens a device on each", async () => {
@@ -36,10 +45,24 @@ describe("lavapipe + SwiftShader in one process", () => {
   });
 
   it("`adapters` lists both with their limits", () => {
-    const r = spawnSync("node_modules/.bin/tsx", ["src/cli/main.ts", "adapters", "--no-calibrate"], { cwd: ROOT, env: process.env, encoding: "utf8", timeout: 120_000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^2 adapters on Node/);
-    expect(r.stdout).toMatch(/\[\d\] SwiftShader Device.*\n.*\n\s+limits: maxBufferSize 1 GiB, maxStorageBufferBindingSize 1 GiB/);
-    expect(r.stdout).toMatch(/\[\d\] llvmpipe.*\n.*\n\s+limits: maxBufferSize [\d.]+ GiB, maxStorageBufferBindingSize 128 MiB/);
+    const r = dlrm(["adapters", "--no-calibrate"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^2 adapters on Node/);
+    expect(r.out).toMatch(/\[\d\] SwiftShader Device.*\n.*\n\s+limits: maxBufferSize 1 GiB, maxStorageBufferBindingSize 1 GiB/);
+    expect(r.out).toMatch(/\[\d\] llvmpipe.*\n.*\n\s+limits: maxBufferSize [\d.]+ GiB, maxStorageBufferBindingSize 128 MiB/);
+  });
+
+  it("`plan` over the pair calibrates both and gives the slower one less work; unknown names list the adapters", () => {
+    const r = dlrm(["plan", "--adapters", "llvmpipe,swiftshader", "--device-memory", "1GiB"]);
+    expect(r.code, r.err).toBe(0);
+    const rows = r.out.split("\n").filter((l) => /^[01]\s{2,}/.test(l));
+    expect(rows[0]).toMatch(/^0\s+llvmpipe/);
+    expect(rows[1]).toMatch(/^1\s+SwiftShader/);
+    const balance = Number(/balance \(slowest \/ mean device\): ([\d.]+)/.exec(r.out)![1]);
+    expect(balance).toBeGreaterThanOrEqual(1);
+    expect(balance).toBeLessThanOrEqual(1.15);
+    const bad = dlrm(["plan", "--adapters", "llvmpipe,nvidia"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/webgpu-dlrm plan: no adapter matches 'nvidia'; available: 'SwiftShader Device \(Subzero\)'.*'llvmpipe/);
   });
 });
