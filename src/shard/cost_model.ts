@@ -23,7 +23,7 @@
  */
 import type { DlrmConfig } from "../model/config.ts";
 import { type Shard, type ShardingPlan, type ShardKind, splitBatch } from "./plan.ts";
-import { butterflyRounds, collectiveSeconds, hostStaged, type Interconnect, ringAllreduceRounds, type RoundTraffic } from "./interconnect.ts";
+import { butterflyRounds, collectiveSeconds, hostStaged, type Interconnect, ringAllreduceRounds, type RoundTraffic, uniformButterflyRounds } from "./interconnect.ts";
 
 /** What the cost model needs of a model. */
 export interface ModelShape {
@@ -259,4 +259,55 @@ export function shardMemory(shape: ModelShape, table: number, kind: ShardKind, s
 /** Memory of the MLP replica and activations of a device with `batch` samples (what every device holds besides its shards). */
 export function denseBytes(shape: ModelShape, batch: number): number {
   return mlpParams(shape) * F32 * (shape.optimizer === "adagrad" ? 3 : 2) + batch * activationFloatsPerSample(shape) * 2 * F32 + batch * (shape.tableRows.length + 1) * shape.dim * 2 * F32;
+}
+
+/** Assumptions of a scaling projection (printed with its table). */
+export interface ProjectionSetup {
+  /** Tables: rows each (row-wise over all devices when there are more devices than tables, else table-wise). */
+  tables: number;
+  rows: number;
+  dim: number;
+  bottomMlp: readonly number[];
+  /** Top MLP including its input width. */
+  topMlp: readonly number[];
+  /** Samples per device per step (weak scaling: the global batch grows with N). */
+  perDeviceBatch: number;
+  poolingFactor: number;
+}
+
+/** The DLRM paper's benchmark config (DESIGN.md section 4): 8 tables x 1M x 64, 100 lookups per bag, bottom 512-512-64, top 1024-1024-1024-1; 2048 samples on 8 devices = 256 each. */
+export const PAPER_PROJECTION: ProjectionSetup = { tables: 8, rows: 1_000_000, dim: 64, bottomMlp: [512, 512, 64], topMlp: [64 + (8 * 9) / 2, 1024, 1024, 1024, 1], perDeviceBatch: 256, poolingFactor: 100 };
+
+export interface Projection {
+  devices: number;
+  globalBatch: number;
+  embeddingSec: number;
+  mlpSec: number;
+  allToAllSec: number;
+  allreduceSec: number;
+  stepSec: number;
+  samplesPerSec: number;
+}
+
+/**
+ * Modelled step of `p` on n identical devices of speed `sp` joined by `ic`
+ * (n a power of two): every device looks up its share of the global batch's
+ * rows (tables spread evenly: whole tables while n <= tables, row ranges
+ * beyond), runs its MLP slice, sends every other device its (partial) pooled
+ * vectors through the butterfly forward and their gradients back, and
+ * allreduces the MLP gradients in a ring; nothing overlaps.
+ */
+export function projectStep(p: ProjectionSetup, n: number, sp: DeviceSpeed, ic: Interconnect): Projection {
+  const B = p.perDeviceBatch * n;
+  const lookupElems = (B * p.poolingFactor * p.tables * p.dim) / n;
+  const embeddingSec = lookupElems * (sp.lookupSecPerElem + sp.backwardSecPerElem);
+  const shape: ModelShape = { tableRows: new Array(p.tables).fill(p.rows), dim: p.dim, bottomMlp: p.bottomMlp, topMlp: p.topMlp, interaction: "dot", optimizer: "sgd", batchSize: B, poolingFactor: p.poolingFactor };
+  const mlpSec = (3 * forwardFlopsPerSample(shape) * p.perDeviceBatch) / (sp.gemmGflops * 1e9) + (BASE_SYNCS_PER_STEP * sp.dispatchMs) / 1e3;
+  // Pooled floats a device sends each peer per sample of the peer's slice: its tables' d (whole tables) or all tables' partial sums (row-wise).
+  const floatsPerSample = n <= p.tables ? (p.tables / n) * p.dim : p.tables * p.dim;
+  const perPeer = p.perDeviceBatch * floatsPerSample * F32;
+  const a2a = n > 1 ? collectiveSeconds(ic, uniformButterflyRounds(n, perPeer)) : 0;
+  const allreduceSec = n > 1 ? collectiveSeconds(ic, ringAllreduceRounds(n, mlpParams(shape) * F32).slice(0, 1)) * 2 * (n - 1) : 0;
+  const stepSec = embeddingSec + mlpSec + 2 * a2a + allreduceSec;
+  return { devices: n, globalBatch: B, embeddingSec, mlpSec, allToAllSec: 2 * a2a, allreduceSec, stepSec, samplesPerSec: B / stepSec };
 }

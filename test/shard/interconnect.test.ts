@@ -74,3 +74,25 @@ describe("interconnect model", () => {
     expect(ringAllreduceRounds(1, 100)).toEqual([]);
   });
 });
+
+describe("scaling projection", () => {
+  const sp = { lookupSecPerElem: 1e-10, backwardSecPerElem: 2e-10, gemmGflops: 1000, dispatchMs: 0.01, transferLatencyMs: 0, transferGBs: 1 };
+  it("prices compute, the butterfly both ways and the ring allreduce, and adds them", async () => {
+    const { PAPER_PROJECTION: P, projectStep, mlpParams } = await import("../../src/shard/cost_model.ts");
+    const one = projectStep(P, 1, sp, INTERCONNECTS.pcie4!);
+    expect(one.allToAllSec).toBe(0);
+    expect(one.allreduceSec).toBe(0);
+    for (const n of [8, 64]) {
+      const r = projectStep(P, n, sp, INTERCONNECTS.network!);
+      expect(r.globalBatch).toBe(P.perDeviceBatch * n);
+      // Weak scaling: each device's lookups stay B_local x L x tables x d in total over the devices.
+      expect(r.embeddingSec).toBeCloseTo(P.perDeviceBatch * P.poolingFactor * P.tables * P.dim * (sp.lookupSecPerElem + sp.backwardSecPerElem), 12);
+      const perPeer = P.perDeviceBatch * (n <= P.tables ? (P.tables / n) * P.dim : P.tables * P.dim) * 4;
+      expect(r.allToAllSec).toBeCloseTo(2 * Math.log2(n) * (NETWORK.alpha + ((n / 2) * perPeer) / NETWORK.bandwidth), 12);
+      const shape = { tableRows: [1], dim: P.dim, bottomMlp: P.bottomMlp, topMlp: P.topMlp, interaction: "dot" as const, optimizer: "sgd" as const, batchSize: 1, poolingFactor: 1 };
+      expect(r.allreduceSec).toBeCloseTo(2 * (n - 1) * (NETWORK.alpha + Math.ceil((mlpParams(shape) * 4) / n) / NETWORK.bandwidth), 12);
+      expect(r.stepSec).toBeCloseTo(r.embeddingSec + r.mlpSec + r.allToAllSec + r.allreduceSec, 15);
+      expect(r.samplesPerSec).toBeCloseTo(r.globalBatch / r.stepSec, 9);
+    }
+  });
+});
