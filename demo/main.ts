@@ -522,18 +522,20 @@ function drawScatter(m: Extract<FromWorker, { type: "learned" }>): void {
   svgEl("rect", { x: 0, y: 0, width: 340, height: 340, fill: "#fbfcfd", stroke: "#d5dbe3" }, svg);
   svgEl("line", { x1: 170, y1: 10, x2: 170, y2: 330, stroke: "#e1e6ec" }, svg);
   svgEl("line", { x1: 10, y1: 170, x2: 330, y2: 170, stroke: "#e1e6ec" }, svg);
-  const g = svgEl("g", {}, svg);
+  // One string, parsed once: hundreds of createElementNS calls cost the page more.
+  const dots: string[] = [];
   for (const p of m.points) {
     let fill: string;
     if (m.colour === "teacher") {
       const v = p.c / cmax; // -1 .. 1
-      fill = v >= 0 ? `rgb(${200 + 40 * v},${Math.round(200 - 170 * v)},${Math.round(200 - 170 * v)})` : `rgb(${Math.round(200 + 170 * v)},${Math.round(200 + 120 * v)},${240})`;
+      fill = v >= 0 ? `rgb(${Math.round(200 + 40 * v)},${Math.round(200 - 170 * v)},${Math.round(200 - 170 * v)})` : `rgb(${Math.round(200 + 170 * v)},${Math.round(200 + 120 * v)},240)`;
     } else {
       const v = (p.c - cmin) / Math.max(1e-12, -cmin);
-      fill = `hsl(${220 - 180 * v},60%,45%)`;
+      fill = `hsl(${Math.round(220 - 180 * v)},60%,45%)`;
     }
-    svgEl("circle", { cx: 170 + (150 * p.x) / sx, cy: 170 - (150 * p.y) / sy, r: 3.2, fill, "fill-opacity": 0.85 }, g);
+    dots.push(`<circle cx="${(170 + (150 * p.x) / sx).toFixed(1)}" cy="${(170 - (150 * p.y) / sy).toFixed(1)}" r="3.2" fill="${fill}" fill-opacity="0.85"/>`);
   }
+  svgEl("g", {}, svg).innerHTML = dots.join("");
   $("scatter-caption").textContent = `Table ${m.table}: its ${m.points.length} most popular rows at step ${m.step}, first two principal components. ` +
     (m.colour === "teacher" ? "Colour: the teacher's score of the category (blue lowers, red raises the click probability)." : "Colour: popularity rank (no teacher for this data).");
   $("r2").textContent = m.r2 !== null ? `A linear read-out of these embeddings explains ${(100 * Math.max(0, m.r2)).toFixed(0)}% of the teacher's scores (adjusted R² ${m.r2.toFixed(2)}).` : "";
