@@ -390,7 +390,7 @@ function showKernels(kernels: KernelTime[], stepMs: number, timestamps: boolean)
     bar.appendChild(s);
   }
   $("kernels-note").textContent = timestamps
-    ? `Step ${demo.step}: ${kernels.length} kernels, ${stepMs.toFixed(2)} ms of GPU time (timestamp queries; one step in 50 is timed).`
+    ? `Step ${demo.step}: ${kernels.length} kernels, ${stepMs.toFixed(2)} ms of GPU time (timestamp queries; one step in 50 is timed). Each kernel runs in its own timed pass then, which adds a little per kernel: the shares matter more than the sum.`
     : "This GPU has no timestamp queries: the whole step is timed by wall clock instead.";
 }
 
