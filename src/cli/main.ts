@@ -1,8 +1,12 @@
+#!/usr/bin/env node
 /**
  * webgpu-dlrm command line, for Deno (`deno run -A src/cli/main.ts`) and
- * Node (`tsx src/cli/main.ts`). User errors print one line and exit 2; a
+ * Node (`tsx src/cli/main.ts`); built, it is the package's `webgpu-dlrm` bin
+ * (dist/cli/main.js). User errors print one line and exit 2; a
  * non-finite loss exits 3; a lost device exits 4.
  */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { DeviceLostError, DlrmError } from "../gpu/errors.ts";
 import { NonFiniteLossError } from "../model/trainer.ts";
 import { cliHost } from "./host.ts";
@@ -74,8 +78,14 @@ export async function main(argv: string[]): Promise<number> {
 const isMain = (() => {
   const m = import.meta as ImportMeta & { main?: boolean };
   if (typeof m.main === "boolean") return m.main;
-  const arg = (globalThis as { process?: { argv: string[] } }).process?.argv[1] ?? "";
-  return arg.endsWith("main.ts") || arg.endsWith("webgpu-dlrm");
+  // Node < 24: this file is the entry point when argv[1] (through bin symlinks) is this file.
+  const arg = (globalThis as { process?: { argv: string[] } }).process?.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(arg) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
 })();
 
 if (isMain) {

@@ -34,5 +34,8 @@ export class DeviceLostError extends DlrmError {
 /** Input to a kernel is malformed (bad index, bad offsets, wrong shape). */
 export class KernelInputError extends DlrmError {}
 
+/** A buffer was used with a GPUDevice other than the one that created it. */
+export class DeviceMismatchError extends KernelInputError {}
+
 /** A model or run configuration is impossible. */
 export class ConfigError extends DlrmError {}

@@ -24,7 +24,11 @@ export const NO_ADAPTER_HELP =
 
 let nodeGpu: Promise<GPU> | undefined;
 
-/** The host's GPU object. In Node this loads the `webgpu` package and installs its globals. */
+/**
+ * The host's GPU object. In Node this loads the `webgpu` package and installs
+ * its globals; the GPU object is kept referenced here for the life of the
+ * process (Dawn crashes the process if it is garbage-collected).
+ */
 export async function getGPU(): Promise<GPU> {
   const host = detectHost();
   if (host !== "node") {
@@ -38,7 +42,10 @@ export async function getGPU(): Promise<GPU> {
     try {
       mod = await import(/* @vite-ignore */ pkg);
     } catch (e) {
-      throw new NoAdapterError(`node: cannot load the 'webgpu' package (${(e as Error).message}); run \`npm install\`.`);
+      throw new NoAdapterError(
+        `node: WebGPU in Node comes from the 'webgpu' package (Dawn), an optional peer dependency that could not be loaded ` +
+          `(${(e as Error).message}). Install it beside webgpu-dlrm: \`npm install webgpu\` (or run under Deno, which has WebGPU built in).`,
+      );
     }
     for (const [k, v] of Object.entries(mod.globals)) {
       if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;

@@ -6,6 +6,7 @@
  * are shared between kernels whose bindings have the same shape, so forward
  * and backward kernels can share bind groups.
  */
+import { checkBufferDevice } from "./buffers.ts";
 import { KernelInputError } from "./errors.ts";
 import type { BindingInfo, ShaderSource } from "./shader.ts";
 
@@ -99,7 +100,9 @@ export function bindGroup(device: GPUDevice, kernel: Kernel, resources: Record<s
     const r = resources[b.name];
     if (!r) throw new KernelInputError(`${kernel.label}: binding '${b.name}' (group ${group}) was not given`);
     names.delete(b.name);
-    return { binding: b.binding, resource: "buffer" in r ? r : { buffer: r } };
+    const res = "buffer" in r ? r : { buffer: r };
+    checkBufferDevice(device, res.buffer, `${kernel.label}: binding '${b.name}'`);
+    return { binding: b.binding, resource: res };
   });
   if (names.size) throw new KernelInputError(`${kernel.label}: unknown bindings ${[...names].join(", ")}`);
   return device.createBindGroup({ label, layout: kernel.layouts[group]!, entries });

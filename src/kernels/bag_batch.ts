@@ -3,7 +3,7 @@
  * layout of BagBatch (src/kernels/embedding_types.ts): validation on the CPU,
  * persistent buffers reused every step, and a one-shot upload.
  */
-import { STORAGE, uploadStorage } from "../gpu/buffers.ts";
+import { requireTypedArray, STORAGE, trackBuffer, uploadStorage } from "../gpu/buffers.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import type { BagBatch } from "./embedding_types.ts";
 
@@ -23,6 +23,9 @@ export interface HostBags {
  * indices, an index >= rows[t], too few weights.
  */
 export function validateBags(b: HostBags, rows: readonly number[]): void {
+  requireTypedArray("bags.offsets", b.offsets, "Uint32Array");
+  requireTypedArray("bags.indices", b.indices, "Uint32Array");
+  if (b.weights !== undefined) requireTypedArray("bags.weights", b.weights, "Float32Array");
   const B = b.batchSize;
   const T = rows.length;
   if (!Number.isInteger(B) || B < 1) throw new KernelInputError(`batchSize must be a positive integer, got ${B}`);
@@ -82,13 +85,13 @@ export function createBagBatchBuffers(
     numTables,
     numIndices: 0,
     // Zero-initialised offsets: every bag empty until the first write.
-    offsets: device.createBuffer({ label: `${label}:offsets`, size: (nb + 1) * 4, usage: STORAGE }),
-    indices: device.createBuffer({ label: `${label}:indices`, size: Math.max(1, maxIndices) * 4, usage: STORAGE }),
+    offsets: trackBuffer(device, device.createBuffer({ label: `${label}:offsets`, size: (nb + 1) * 4, usage: STORAGE })),
+    indices: trackBuffer(device, device.createBuffer({ label: `${label}:indices`, size: Math.max(1, maxIndices) * 4, usage: STORAGE })),
     capacityIndices: maxIndices,
     capacityBags: nb,
   };
   if (opts.weighted) {
-    bufs.weights = device.createBuffer({ label: `${label}:weights`, size: Math.max(1, maxIndices) * 4, usage: STORAGE });
+    bufs.weights = trackBuffer(device, device.createBuffer({ label: `${label}:weights`, size: Math.max(1, maxIndices) * 4, usage: STORAGE }));
   }
   return bufs;
 }

@@ -4,7 +4,7 @@
  * rowBase[t] + r), held in chunks of consecutive global rows, one GPUBuffer
  * (f32, row-major) per chunk, each no larger than one storage binding.
  */
-import { readBuffer, STORAGE } from "../gpu/buffers.ts";
+import { readBuffer, requireTypedArray, STORAGE, trackBuffer } from "../gpu/buffers.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import type { EmbeddingChunk, EmbeddingTableSet } from "./embedding_types.ts";
 
@@ -54,7 +54,7 @@ export function createTableSet(
   const chunks: EmbeddingChunk[] = plan.map((c, i) => ({
     ...c,
     // WebGPU zero-initialises new buffers.
-    buffer: device.createBuffer({ label: `${label}:chunk${i}`, size: c.rowCount * opts.dim * 4, usage: STORAGE }),
+    buffer: trackBuffer(device, device.createBuffer({ label: `${label}:chunk${i}`, size: c.rowCount * opts.dim * 4, usage: STORAGE })),
   }));
   return { dim: opts.dim, rows: [...opts.rows], rowBase, chunks };
 }
@@ -77,6 +77,7 @@ export function tableSpans(set: EmbeddingTableSet, table: number): { chunk: Embe
 
 /** Uploads table `table` (rows[table] * dim floats, row-major), split across its chunks. */
 export function writeTable(device: GPUDevice, set: EmbeddingTableSet, table: number, data: Float32Array): void {
+  requireTypedArray(`writeTable: table ${table} data`, data, "Float32Array");
   const spans = tableSpans(set, table);
   const want = set.rows[table]! * set.dim;
   if (data.length !== want) {

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * webgpu-dlrm's kernels as a library: each wrapper takes the app's own
  * GPUDevice and GPUBuffers. `prepareX(device, args)` validates the
@@ -5,9 +6,19 @@
  * uniforms and bind groups made once) that `encodeDispatches(encoder, ...)`
  * records into the app's command encoder; `x(device, args)` is the one-shot
  * form that submits. Buffer layouts are documented on each Args type and in
- * the README ("Kernels as a library").
+ * the README ("Kernels as a library"). Readback: `readF32(device, buffer)`.
+ * Buffers made by the engine are tracked, so a buffer used with another device
+ * throws DeviceMismatchError (call trackBuffer() on your own buffers for the
+ * same check); a plain array where a typed array is needed throws
+ * KernelInputError.
  */
 export { encodeDispatches, submitDispatches, grid, type Dispatch } from "../gpu/dispatch.ts";
+export {
+  checkBufferDevice, createStorage, readBuffer, readF32, readU32, requireTypedArray, trackBuffer, uploadStorage, writeBuffer,
+  type TypedArray,
+} from "../gpu/buffers.ts";
+export { DeviceLostError, DeviceMismatchError, DlrmError, GpuError, KernelInputError, NoAdapterError, UnsupportedError } from "../gpu/errors.ts";
+export { withErrorScopes } from "../gpu/context.ts";
 export { Profiler, type TimingRow } from "../gpu/timing.ts";
 export type { BagBatch, EmbeddingChunk, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
 export { createTableSet, destroyTableSet, planChunks, readTable, tableSpans, writeTable } from "./embedding_tables.ts";
