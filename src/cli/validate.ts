@@ -96,9 +96,13 @@ export async function prepareOutputs(outputs: OutputPath[]): Promise<string[]> {
       }
     }
     if (atomic) {
-      const prefix = `${basename(path)}.tmp-`;
+      // writeFileAtomic's temporaries: `<file>.tmp-<12 hex>`, also of files written beside it
+      // (`<stem>.<anything>.tmp-...`, e.g. an optimizer-state sidecar).
+      const base = basename(path);
+      const stem = base.replace(/\.safetensors$/, "");
       for (const name of await readdir(dir)) {
-        if (!name.startsWith(prefix) || !/^[0-9a-f]{12}$/.test(name.slice(prefix.length))) continue;
+        const m = /^(.*)\.tmp-[0-9a-f]{12}$/.exec(name);
+        if (!m || !(m[1] === base || m[1]!.startsWith(`${stem}.`))) continue;
         const file = join(dir, name);
         const size = (await stat(file)).size;
         await rm(file, { force: true });

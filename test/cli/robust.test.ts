@@ -159,13 +159,19 @@ describe("checkpoints never hold NaN/Inf", () => {
     const ckpt = join(dir, "stale.safetensors");
     const tmp = `${ckpt}.tmp-0123456789ab`;
     writeFileSync(tmp, new Uint8Array(3 << 20));
+    const sidecar = `${join(dir, "stale")}.optim.safetensors.tmp-00112233aabb`; // written beside it: ours
+    writeFileSync(sidecar, "x");
     const other = join(dir, "other.safetensors.tmp-0123456789ab"); // not ours: kept
     writeFileSync(other, "x");
+    const similar = join(dir, "stale2.safetensors.tmp-0123456789ab"); // another checkpoint's: kept
+    writeFileSync(similar, "x");
     const r = run("deno", ["train", ...TINY, "--num-batches", "2", "--save-model", ckpt]);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/removed .*stale\.safetensors\.tmp-0123456789ab \(3\.0 MiB\)/);
     expect(existsSync(tmp)).toBe(false);
+    expect(existsSync(sidecar)).toBe(false);
     expect(existsSync(other)).toBe(true);
+    expect(existsSync(similar)).toBe(true);
   });
 });
 

@@ -218,6 +218,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   closing = true;
   ctx.destroy();
   const code = result.interrupted ? 130 : 0;
-  progress.end({ exitCode: code, steps: result.steps, trainedSteps: result.trainedSteps, seconds: result.seconds, interrupted: result.interrupted, checkpoint: saveModel, report: reportPath, final: last });
+  progress.end({ exitCode: code, steps: result.steps, trainedSteps: result.trainedSteps, seconds: result.seconds, interrupted: result.interrupted, checkpoint: saveModel, report: reportPath, final: last, teacherAuc: teacher });
   return code;
 }
