@@ -129,7 +129,8 @@ export function createProgress(opts: ProgressOptions): ProgressSink {
     const loss = last ? `loss ${last.loss.toFixed(5)}${last.step < step ? ` (at ${last.step})` : ""}` : "loss --";
     const lr = last ? `  lr ${last.lr.toPrecision(3)}` : "";
     const speed = sps !== undefined ? `  ${Math.round(sps)} samples/s` : "";
-    return `${bar}step ${step}${total ? `/${total}` : ""}  epoch ${last?.epoch ?? submittedEpoch}  ${loss}${lr}${speed}  eta ${fmtTime(eta)}`;
+    const elapsed = firstSubmit ? `  elapsed ${fmtTime((t - firstSubmit.time) / 1000)}` : "";
+    return `${bar}step ${step}${total ? `/${total}` : ""}  epoch ${last?.epoch ?? submittedEpoch}  ${loss}${lr}${speed}${elapsed}  eta ${fmtTime(eta)}`;
   };
 
   const draw = () => {
