@@ -95,14 +95,17 @@ function chart(o: ChartOptions): string {
       const d = pts.map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join("");
       const path = pts.length > 1 ? `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.5}" stroke-opacity="${s.opacity ?? 1}" stroke-linejoin="round"/>` : "";
       const dots = s.markers || pts.length === 1 ? pts.map((p) => `<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>step ${p.x}: ${p.y.toPrecision(5)}</title></circle>`).join("") : "";
-      return path + dots;
+      // The last value of a marked series, written beside its point.
+      const end = pts.at(-1);
+      const label = s.markers && end ? `<text class="value" x="${(sx(end.x) - 8).toFixed(1)}" y="${(sy(end.y) - 8).toFixed(1)}" text-anchor="end" fill="${s.color}">${end.y.toFixed(4)}</text>` : "";
+      return path + dots + label;
     })
     .join("");
   const legend = [...o.series.map((s) => ({ label: s.label, color: s.color, dash: false, opacity: s.opacity ?? 1 })), ...(o.refs ?? []).map((r) => ({ label: r.label, color: r.color, dash: true, opacity: 1 }))]
     .map((l) => `<span class="key"><svg width="22" height="10"><line x1="0" x2="22" y1="5" y2="5" stroke="${l.color}" stroke-width="2.5" stroke-opacity="${l.opacity}"${l.dash ? ' stroke-dasharray="5 3"' : ""}/></svg>${esc(l.label)}</span>`)
     .join("");
   return `<section><h2>${esc(o.title)}</h2><div class="legend">${legend}</div>
-<svg class="chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(o.title)}"><clipPath id="c${esc(o.title.replace(/\W/g, ""))}"><rect x="${M.l}" y="${M.t - 4}" width="${pw}" height="${ph + 8}"/></clipPath>${grid}${axes}<g clip-path="url(#c${esc(o.title.replace(/\W/g, ""))})">${refs}${lines}</g></svg>${o.note ? `<p class="note">${esc(o.note)}</p>` : ""}</section>`;
+<svg class="chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(o.title)}"><clipPath id="c${esc(o.title.replace(/\W/g, ""))}"><rect x="${M.l - 6}" y="${M.t - 6}" width="${pw + 12}" height="${ph + 12}"/></clipPath>${grid}${axes}<g clip-path="url(#c${esc(o.title.replace(/\W/g, ""))})">${refs}${lines}</g></svg>${o.note ? `<p class="note">${esc(o.note)}</p>` : ""}</section>`;
 }
 
 /** Centred moving average over `2 * half + 1` points (fewer at the ends): follows the trend without the lag of an EMA. */
@@ -203,6 +206,7 @@ export function renderReport(opts: ReportOptions): string {
     series: [{ label: `model (${last ? `${last.samples} test samples` : "test"})`, points: aucPts, color: "#d1242f", width: 2, markers: true }],
     refs: opts.teacherAuc !== undefined ? [{ y: opts.teacherAuc, label: `teacher on the same samples: ${opts.teacherAuc.toFixed(4)}`, color: "#57606a" }] : [],
     yDomain: aucVals.length ? [Math.max(0, aucLo - pad), Math.min(1, aucHi + pad)] : undefined,
+    note: r.evals.length === 1 ? "One evaluation, at the end of the run: --test-freq N evaluates every N steps and draws a curve." : undefined,
   });
   const evalLossChart = chart({
     title: "Test loss",
@@ -240,7 +244,7 @@ h1{font-size:22px;margin:0 0 12px}h2{font-size:16px;margin:22px 0 4px}
 table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:right;font-variant-numeric:tabular-nums}
 td:first-child,th:first-child{text-align:left}table.facts th,table.config th{background:#f6f8fa;font-weight:600}table.config td,table.facts td{text-align:left}
 .chart{display:block}.grid{stroke:#d8dee4;stroke-width:1}.axis{stroke:#57606a;stroke-width:1}.ref{stroke-width:1.5;stroke-dasharray:5 3}
-.tick{font-size:11px;fill:#57606a;font-variant-numeric:tabular-nums}.title{font-size:12px;fill:#1f2328}
+.value{font-size:12px;font-weight:600;font-variant-numeric:tabular-nums}.tick{font-size:11px;fill:#57606a;font-variant-numeric:tabular-nums}.title{font-size:12px;fill:#1f2328}
 .legend{font-size:12px;color:#57606a;margin:2px 0 2px ${M.l}px}.key{margin-right:16px;white-space:nowrap}.key svg{vertical-align:middle;margin-right:4px}
 .note{font-size:12px;color:#57606a;margin:2px 0 0 ${M.l}px}.share{background:#54aeff;height:10px;min-width:1px}.empty{color:#57606a}
 </style></head><body>
