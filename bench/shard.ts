@@ -21,6 +21,7 @@ import { calibrate, type DeviceCalibration } from "../src/shard/calibrate.ts";
 import { type DeviceSpeed, estimatePlan, type ModelShape, PAPER_PROJECTION, projectStep } from "../src/shard/cost_model.ts";
 import { INTERCONNECTS, type Interconnect, hostStaged, fmtLink } from "../src/shard/interconnect.ts";
 import { planSharding, type PlanResult } from "../src/shard/planner.ts";
+import { type BenchPreset, benchTraining } from "../src/cli/commands/bench.ts";
 import { table, writeSection } from "./report.ts";
 import { envNumber } from "./util.ts";
 
@@ -51,8 +52,8 @@ log("absolute times are noisy, compare figures only within this run.");
 log();
 log("### Calibration (this run; what the planner uses)");
 log();
-const calRow = (name: string, c: DeviceCalibration) => [name, f(c.lookupGBs, 3), f(c.backwardSecPerElem * 1e9, 1), f(c.gemmGflops, 2), f(c.dispatchMs, 3), f(c.transferLatencyMs, 3), f(c.transferGBs, 3)];
-log(table(["adapter", "lookups GB/s (fwd)", "bwd+update ns/elem", "GEMM GFLOP/s", "dispatch ms", "host copy latency ms", "host copy GB/s"], [calRow(lvpCal.adapter, lvpCal), calRow(ssCal.adapter, ssCal)]));
+const calRow = (name: string, c: DeviceCalibration) => [name, f(c.lookupGBs, 3), f(c.backwardSecPerElem * 1e9, 1), f(c.gemmGflops, 2), f(c.dispatchMs, 3), f(c.perDispatchMs, 3), f(c.transferLatencyMs, 3), f(c.transferGBs, 3)];
+log(table(["adapter", "lookups GB/s (fwd)", "bwd+update ns/elem", "GEMM GFLOP/s", "dispatch round trip ms", "per extra dispatch ms", "host copy latency ms", "host copy GB/s"], [calRow(lvpCal.adapter, lvpCal), calRow(ssCal.adapter, ssCal)]));
 log();
 
 // ------------------------------------------------------------------ configs
@@ -81,6 +82,7 @@ interface DeviceSet {
 }
 const sets: DeviceSet[] = [
   { key: "1 x lavapipe", names: ["llvmpipe"], cals: [lvpCal] },
+  { key: "1 x SwiftShader", names: ["swiftshader"], cals: [ssCal] },
   { key: "2 x lavapipe", names: ["llvmpipe", "llvmpipe"], cals: [lvpCal, lvpCal] },
   { key: "4 x lavapipe", names: ["llvmpipe", "llvmpipe", "llvmpipe", "llvmpipe"], cals: [lvpCal, lvpCal, lvpCal, lvpCal] },
   { key: "lavapipe + SwiftShader", names: ["llvmpipe", "swiftshader"], cals: [lvpCal, ssCal] },
@@ -100,7 +102,19 @@ interface Measured {
   hostStagedSec: number;
 }
 
-async function measureTraining(_c: Case, _s: DeviceSet, _plan: PlanResult): Promise<Measured | undefined> {
+/** The single-device trainer (DlrmModel.trainStep through `bench` command's helper) for N = 1: same kernels, no collectives. */
+async function measureSingle(c: Case, ctx: GpuContext): Promise<Measured> {
+  const preset: BenchPreset = {
+    name: c.key, describe: c.describe, tableRows: [...c.shape.tableRows], dim: c.shape.dim, bottom: [...c.shape.bottomMlp], top: c.shape.topMlp.slice(1),
+    bagSize: c.shape.poolingFactor, batchSize: c.shape.batchSize,
+  };
+  const r = await benchTraining(ctx, preset, { steps: STEPS, warmup: 2, profileSteps: 0, optimizer: c.shape.optimizer });
+  const sec = r.stepMs / 1e3;
+  return { samplesPerSec: r.samplesPerSec, profile: { step: sec }, bytesPerStep: 0, perDeviceSec: [sec], rounds: [], hostStagedSec: 0 };
+}
+
+async function measureTraining(c: Case, s: DeviceSet, _plan: PlanResult): Promise<Measured | undefined> {
+  if (s.names.length === 1) return measureSingle(c, s.names[0] === "swiftshader" ? ssCtx! : lvpCtx!);
   return undefined; // the multi-device trainer (shard-core) is not on main yet
 }
 

@@ -10,7 +10,8 @@
  *              same bags: seconds per looked-up row element
  *   gemm       nn.Linear forward 512 x 512 -> 256 (relu): GFLOP/s
  *   dispatch   one tiny dispatch submitted and waited for: the fixed cost of
- *              a kernel launch + queue round trip (ms)
+ *              a kernel launch + queue round trip (ms); and the cost of each
+ *              further dispatch in the same command buffer (64 in one pass)
  *   transfer   host-staged copy (copy to a mappable buffer, map, write into a
  *              device buffer) of 4 KiB and 4 MiB: latency (the 4 KiB time)
  *              and bandwidth (from the difference), the α and β of this
@@ -34,7 +35,7 @@ import { prepareLinearForward } from "../kernels/linear.ts";
 import { createOptimizerParams } from "../kernels/optimizer_params.ts";
 import { Rng } from "../util/rng.ts";
 
-export const CALIBRATION_VERSION = 1;
+export const CALIBRATION_VERSION = 2;
 
 /** What one device measured. */
 export interface DeviceCalibration {
@@ -54,6 +55,8 @@ export interface DeviceCalibration {
   gemmGflops: number;
   /** Fixed cost of one submitted dispatch waited for, ms. */
   dispatchMs: number;
+  /** Cost of one more tiny dispatch inside a command buffer, ms. */
+  perDispatchMs: number;
   /** Host-staged transfer latency (α), ms. */
   transferLatencyMs: number;
   /** Host-staged transfer bandwidth (1/β), GB/s. */
@@ -187,6 +190,10 @@ export async function measureDevice(ctx: GpuContext, opts: { quick?: boolean } =
     await device.queue.onSubmittedWorkDone();
     ticks.push(performance.now() - t0);
   }
+  // Per-dispatch cost: 64 tiny dispatches in one pass, less one round trip.
+  const many = new Array(64).fill(tiny[0]!);
+  const manySec = await timeDispatches(device, many, opts.quick ? 0.02 : 0.05);
+  const perDispatchMs = Math.max(0, (manySec * 1e3 - median(ticks)) / 63);
   s.destroy();
   d.destroy();
 
@@ -207,6 +214,7 @@ export async function measureDevice(ctx: GpuContext, opts: { quick?: boolean } =
     backwardSecPerElem: bwdSec / elems,
     gemmGflops: (2 * m * n * k) / gemmSec / 1e9,
     dispatchMs: median(ticks),
+    perDispatchMs,
     transferLatencyMs: tSmall * 1000,
     transferGBs,
   };

@@ -45,8 +45,24 @@ export interface DeviceSpeed {
   backwardSecPerElem: number;
   gemmGflops: number;
   dispatchMs: number;
+  /** Cost of each dispatch of a step beyond the first (0 when not measured). */
+  perDispatchMs?: number;
   transferLatencyMs: number;
   transferGBs: number;
+}
+
+/**
+ * Dispatches of one training step on a device: per linear layer forward,
+ * dX, dW, bias gradient and optimizer; interaction forward/backward and the
+ * loss; and, when it holds embedding shards, the bag forward and the fused
+ * backward (keys, a radix sort of ceil(bits/8) passes of histogram + scan +
+ * scatter, heads, scan, segments, ranges, update).
+ */
+export function dispatchesPerStep(shape: ModelShape, hasShards: boolean): number {
+  const layers = shape.bottomMlp.length - 1 + shape.topMlp.length - 1;
+  const rows = shape.tableRows.reduce((a, b) => a + b, 0);
+  const passes = Math.ceil(Math.ceil(Math.log2(rows + 1)) / 8);
+  return 5 * layers + 3 + (hasShards ? 2 + 4 + 3 * passes + 6 : 0);
 }
 
 export function shapeFromConfig(config: DlrmConfig, poolingFactor: number, batchSize = config.miniBatchSize): ModelShape {
@@ -217,7 +233,7 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
     const sp = speeds[i]!;
     const embeddingSec = d.elems * (sp.lookupSecPerElem + sp.backwardSecPerElem);
     const mlpSec = (3 * forwardFlopsPerSample(shape) * batch[i]!) / (sp.gemmGflops * 1e9);
-    const overheadSec = (syncs * sp.dispatchMs) / 1e3;
+    const overheadSec = (syncs * sp.dispatchMs + dispatchesPerStep(shape, d.shards.length > 0) * (sp.perDispatchMs ?? 0)) / 1e3;
     const sent = rounds.reduce((a, r) => a + (r.sent[i] ?? 0), 0);
     const received = rounds.reduce((a, r) => a + (r.received[i] ?? 0), 0);
     let transferSec = 0;

@@ -36,7 +36,7 @@ export function formatBytes(n: number): string {
 export function formatCalibration(c: DeviceCalibration): string[] {
   return [
     `embedding lookups ${c.lookupGBs.toFixed(3)} GB/s of rows (forward), backward+update ${(c.backwardSecPerElem * 1e9).toFixed(2)} ns per element`,
-    `GEMM ${c.gemmGflops.toFixed(2)} GFLOP/s (linear 512x512->256), dispatch round trip ${c.dispatchMs.toFixed(3)} ms`,
+    `GEMM ${c.gemmGflops.toFixed(2)} GFLOP/s (linear 512x512->256), dispatch round trip ${c.dispatchMs.toFixed(3)} ms, ${c.perDispatchMs.toFixed(3)} ms per further dispatch`,
     `host-staged transfer: latency ${c.transferLatencyMs.toFixed(3)} ms, ${c.transferGBs.toFixed(3)} GB/s`,
   ];
 }
