@@ -119,3 +119,72 @@ export function tableWisePlan(tableRows: readonly number[], dim: number, devices
     batchShare: Array.from({ length: devices }, () => 1 / devices),
   };
 }
+
+/** Splits [0, total) into `parts` contiguous ranges as even as possible (larger first). */
+function evenRanges(total: number, parts: number): [number, number][] {
+  const out: [number, number][] = [];
+  const base = Math.floor(total / parts);
+  const extra = total % parts;
+  let at = 0;
+  for (let k = 0; k < parts; k++) {
+    const len = base + (k < extra ? 1 : 0);
+    out.push([at, at + len]);
+    at += len;
+  }
+  return out;
+}
+
+const evenShares = (devices: number) => Array.from({ length: devices }, () => 1 / devices);
+
+/** Every table split by rows over all devices (over fewer when it has fewer rows), the batch split evenly. */
+export function rowWisePlan(tableRows: readonly number[], dim: number, devices: number): ShardingPlan {
+  return {
+    devices,
+    tables: tableRows.map((rows, t) => ({
+      table: t,
+      kind: "row",
+      shards: evenRanges(rows, Math.min(devices, rows)).map(([a, b], k) => ({ device: (t + k) % devices, rowStart: a, rowEnd: b, colStart: 0, colEnd: dim })),
+    })),
+    batchShare: evenShares(devices),
+  };
+}
+
+/** Every table split by columns over all devices (over fewer when d is smaller), the batch split evenly. */
+export function columnWisePlan(tableRows: readonly number[], dim: number, devices: number): ShardingPlan {
+  return {
+    devices,
+    tables: tableRows.map((rows, t) => ({
+      table: t,
+      kind: "column",
+      shards: evenRanges(dim, Math.min(devices, dim)).map(([a, b], k) => ({ device: (t + k) % devices, rowStart: 0, rowEnd: rows, colStart: a, colEnd: b })),
+    })),
+    batchShare: evenShares(devices),
+  };
+}
+
+/** Every table replicated on every device (gradients allreduced), the batch split evenly. */
+export function dataParallelPlan(tableRows: readonly number[], dim: number, devices: number): ShardingPlan {
+  return {
+    devices,
+    tables: tableRows.map((rows, t) => ({
+      table: t,
+      kind: "data",
+      shards: Array.from({ length: devices }, (_, k) => ({ device: k, rowStart: 0, rowEnd: rows, colStart: 0, colEnd: dim })),
+    })),
+    batchShare: evenShares(devices),
+  };
+}
+
+/** A uniform plan of one kind for every table. */
+export function uniformPlan(kind: ShardKind, tableRows: readonly number[], dim: number, devices: number): ShardingPlan {
+  switch (kind) {
+    case "table":
+      return tableWisePlan(tableRows, dim, devices);
+    case "row":
+      return rowWisePlan(tableRows, dim, devices);
+    case "column":
+      return columnWisePlan(tableRows, dim, devices);
+    case "data":
+      return dataParallelPlan(tableRows, dim, devices);
+  }
+}

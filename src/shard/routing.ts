@@ -1,0 +1,234 @@
+/**
+ * Where every pooled embedding column lives during a sharded step, and the
+ * routes and messages that move it (pure functions of the plan and the batch
+ * split; no GPU work here).
+ *
+ * Device i pools its shards over the WHOLE global batch (B rows):
+ *   Px_i [B, Wx_i]  table-, row- and column-wise shards (exchanged);
+ *   Pd_i [B, Wd]    data-parallel replicas (every device the same columns).
+ * Shards of one width form one EmbeddingTableSet (`sets`, widest first),
+ * each set a contiguous column range of its region.
+ *
+ * Forward all-to-all: device i sends rows [s_j, s_j + B_j) of Px_i (the
+ * slice of device j; contiguous bytes) to device j, which receives
+ *   R_j = [block 0: B_j x Wx_0][block 1: B_j x Wx_1]...[tail: B_j x Wd]
+ * (the tail is its own Pd_j slice, an on-device copy). The forward route
+ * builds E_j [B_j, n, d] from R_j: a table-wise column is copied, row-wise
+ * partial sums are added in shard order, column-wise pieces are joined, a
+ * data-parallel table is read from the local tail.
+ *
+ * Backward: the backward route spreads dE_j into G_j (R_j's layout; every
+ * row-wise partial gets the full gradient, every column piece its columns,
+ * the tail the data-parallel tables' gradient); block i of G_j goes back to
+ * device i as rows [s_j, s_j + B_j) of dPx_i; the tail goes to EVERY device
+ * as rows [s_j, s_j + B_j) of dPd_i (an allgather). Each replica then runs
+ * the fused embedding backward over the global batch: the replicas of a
+ * data-parallel table get the same update, summed in the same order as on
+ * one device (the allreduce of a sparse gradient, done in its pooled form).
+ */
+import { ConfigError } from "../gpu/errors.ts";
+import type { RouteColumn } from "../kernels/shard.ts";
+import { type ShardingPlan, type ShardKind, splitBatch, validatePlan } from "./plan.ts";
+
+export interface LocalShard {
+  table: number;
+  kind: ShardKind;
+  rowStart: number;
+  rowEnd: number;
+  colStart: number;
+  colEnd: number;
+  /** Index of the shard in the table's placement. */
+  shard: number;
+}
+
+export interface ShardSet {
+  /** Width of every shard in the set. */
+  dim: number;
+  shards: LocalShard[];
+  /** First column of the set in its region. */
+  offset: number;
+  region: "x" | "d";
+}
+
+export interface DeviceLayout {
+  device: number;
+  sets: ShardSet[];
+  /** Columns of Px and Pd (multiples of 4 when every width is). */
+  wx: number;
+  wd: number;
+  /** Column of each local shard in its region, keyed `${table}:${shard}`. */
+  column: Map<string, number>;
+}
+
+const key = (table: number, shard: number) => `${table}:${shard}`;
+
+function layoutRegion(shards: LocalShard[], region: "x" | "d"): { sets: ShardSet[]; width: number; column: Map<string, number> } {
+  const byDim = new Map<number, LocalShard[]>();
+  for (const s of shards) {
+    const w = s.colEnd - s.colStart;
+    if (!byDim.has(w)) byDim.set(w, []);
+    byDim.get(w)!.push(s);
+  }
+  const dims = [...byDim.keys()].sort((a, b) => b - a);
+  const sets: ShardSet[] = [];
+  const column = new Map<string, number>();
+  let at = 0;
+  for (const dim of dims) {
+    // vec4 paths of the embedding kernels need 4-aligned offsets when the width allows them.
+    if (dim % 4 === 0) at = Math.ceil(at / 4) * 4;
+    const list = byDim.get(dim)!.sort((a, b) => a.table - b.table || a.shard - b.shard);
+    sets.push({ dim, shards: list, offset: at, region });
+    list.forEach((s, k) => column.set(key(s.table, s.shard), at + k * dim));
+    at += list.length * dim;
+  }
+  const width = dims.every((d) => d % 4 === 0) ? Math.ceil(at / 4) * 4 : at;
+  return { sets, width, column };
+}
+
+/** The shard sets and region widths of every device. */
+export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], dim: number): DeviceLayout[] {
+  validatePlan(plan, tableRows, dim);
+  return Array.from({ length: plan.devices }, (_, i) => {
+    const local: LocalShard[] = [];
+    for (const p of plan.tables) {
+      p.shards.forEach((s, k) => {
+        if (s.device === i) local.push({ table: p.table, kind: p.kind, rowStart: s.rowStart, rowEnd: s.rowEnd, colStart: s.colStart, colEnd: s.colEnd, shard: k });
+      });
+    }
+    const x = layoutRegion(local.filter((s) => s.kind !== "data"), "x");
+    const d = layoutRegion(local.filter((s) => s.kind === "data"), "d");
+    return { device: i, sets: [...x.sets, ...d.sets], wx: x.width, wd: d.width, column: new Map([...x.column, ...d.column]) };
+  });
+}
+
+/** Samples per device and each device's first sample. */
+export function batchSlices(plan: ShardingPlan, batchSize: number): { count: number[]; start: number[] } {
+  const count = splitBatch(plan, batchSize);
+  const start: number[] = [];
+  let at = 0;
+  for (const c of count) {
+    start.push(at);
+    at += c;
+  }
+  return { count, start };
+}
+
+/** Float offset of each block of R_j / G_j (one per source device, then the tail). */
+export function blockBases(layouts: DeviceLayout[], bj: number): number[] {
+  const out: number[] = [];
+  let at = 0;
+  for (const l of layouts) {
+    out.push(at);
+    at += bj * l.wx;
+  }
+  out.push(at);
+  return out;
+}
+
+/** Floats of R_j (= G_j). */
+export function exchangeFloats(layouts: DeviceLayout[], bj: number): number {
+  return blockBases(layouts, bj).at(-1)! + bj * (layouts[0]?.wd ?? 0);
+}
+
+/** Forward route of device j: E_j [B_j, n, d] from R_j. */
+export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number): RouteColumn[] {
+  const bases = blockBases(layouts, bj);
+  const n = plan.tables.length;
+  const wd = layouts[j]!.wd;
+  const cols: RouteColumn[] = [];
+  for (let t = 0; t < n; t++) {
+    const p = plan.tables[t]!;
+    for (let k = 0; k < dim; k++) {
+      const sources: RouteColumn["sources"] = [];
+      p.shards.forEach((s, si) => {
+        if (k < s.colStart || k >= s.colEnd) return;
+        if (p.kind === "data") {
+          if (s.device !== j) return;
+          sources.push({ offset: bases[layouts.length]! + layouts[j]!.column.get(key(t, si))! + (k - s.colStart), stride: wd });
+        } else {
+          const l = layouts[s.device]!;
+          sources.push({ offset: bases[s.device]! + l.column.get(key(t, si))! + (k - s.colStart), stride: l.wx });
+        }
+      });
+      cols.push({ offset: t * dim + k, stride: n * dim, sources });
+    }
+  }
+  return cols;
+}
+
+/** Backward route of device j: G_j (R_j's layout) from dE_j [B_j, n, d]. */
+export function backwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number): RouteColumn[] {
+  const bases = blockBases(layouts, bj);
+  const n = plan.tables.length;
+  const wd = layouts[j]!.wd;
+  const cols: RouteColumn[] = [];
+  for (let t = 0; t < n; t++) {
+    const p = plan.tables[t]!;
+    p.shards.forEach((s, si) => {
+      if (p.kind === "data" && s.device !== j) return;
+      for (let k = s.colStart; k < s.colEnd; k++) {
+        const src = [{ offset: t * dim + k, stride: n * dim }];
+        if (p.kind === "data") cols.push({ offset: bases[layouts.length]! + layouts[j]!.column.get(key(t, si))! + (k - s.colStart), stride: wd, sources: src });
+        else {
+          const l = layouts[s.device]!;
+          cols.push({ offset: bases[s.device]! + l.column.get(key(t, si))! + (k - s.colStart), stride: l.wx, sources: src });
+        }
+      }
+    });
+  }
+  return cols;
+}
+
+export interface HostBagsOut {
+  batchSize: number;
+  offsets: Uint32Array;
+  indices: Uint32Array;
+}
+
+/**
+ * Bags of one shard set for the global batch (table-major CSR): each shard's
+ * bags are its table's bags, restricted for a row-wise shard to the rows it
+ * holds (re-based to its first row), in the original order.
+ */
+export function setBags(set: ShardSet, batch: { size: number; offsets: Uint32Array; indices: Uint32Array }): HostBagsOut {
+  const B = batch.size;
+  const T = set.shards.length;
+  const offsets = new Uint32Array(T * B + 1);
+  let total = 0;
+  for (const s of set.shards) {
+    const a = batch.offsets[s.table * B]!;
+    const b = batch.offsets[(s.table + 1) * B]!;
+    if (s.kind !== "row") total += b - a;
+    else for (let p = a; p < b; p++) if (batch.indices[p]! >= s.rowStart && batch.indices[p]! < s.rowEnd) total++;
+  }
+  const indices = new Uint32Array(total);
+  let at = 0;
+  set.shards.forEach((s, k) => {
+    for (let bi = 0; bi < B; bi++) {
+      const a = batch.offsets[s.table * B + bi]!;
+      const b = batch.offsets[s.table * B + bi + 1]!;
+      if (s.kind !== "row") {
+        indices.set(batch.indices.subarray(a, b), at);
+        at += b - a;
+      } else {
+        for (let p = a; p < b; p++) {
+          const r = batch.indices[p]!;
+          if (r >= s.rowStart && r < s.rowEnd) indices[at++] = r - s.rowStart;
+        }
+      }
+      offsets[k * B + bi + 1] = at;
+    }
+  });
+  return { batchSize: B, offsets, indices };
+}
+
+/** Checks that the optimizer can run on the plan's shards. */
+export function checkPlanOptimizer(plan: ShardingPlan, optimizer: string): void {
+  if (optimizer !== "rwsadagrad") return;
+  const col = plan.tables.find((p) => p.kind === "column");
+  if (col) {
+    throw new ConfigError(
+      `plan: table ${col.table} is split column-wise, but row-wise Adagrad (rwsadagrad) keeps one accumulator per whole row (the mean of the squared gradient over all d columns): place it table-, row- or data-wise, or use --optimizer adagrad or sgd`,
+    );
+  }
+}
