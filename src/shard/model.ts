@@ -143,6 +143,13 @@ export interface StepProfile {
 
 export interface ShardedOptions {
   schedule?: AllToAllSchedule;
+  /**
+   * Deliberate errors, for the tests that show the equivalence check catches
+   * them: "misroute-row" sends one lookup of a row-wise shard to the wrong row
+   * every step; "drop-gradient" drops the last device's pooled-gradient block
+   * for device 0 in the backward exchange. Never set them in a real run.
+   */
+  fault?: "misroute-row" | "drop-gradient";
   /** Cap on bytes per embedding buffer (default: each device's binding limit). */
   maxChunkBytes?: number;
 }
@@ -330,6 +337,22 @@ export class ShardedDlrm {
     if (batch.numTables !== this.numTables) throw new KernelInputError(`batch has ${batch.numTables} sparse features, the model has ${this.numTables} embedding tables`);
     validateBags({ batchSize: batch.size, offsets: batch.offsets, indices: batch.indices }, c.tableRows);
     const bags = this.replicas.map((rep) => rep.sets.map((s) => setBags(s.set, batch)));
+    if (this.shardOptions.fault === "misroute-row") {
+      // The first lookup of the first row-wise shard with at least two rows goes to its neighbour row.
+      outer: for (const [j, rep] of this.replicas.entries()) {
+        for (const [k, s] of rep.sets.entries()) {
+          const at = s.set.shards.findIndex((sh) => sh.kind === "row" && sh.rowEnd - sh.rowStart > 1);
+          const hb = bags[j]![k]!;
+          if (at < 0) continue;
+          const p = hb.offsets[at * batch.size]!;
+          if (p < hb.offsets[(at + 1) * batch.size]!) {
+            const sh = s.set.shards[at]!;
+            hb.indices[p] = (hb.indices[p]! + 1) % (sh.rowEnd - sh.rowStart);
+            break outer;
+          }
+        }
+      }
+    }
     const p = this.stepPlan(batch, bags);
     const m = batch.numDense;
     this.replicas.forEach((rep, j) => {
@@ -433,6 +456,10 @@ export class ShardedDlrm {
       this.submit(j, "dense", (enc) => {
         if (d.step) {
           encodeDispatches(enc, [...d.routeForward, ...d.step.topForward, ...d.step.topBackward, ...d.routeBackward]);
+          if (this.shardOptions.fault === "drop-gradient" && j === N - 1 && N > 1) {
+            const bytes = p.count[j]! * this.layouts[0]!.wx * 4;
+            if (bytes > 0) enc.clearBuffer(d.g, 0, bytes);
+          }
           enc.copyBufferToBuffer(d.step.lossMean, 0, rep.lossHistory, this.lossCount * 4, 4);
         } else {
           enc.clearBuffer(rep.lossHistory, this.lossCount * 4, 4);

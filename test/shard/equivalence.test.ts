@@ -1,0 +1,137 @@
+/**
+ * N devices train exactly like one: for N = 2, 3, 4 and every plan kind
+ * (table-, row-, column-wise, data-parallel, and a mixed plan with uneven
+ * batch shares), K steps from the same initial weights give the same
+ * per-step losses, parameters and optimizer state as the single-device
+ * DlrmModel; the MLP replicas are bit-identical after every run; N = 1 is
+ * bit-identical to DlrmModel; the same N and plan twice is bit-identical;
+ * and a deliberate error (one lookup routed to the wrong row, one gradient
+ * block dropped) fails the same check.
+ *
+ * Tolerance. Only the order of some sums changes between N devices and one;
+ * every per-sample computation is the same kernel on the same inputs. The
+ * reordered sums are
+ *   - a bag's pooled vector (at most L terms; row-wise shards add partial
+ *     sums in device order),
+ *   - the batch sums of the MLP weight/bias gradients and of the loss (B
+ *     terms: N partial sums, then N - 1 ring additions, instead of one tree).
+ * Two float32 evaluations of a K-term sum differ by at most 2(K - 1)u·Σ|terms|
+ * (u = 2^-24), so each step perturbs the changed sums by a relative
+ * 2(B + L)u of their magnitude. After s steps a parameter holds s such
+ * perturbations plus what earlier ones change in later gradients; as in the
+ * PyTorch tests we bound the latter by one more factor (s + 1):
+ *   tol_i = (s + 1) · 2(B + L) · u · (|expected_i| + mean|expected|).
+ * Here B = 24, L = 3, s = 3: tol ≈ 216 u (1.3e-5) relative. Measured
+ * differences are below 2e-7 absolute; the deliberate errors exceed the
+ * tolerance by orders of magnitude.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createContexts, type GpuContext } from "../../src/gpu/context.ts";
+import { DlrmModel } from "../../src/model/dlrm.ts";
+import { initParameters, type StateDict } from "../../src/model/params.ts";
+import { ShardedDlrm, type ShardedOptions } from "../../src/shard/model.ts";
+import type { ShardingPlan } from "../../src/shard/plan.ts";
+import { expectBitIdentical, U32 } from "../helpers/assert.ts";
+import { makePlan, PLAN_KINDS, randomBatches, smallConfig } from "./helpers.ts";
+
+const B = 24;
+const L = 3; // largest bag (randomBatches draws 0..3 rows)
+const STEPS = 3;
+const config = smallConfig();
+const init = initParameters(config);
+const batches = randomBatches(config, STEPS, B);
+const FACTOR = (STEPS + 1) * 2 * (B + L);
+
+let ctxs: GpuContext[] = [];
+let ref: { losses: number[]; params: StateDict; optim: StateDict };
+
+beforeAll(async () => {
+  ctxs = await createContexts(4, { label: "equivalence" });
+  const m = new DlrmModel(ctxs[0]!.device, config, init);
+  for (const b of batches) m.trainStep(b);
+  ref = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState() };
+  m.destroy();
+});
+afterAll(() => ctxs.forEach((c) => c.destroy()));
+
+async function runSharded(plan: ShardingPlan, opts: ShardedOptions = {}) {
+  const m = new ShardedDlrm(ctxs.slice(0, plan.devices), config, init, plan, opts);
+  for (const b of batches) await m.trainStep(b);
+  const out = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState(), replicas: await m.replicaStateDicts() };
+  m.destroy();
+  return out;
+}
+
+/** Largest |actual - expected| / tol over all elements (> 1 fails), with where it is. */
+function worst(actual: ArrayLike<number>, expected: ArrayLike<number>): { ratio: number; at: number } {
+  let mean = 0;
+  for (let i = 0; i < expected.length; i++) mean += Math.abs(expected[i]!);
+  mean /= Math.max(1, expected.length);
+  let r = { ratio: 0, at: -1 };
+  for (let i = 0; i < expected.length; i++) {
+    const tol = FACTOR * U32 * (Math.abs(expected[i]!) + mean) + 1e-30;
+    const e = Math.abs(actual[i]! - expected[i]!);
+    const ratio = Number.isNaN(e) ? Infinity : e / tol;
+    if (ratio > r.ratio) r = { ratio, at: i };
+  }
+  return r;
+}
+
+/** The worst ratio over losses, every parameter and the optimizer state, and what it was. */
+function compare(got: { losses: number[]; params: StateDict; optim: StateDict }): { ratio: number; what: string } {
+  let out = { ratio: 0, what: "" };
+  const take = (what: string, w: { ratio: number; at: number }) => {
+    if (w.ratio > out.ratio) out = { ratio: w.ratio, what: `${what}[${w.at}]` };
+  };
+  expect(got.losses.length).toBe(ref.losses.length);
+  take("losses", worst(got.losses, ref.losses));
+  for (const [name, t] of Object.entries(ref.params)) {
+    expect(got.params[name]?.shape, name).toEqual(t.shape);
+    take(name, worst(got.params[name]!.data, t.data));
+  }
+  for (const [name, t] of Object.entries(ref.optim)) {
+    expect(got.optim[name]?.shape, name).toEqual(t.shape);
+    take(name, worst(got.optim[name]!.data, t.data));
+  }
+  return out;
+}
+
+describe("sharded training equals one device", () => {
+  it("N = 1 (table-wise plan) is bit-identical to DlrmModel", async () => {
+    const got = await runSharded(makePlan("table", config.tableRows, config.embeddingDim, 1));
+    expectBitIdentical(Float32Array.from(got.losses), Float32Array.from(ref.losses), "losses");
+    for (const [name, t] of Object.entries(ref.params)) expectBitIdentical(got.params[name]!.data, t.data, name);
+  });
+
+  for (const n of [2, 3, 4]) {
+    for (const kind of PLAN_KINDS) {
+      it(`N = ${n}, ${kind} plan: losses, parameters and optimizer state within the reordering bound; replicas identical`, async () => {
+        const got = await runSharded(makePlan(kind, config.tableRows, config.embeddingDim, n));
+        const c = compare(got);
+        expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
+        for (let i = 1; i < n; i++) {
+          for (const [name, t] of Object.entries(got.replicas[0]!)) expectBitIdentical(got.replicas[i]![name]!.data, t.data, `replica ${i} ${name}`);
+        }
+      });
+    }
+  }
+
+  it("the same N and plan twice is bit-identical (mixed plan, N = 3)", async () => {
+    const plan = makePlan("mixed", config.tableRows, config.embeddingDim, 3);
+    const a = await runSharded(plan);
+    const b = await runSharded(plan);
+    expectBitIdentical(Float32Array.from(a.losses), Float32Array.from(b.losses), "losses");
+    for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
+    for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+  });
+
+  it("a lookup routed to the wrong row fails the check", async () => {
+    const got = await runSharded(makePlan("row", config.tableRows, config.embeddingDim, 2), { fault: "misroute-row" });
+    expect(compare(got).ratio).toBeGreaterThan(10);
+  });
+
+  it("a dropped gradient block fails the check", async () => {
+    const got = await runSharded(makePlan("table", config.tableRows, config.embeddingDim, 2), { fault: "drop-gradient" });
+    expect(compare(got).ratio).toBeGreaterThan(10);
+  });
+});
