@@ -62,3 +62,11 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: "allow-non-finite", type: "bool", default: false, help: "load a checkpoint even if a tensor holds NaN or Infinity (refused otherwise)" },
   { name: "config", type: "string", help: "JSON file of options (flag names as keys); flags given override it", meta: "FILE" },
 ];
+
+/** Multi-device training (src/shard/): how many devices, which adapters, how tables are placed. */
+export const SHARD_FLAGS: FlagSpec[] = [
+  { name: "devices", type: "int", default: 1, help: "train on N devices of the default adapter (tables sharded, MLPs data-parallel)", meta: "N" },
+  { name: "adapters", type: "string", help: "train on one device per listed adapter, e.g. llvmpipe,swiftshader (case-insensitive substrings; see `adapters`)", meta: "A,B,..." },
+  { name: "shard-plan", type: "choice", choices: ["auto", "table", "row", "column", "data"], default: "auto", help: "table placement: auto (the planner when available, else table-wise) or one kind for every table" },
+  { name: "all-to-all", type: "choice", choices: ["auto", "butterfly", "bruck", "direct"], default: "auto", help: "all-to-all schedule (auto: butterfly for a power-of-two device count, else Bruck)" },
+];

@@ -35,7 +35,15 @@ export function firstNonFinite(tensors: StateDict): [string, number, number] | u
   return undefined;
 }
 
-export async function checkpointBytes(model: DlrmModel, extra: Record<string, string> = {}): Promise<Uint8Array> {
+/**
+ * What saving and loading need of a model: DlrmModel, and the sharded model
+ * of src/shard/ (which gathers its shards on save and reshards on load).
+ */
+export type CheckpointModel = Pick<DlrmModel, "config" | "step" | "stateDict" | "optimizerState" | "validateStateDict" | "validateOptimizerState" | "loadStateDict" | "loadOptimizerState"> & {
+  readonly options: { inferenceOnly?: boolean };
+};
+
+export async function checkpointBytes(model: CheckpointModel, extra: Record<string, string> = {}): Promise<Uint8Array> {
   const params = await model.stateDict();
   const optimizer = model.options.inferenceOnly ? {} : await model.optimizerState();
   // A checkpoint is a point to come back to: never write one that holds NaN or Infinity.
@@ -48,7 +56,7 @@ export async function checkpointBytes(model: DlrmModel, extra: Record<string, st
   return encodeSafetensors(tensors, { ...extra, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config), step: String(model.step) });
 }
 
-export async function saveCheckpoint(path: string, model: DlrmModel, extra: Record<string, string> = {}): Promise<void> {
+export async function saveCheckpoint(path: string, model: CheckpointModel, extra: Record<string, string> = {}): Promise<void> {
   await writeFileAtomic(path, await checkpointBytes(model, extra));
 }
 
@@ -106,7 +114,7 @@ export async function loadCheckpointFile(path: string, fallback: Partial<DlrmCon
 }
 
 /** Applies a parsed checkpoint to `model` (same architecture); nothing changes if anything mismatches. */
-export function applyCheckpoint(model: DlrmModel, ckpt: Checkpoint, opts: { withOptimizer?: boolean } = {}): void {
+export function applyCheckpoint(model: CheckpointModel, ckpt: Checkpoint, opts: { withOptimizer?: boolean } = {}): void {
   const a = model.config;
   const b = ckpt.config;
   const arch = (c: DlrmConfig) => JSON.stringify([c.embeddingDim, c.tableRows, c.bottomMlp, c.topMlp, c.interaction, c.interactionItself]);

@@ -3,6 +3,7 @@
  * evaluation, checkpoints, interruption, and a guard against NaN/Inf loss.
  * Host-neutral: progress goes to callbacks, checkpoints to a save function.
  */
+import type { Batch } from "../data/batch.ts";
 import type { DataSource, SplitName } from "../data/source.ts";
 import { DlrmError } from "../gpu/errors.ts";
 import type { Profiler } from "../gpu/timing.ts";
@@ -34,7 +35,19 @@ export interface EvalEvent extends MetricsResult {
   split: SplitName;
 }
 
-export interface TrainOptions {
+/**
+ * What the loop needs of a model: DlrmModel (one device) and the sharded
+ * model of src/shard/ (N devices; its trainStep is asynchronous) both fit.
+ */
+export interface TrainableModel {
+  step: number;
+  readonly learningRate: number;
+  trainStep(batch: Batch, profiler?: Profiler): void | Promise<void>;
+  readLosses(): Promise<number[]>;
+  evaluate(batch: Batch): Promise<{ prob: Float32Array; loss: number }>;
+}
+
+export interface TrainOptions<M extends TrainableModel = DlrmModel> {
   source: DataSource;
   batchSize: number;
   epochs?: number;
@@ -51,7 +64,7 @@ export interface TrainOptions {
   testBatchSize?: number;
   /** Called with a checkpoint-worthy model every `checkpointEvery` steps and at the end. */
   checkpointEvery?: number;
-  saveCheckpoint?: (model: DlrmModel) => Promise<void>;
+  saveCheckpoint?: (model: M) => Promise<void>;
   onStep?: (e: StepEvent) => void;
   onEval?: (e: EvalEvent) => void;
   /** Called after every submitted step (no GPU read-back): lets a progress display move between loss reports. */
@@ -77,7 +90,7 @@ export interface TrainResult {
 }
 
 /** Forward passes over a split: AUC, accuracy, log loss and the mean model loss. */
-export async function evaluate(model: DlrmModel, source: DataSource, opts: { batchSize: number; split?: SplitName; limit?: number }): Promise<MetricsResult & { loss: number }> {
+export async function evaluate(model: Pick<TrainableModel, "evaluate">, source: DataSource, opts: { batchSize: number; split?: SplitName; limit?: number }): Promise<MetricsResult & { loss: number }> {
   const acc = new MetricsAccumulator();
   let lossSum = 0;
   for await (const batch of source.batches({ batchSize: opts.batchSize, split: opts.split ?? "test", limit: opts.limit })) {
@@ -94,7 +107,7 @@ export async function evaluate(model: DlrmModel, source: DataSource, opts: { bat
  * after loading a checkpoint) are skipped in the data stream, so a resumed
  * run sees the same batches as an uninterrupted one.
  */
-export async function train(model: DlrmModel, opts: TrainOptions): Promise<TrainResult> {
+export async function train<M extends TrainableModel = DlrmModel>(model: M, opts: TrainOptions<M>): Promise<TrainResult> {
   const epochs = opts.epochs ?? 1;
   // The model keeps the losses of at most 256 unread steps on the GPU.
   const printFreq = Math.min(200, Math.max(1, opts.printFreq ?? 10));
@@ -149,13 +162,13 @@ export async function train(model: DlrmModel, opts: TrainOptions): Promise<Train
       if (profile) {
         profiled++;
         if (opts.profiler!.timestamps) {
-          model.trainStep(batch, opts.profiler);
+          await model.trainStep(batch, opts.profiler);
           await opts.profiler!.collect();
         } else {
           await opts.profiler!.wallClock("train step (wall clock)", () => model.trainStep(batch));
         }
       } else {
-        model.trainStep(batch);
+        await model.trainStep(batch);
       }
       pending++;
       opts.onSubmit?.(model.step, epoch);

@@ -412,11 +412,17 @@ export class ShardedDlrm {
   /**
    * One training step on the global `batch` over all devices. Resolves when
    * every device's work is submitted (not finished); the loss goes to the loss
-   * history (readLosses()). `profile: true` waits after each phase to time it
-   * (serial mode); the normal schedule overlaps transfers with the MLPs.
+   * history (readLosses()). The schedule overlaps transfers with the MLPs;
+   * profileStep() runs the same step phase by phase to time each phase.
    */
-  async trainStep(batch: Batch, opts: { profile?: boolean } = {}): Promise<void> {
-    await this.guard(() => this.runStep(batch, opts.profile ?? false));
+  async trainStep(batch: Batch): Promise<void> {
+    await this.guard(() => this.runStep(batch, false));
+  }
+
+  /** A training step in serial mode: every phase waited for and timed (see lastProfile). */
+  async profileStep(batch: Batch): Promise<StepProfile> {
+    await this.guard(() => this.runStep(batch, true));
+    return this.lastProfile!;
   }
 
   private async runStep(batch: Batch, serial: boolean): Promise<void> {

@@ -105,7 +105,7 @@ describe("sharded training equals one device", () => {
 
   for (const n of [2, 3, 4]) {
     for (const kind of PLAN_KINDS) {
-      it(`N = ${n}, ${kind} plan: losses, parameters and optimizer state within the reordering bound; replicas identical`, async () => {
+      it(`N = ${n}, ${kind} plan: losses, parameters and optimizer state within the reordering bound; replicas identical`, { timeout: 600_000 }, async () => {
         const got = await runSharded(makePlan(kind, config.tableRows, config.embeddingDim, n));
         const c = compare(got);
         expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);

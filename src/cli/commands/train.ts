@@ -1,15 +1,17 @@
 /** `train`: trains a DLRM (or evaluates one with --inference-only). */
 import { createContext, type GpuContext } from "../../gpu/context.ts";
-import type { DeviceLostError } from "../../gpu/errors.ts";
+import { DeviceLostError } from "../../gpu/errors.ts";
 import { Profiler } from "../../gpu/timing.ts";
 import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../io/checkpoint.ts";
 import { NonFiniteTensorError } from "../../io/errors.ts";
 import type { DlrmConfig } from "../../model/config.ts";
 import { DlrmModel } from "../../model/dlrm.ts";
+import { ShardedDlrm } from "../../shard/model.ts";
 import { initParameters } from "../../model/params.ts";
 import { evaluate, NonFiniteLossError, train } from "../../model/trainer.ts";
 import { type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
-import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS } from "../flags.ts";
+import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS, SHARD_FLAGS } from "../flags.ts";
+import { createSharded, describePlan, openDevices, wantsSharding } from "../shard.ts";
 import { cliHost } from "../host.ts";
 import { VERSION } from "../version.ts";
 import { createProgress, formatEval } from "../progress.ts";
@@ -18,7 +20,7 @@ import { evalPlan, makeConfig, makeSource, mergeConfigFile, registerKnown, teach
 import { mergeCheckpointFlags } from "../resume.ts";
 import { checkFlagConflicts, prepareOutputs } from "../validate.ts";
 
-export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS];
+export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS];
 registerKnown(TRAIN_FLAGS.map((f) => f.name));
 
 export const TRAIN_HELP = helpText(
@@ -30,6 +32,8 @@ export const TRAIN_HELP = helpText(
     "webgpu-dlrm train --data-generation random --arch-embedding-size 1000-1000-1000 --arch-mlp-top 22-64-1 --num-batches 100",
     "webgpu-dlrm train --data-generation dataset --processed-data-file cache/kaggle --loss-function bce --save-model runs/kaggle.safetensors",
     "webgpu-dlrm train --save-model runs/a.safetensors --checkpoint-every 100 --resume",
+    "webgpu-dlrm train --devices 4 --shard-plan row",
+    "VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json:/usr/share/vulkan/icd.d/lvp_icd.json webgpu-dlrm train --adapters llvmpipe,swiftshader",
   ],
 );
 
@@ -97,16 +101,20 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { source, generated, describe } = await makeSource(v, progress.message);
   const config = makeConfig(v, source, given);
 
-  const ctx: GpuContext = await createContext({ label: "train" });
-  progress.begin({ version: VERSION, host: cliHost.runtime(), adapter: ctx.adapter.name, argv, options: v, config, data: describe });
-  progress.message(`webgpu-dlrm ${VERSION} on ${cliHost.runtime()}, adapter "${ctx.adapter.name}"`);
+  const sharded = wantsSharding(v);
+  const ctxs: GpuContext[] = sharded ? await openDevices(v) : [await createContext({ label: "train" })];
+  const ctx = ctxs[0]!;
+  const adapterNames = ctxs.map((c) => c.adapter.name).join(" + ");
+  progress.begin({ version: VERSION, host: cliHost.runtime(), adapter: adapterNames, argv, options: v, config, data: describe });
+  progress.message(`webgpu-dlrm ${VERSION} on ${cliHost.runtime()}, ${ctxs.length > 1 ? `${ctxs.length} devices: ${ctxs.map((c) => `"${c.adapter.name}"`).join(", ")}` : `adapter "${ctx.adapter.name}"`}`);
   progress.message(`data: ${describe}`);
   progress.message(
     `model: ${config.tableRows.length} tables (${config.tableRows.reduce((a, b) => a + b, 0)} rows) x d=${config.embeddingDim}, bottom ${config.bottomMlp.join("-")}, top ${config.topMlp.join("-")}, ${config.interaction}, loss ${config.loss}, ${config.optimizer} lr ${config.learningRate}`,
   );
   // Pipelines compile while the model is built and its first step is encoded: 10-20 s on a CPU adapter.
   progress.phase("compiling kernels");
-  const model = new DlrmModel(ctx.device, config, ckpt?.params ?? initParameters(config), { inferenceOnly: v.inferenceOnly as boolean });
+  const model = sharded ? await createSharded(ctxs, config, ckpt?.params ?? initParameters(config), v, progress.message) : new DlrmModel(ctx.device, config, ckpt?.params ?? initParameters(config), { inferenceOnly: v.inferenceOnly as boolean });
+  if (model instanceof ShardedDlrm) for (const line of describePlan(model)) progress.message(line);
   if (ckpt) {
     applyCheckpoint(model, ckpt, { withOptimizer: ckpt.config.optimizer === config.optimizer });
     progress.message(`loaded ${startFile} at step ${model.step}`);
@@ -122,7 +130,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const r = await evaluate(model, source, { batchSize: plan.batchSize, split: "test", limit: plan.limit });
     progress.message(formatEval({ ...r, step: model.step, split: "test" }, config.loss));
     model.destroy();
-    ctx.destroy();
+    ctxs.forEach((c) => c.destroy());
     return 0;
   }
 
@@ -133,11 +141,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
     abort.abort();
   });
   let closing = false; // set before our own destroy() at the end
-  ctx.lost.then(() => {
-    if (!closing) abort.abort();
-  });
+  for (const c of ctxs) {
+    c.lost.then(() => {
+      if (!closing) abort.abort();
+    });
+  }
   // Fault injection for tests: lose the device once this step is reached.
-  const loseAt = Number((globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.DLRM_FAULT_LOSE_DEVICE_AT_STEP ?? NaN);
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+  const loseAt = Number(env.DLRM_FAULT_LOSE_DEVICE_AT_STEP ?? NaN);
+  // Which device to lose in a multi-device run (default: the last).
+  const loseDevice = ctxs[Number(env.DLRM_FAULT_LOSE_DEVICE ?? ctxs.length - 1)] ?? ctx;
 
   const profiler = new Profiler(ctx.device, 256);
   // The newest checkpoint on disk that holds only finite values (checkpoints with NaN/Inf are never written).
@@ -159,8 +172,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
       return e;
     }
     // A lost device shows up first as failing GPU calls; report the loss itself, with how to resume.
-    await Promise.race([ctx.lost, new Promise((r) => setTimeout(r, 2000))]);
-    if (ctx.lostError) return withResumeHint(ctx.lostError, saveModel);
+    if (e instanceof DeviceLostError) return withResumeHint(e, saveModel);
+    await Promise.race([Promise.race(ctxs.map((c) => c.lost)), new Promise((r) => setTimeout(r, 2000))]);
+    const lost = ctxs.find((c) => c.lostError);
+    if (lost) return withResumeHint(lost.lostError!, saveModel);
     return e;
   };
   let result;
@@ -183,12 +198,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
         : undefined,
       onStep: (e) => {
         progress.step(e);
-        if (e.step >= loseAt) ctx.device.destroy();
+        if (e.step >= loseAt) loseDevice.device.destroy();
       },
       onEval: (e) => progress.eval(e, config.loss),
       onSubmit: (s, epoch) => progress.submitted(s, epoch, numBatches !== undefined ? numBatches * (v.nepochs as number) : undefined),
       signal: abort.signal,
-      profiler,
+      profiler: sharded ? undefined : profiler,
       profileSteps: 5,
     });
   } catch (e) {
@@ -200,7 +215,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     offInterrupt();
     progress.close();
   }
-  if (ctx.lostError) throw withResumeHint(ctx.lostError, saveModel);
+  const lostAfter = ctxs.find((c) => c.lostError);
+  if (lostAfter) throw withResumeHint(lostAfter.lostError!, saveModel);
   const last = result.evals.at(-1);
   const sps = (result.trainedSteps * batchSize) / Math.max(1e-9, result.seconds);
   const resumed = result.startStep > 0 ? ` (resumed at step ${result.startStep}, now at step ${result.steps})` : "";
@@ -210,13 +226,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const teacher = last ? await teacherAuc(source, plan) : undefined;
   if (teacher !== undefined) progress.message(`(the hidden teacher that labelled the synthetic data scores AUC ${teacher.toFixed(4)} on the same ${last!.samples} samples)`);
   if (reportPath) {
-    await cliHost.writeText(reportPath, renderReport({ title: "webgpu-dlrm training run", config, result, timings: profiler.rows(), adapter: ctx.adapter.name, host: cliHost.runtime(), samplesPerSec: sps, teacherAuc: teacher, version: VERSION }));
+    await cliHost.writeText(reportPath, renderReport({ title: "webgpu-dlrm training run", config, result, timings: profiler.rows(), adapter: adapterNames, host: cliHost.runtime(), samplesPerSec: sps, teacherAuc: teacher, version: VERSION }));
     progress.message(`report ${reportPath}`);
   }
   profiler.destroy();
   model.destroy();
   closing = true;
-  ctx.destroy();
+  ctxs.forEach((c) => c.destroy());
   const code = result.interrupted ? 130 : 0;
   progress.end({ exitCode: code, steps: result.steps, trainedSteps: result.trainedSteps, seconds: result.seconds, interrupted: result.interrupted, checkpoint: saveModel, report: reportPath, final: last, teacherAuc: teacher });
   return code;
