@@ -38,7 +38,7 @@ describe("train on several devices (CLI)", () => {
     const b = run("node", ["train", ...TINY, "--devices", "3", "--shard-plan", "row", "--num-batches", "12", "--save-model", ckpt, "--resume"]);
     expect(b.code, b.err).toBe(0);
     expect(b.out).toContain("at step 8");
-    expect(b.out).toContain("trained 12 steps");
+    expect(b.out).toContain("now at step 12");
     expect(b.out).toMatch(/test AUC/);
   });
 
@@ -54,7 +54,7 @@ describe("train on several devices (CLI)", () => {
     const c = run("deno", [...args, "--devices", "2", "--resume"]);
     expect(c.code, c.err).toBe(0);
     expect(c.out).toContain(`at step ${kept}`);
-    expect(c.out).toContain("trained 16 steps");
+    expect(c.out).toContain("now at step 16");
   });
 
   it("--adapters with a name no adapter has: a one-line error listing what exists", () => {

@@ -25,8 +25,8 @@
  * differences are below 2e-7 absolute; the deliberate errors exceed the
  * tolerance by orders of magnitude.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createContexts, type GpuContext } from "../../src/gpu/context.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { GpuContext } from "../../src/gpu/context.ts";
 import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters, type StateDict } from "../../src/model/params.ts";
 import { ShardedDlrm, type ShardedOptions } from "../../src/shard/model.ts";
@@ -45,14 +45,15 @@ const FACTOR = (STEPS + 1) * 2 * (B + L);
 let ctxs: GpuContext[] = [];
 let ref: { losses: number[]; params: StateDict; optim: StateDict };
 
+/** The equivalence tests on `devices()` (at least 4 contexts, set up by the caller). */
+export function equivalenceSuite(devices: () => GpuContext[]): void {
 beforeAll(async () => {
-  ctxs = await createContexts(4, { label: "equivalence" });
+  ctxs = devices();
   const m = new DlrmModel(ctxs[0]!.device, config, init);
   for (const b of batches) m.trainStep(b);
   ref = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState() };
   m.destroy();
-});
-afterAll(() => ctxs.forEach((c) => c.destroy()));
+}, 600_000);
 
 async function runSharded(plan: ShardingPlan, opts: ShardedOptions = {}) {
   const m = new ShardedDlrm(ctxs.slice(0, plan.devices), config, init, plan, opts);
@@ -97,7 +98,7 @@ function compare(got: { losses: number[]; params: StateDict; optim: StateDict })
 }
 
 describe("sharded training equals one device", () => {
-  it("N = 1 (table-wise plan) is bit-identical to DlrmModel", async () => {
+  it("N = 1 (table-wise plan) is bit-identical to DlrmModel", { timeout: 600_000 }, async () => {
     const got = await runSharded(makePlan("table", config.tableRows, config.embeddingDim, 1));
     expectBitIdentical(Float32Array.from(got.losses), Float32Array.from(ref.losses), "losses");
     for (const [name, t] of Object.entries(ref.params)) expectBitIdentical(got.params[name]!.data, t.data, name);
@@ -116,7 +117,15 @@ describe("sharded training equals one device", () => {
     }
   }
 
-  it("the same N and plan twice is bit-identical (mixed plan, N = 3)", async () => {
+  it("a device with no share of the batch (N = 3, mixed plan, shares 1/2, 0, 1/2) still trains its shards", { timeout: 600_000 }, async () => {
+    const plan = { ...makePlan("mixed", config.tableRows, config.embeddingDim, 3), batchShare: [0.5, 0, 0.5] };
+    const got = await runSharded(plan);
+    const c = compare(got);
+    expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
+    for (const [name, t] of Object.entries(got.replicas[0]!)) expectBitIdentical(got.replicas[1]![name]!.data, t.data, `replica 1 ${name}`);
+  });
+
+  it("the same N and plan twice is bit-identical (mixed plan, N = 3)", { timeout: 600_000 }, async () => {
     const plan = makePlan("mixed", config.tableRows, config.embeddingDim, 3);
     const a = await runSharded(plan);
     const b = await runSharded(plan);
@@ -125,13 +134,14 @@ describe("sharded training equals one device", () => {
     for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
   });
 
-  it("a lookup routed to the wrong row fails the check", async () => {
+  it("a lookup routed to the wrong row fails the check", { timeout: 600_000 }, async () => {
     const got = await runSharded(makePlan("row", config.tableRows, config.embeddingDim, 2), { fault: "misroute-row" });
     expect(compare(got).ratio).toBeGreaterThan(10);
   });
 
-  it("a dropped gradient block fails the check", async () => {
+  it("a dropped gradient block fails the check", { timeout: 600_000 }, async () => {
     const got = await runSharded(makePlan("table", config.tableRows, config.embeddingDim, 2), { fault: "drop-gradient" });
     expect(compare(got).ratio).toBeGreaterThan(10);
   });
 });
+}

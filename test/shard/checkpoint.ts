@@ -12,8 +12,8 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createContexts, type GpuContext } from "../../src/gpu/context.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { GpuContext } from "../../src/gpu/context.ts";
 import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../src/io/checkpoint.ts";
 import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters, parameterShapes, type StateDict } from "../../src/model/params.ts";
@@ -34,14 +34,18 @@ const dir = mkdtempSync(join(tmpdir(), "dlrm-shard-ckpt-"));
 let ctxs: GpuContext[] = [];
 let ref: { losses: number[]; params: StateDict };
 
+/**
+ * The checkpoint and device-loss tests on `devices()` (4 contexts set up by
+ * the caller). The device-loss test destroys the 4th: register this suite last.
+ */
+export function checkpointSuite(devices: () => GpuContext[]): void {
 beforeAll(async () => {
-  ctxs = await createContexts(4, { label: "shard-ckpt" });
+  ctxs = devices();
   const m = new DlrmModel(ctxs[0]!.device, config, init);
   for (const b of batches) m.trainStep(b);
   ref = { losses: await m.readLosses(), params: await m.stateDict() };
   m.destroy();
 }, 600_000);
-afterAll(() => ctxs.forEach((c) => c.destroy()));
 
 function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
   let mean = 0;
@@ -94,8 +98,8 @@ describe("sharded checkpoints", () => {
 });
 
 describe("device loss", () => {
-  it("a device destroyed mid-step stops the run naming it; the checkpoint is intact; 2 remaining devices resume with a new plan", { timeout: 600_000 }, async () => {
-    const own = await createContexts(3, { label: "shard-fault" });
+  it("a device destroyed mid-step (3-device run) stops the run naming it; the checkpoint is intact; the 2 remaining devices resume with a new plan", { timeout: 600_000 }, async () => {
+    const own = ctxs.slice(1, 4);
     const path = join(dir, "fault.safetensors");
     const m = new ShardedDlrm(own, config, init, makePlan("table", config.tableRows, config.embeddingDim, 3));
     for (const b of batches.slice(0, 2)) await m.trainStep(b);
@@ -103,25 +107,25 @@ describe("device loss", () => {
     await saveCheckpoint(path, m);
     const bytes = readFileSync(path);
     await m.trainStep(batches[2]!);
-    // Lose device 1 while step 4 is in flight (its lookups are submitted, the exchange not finished).
+    // Lose device 2 while step 4 is in flight (its lookups are submitted, the exchange not finished).
     const inFlight = m.trainStep(batches[3]!);
-    own[1]!.device.destroy();
+    own[2]!.device.destroy();
     const err = await inFlight.then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ShardDeviceLostError);
-    expect((err as ShardDeviceLostError).deviceIndex).toBe(1);
-    expect((err as Error).message).toMatch(/device 1 \(".*"\) was lost during step 4/);
+    expect((err as ShardDeviceLostError).deviceIndex).toBe(2);
+    expect((err as Error).message).toMatch(/device 2 \(".*"\) was lost during step 4/);
     // Nothing else can be read or saved from the broken run.
-    await expect(m.stateDict()).rejects.toThrow(/device 1/);
-    await expect(saveCheckpoint(path, m)).rejects.toThrow(/device 1/);
+    await expect(m.stateDict()).rejects.toThrow(/device 2/);
+    await expect(saveCheckpoint(path, m)).rejects.toThrow(/device 2/);
     expect(Buffer.compare(readFileSync(path), bytes)).toBe(0);
     m.destroy();
 
     const ck = await loadCheckpointFile(path);
     expect(ck.step).toBe(2);
-    const rest = [own[0]!, own[2]!];
+    const rest = [own[0]!, own[1]!];
     const r = new ShardedDlrm(rest, ck.config, init, makePlan("row", config.tableRows, config.embeddingDim, 2));
     applyCheckpoint(r, ck);
     for (const b of batches.slice(2)) await r.trainStep(b);
@@ -129,6 +133,6 @@ describe("device loss", () => {
     const final = await r.stateDict();
     for (const [n, t] of Object.entries(ref.params)) expectNear(final[n]!.data, t.data, n);
     r.destroy();
-    own.forEach((c) => c.destroy());
   });
 });
+}

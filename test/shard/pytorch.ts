@@ -1,0 +1,79 @@
+/**
+ * The PyTorch fixtures of test/model/pytorch.test.ts, trained sharded: the
+ * plain-embedding cases on 3 devices with a mixed plan (table 0 row-wise,
+ * table 1 column-wise or data-parallel, table 2 table-wise) and uneven
+ * batch shares, and on 2 devices row-wise, against PyTorch's losses of all 10
+ * steps and parameters after 10 steps. The tolerance is the one of the
+ * single-device test (11 · 4 · Σ_l K_l · u relative; see there); sharding
+ * only reorders sums of at most B = 6 terms, far inside it.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { GpuContext } from "../../src/gpu/context.ts";
+import type { StateDict } from "../../src/model/params.ts";
+import { ShardedDlrm } from "../../src/shard/model.ts";
+import { rowWisePlan, type ShardingPlan } from "../../src/shard/plan.ts";
+import { U32 } from "../helpers/assert.ts";
+import { type Fixture, loadFixture } from "../model/fixtures.ts";
+
+const CASES = ["dot_mse_sgd", "dot_itself_bce_adagrad_lrsched", "cat_wbce_rwsadagrad"];
+
+let ctxs: GpuContext[] = [];
+
+function depth(f: Fixture): number {
+  const c = f.config;
+  return [...c.bottomMlp.slice(0, -1), ...c.topMlp.slice(0, -1), c.embeddingDim].reduce((a, b) => a + b, 0);
+}
+
+function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, factor: number, what: string): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  let meanAbs = 0;
+  for (let i = 0; i < expected.length; i++) meanAbs += Math.abs(expected[i]!);
+  meanAbs /= Math.max(1, expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const tol = factor * U32 * (Math.abs(expected[i]!) + meanAbs) + 1e-30;
+    const err = Math.abs(actual[i]! - expected[i]!);
+    if (!(err <= tol)) expect.fail(`${what}[${i}] = ${actual[i]}, PyTorch ${expected[i]} (|err| ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
+  }
+}
+
+function mixed(f: Fixture): ShardingPlan {
+  const [r0, r1, r2] = f.config.tableRows as [number, number, number];
+  const d = f.config.embeddingDim;
+  const colWise = f.config.optimizer !== "rwsadagrad";
+  return {
+    devices: 3,
+    tables: [
+      { table: 0, kind: "row", shards: [{ device: 1, rowStart: 0, rowEnd: 3, colStart: 0, colEnd: d }, { device: 2, rowStart: 3, rowEnd: r0, colStart: 0, colEnd: d }] },
+      colWise
+        ? { table: 1, kind: "column", shards: [{ device: 0, rowStart: 0, rowEnd: r1, colStart: 0, colEnd: 1 }, { device: 2, rowStart: 0, rowEnd: r1, colStart: 1, colEnd: d }] }
+        : { table: 1, kind: "data", shards: [0, 1, 2].map((device) => ({ device, rowStart: 0, rowEnd: r1, colStart: 0, colEnd: d })) },
+      { table: 2, kind: "table", shards: [{ device: 1, rowStart: 0, rowEnd: r2, colStart: 0, colEnd: d }] },
+    ],
+    batchShare: [0.5, 1 / 3, 1 / 6],
+  };
+}
+
+/** The PyTorch fixtures sharded over `devices()` (at least 3 contexts, set up by the caller). */
+export function pytorchSuite(devices: () => GpuContext[]): void {
+beforeAll(() => {
+  ctxs = devices();
+});
+describe.each(CASES)("sharded DLRM vs PyTorch: %s", (name) => {
+  const f = loadFixture(name);
+  const k = depth(f);
+  for (const [label, planOf] of [["3 devices, mixed plan", mixed], ["2 devices, row-wise", (x: Fixture) => rowWisePlan(x.config.tableRows, x.config.embeddingDim, 2)]] as const) {
+    it(`${label}: 10 steps, losses and parameters`, { timeout: 600_000 }, async () => {
+      const plan = planOf(f);
+      const m = new ShardedDlrm(ctxs.slice(0, plan.devices), f.config, f.stateDict("init"), plan);
+      for (const b of f.batches) await m.trainStep(b);
+      expectClose(await m.readLosses(), f.tensors["losses"]!.data as Float32Array, 11 * 4 * k, "losses");
+      const sd: StateDict = await m.stateDict();
+      for (const [n, t] of Object.entries(f.stateDict("step10"))) {
+        expect(sd[n]?.shape, n).toEqual(t.shape);
+        expectClose(sd[n]!.data, t.data, 11 * 4 * k, `step10 ${n}`);
+      }
+      m.destroy();
+    });
+  }
+});
+}
