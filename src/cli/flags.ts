@@ -63,10 +63,8 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: "config", type: "string", help: "JSON file of options (flag names as keys); flags given override it", meta: "FILE" },
 ];
 
-/** Multi-device training (src/shard/): how many devices, which adapters, how tables are placed. */
-export const SHARD_FLAGS: FlagSpec[] = [
-  { name: "devices", type: "int", default: 1, help: "train on N devices of the default adapter (tables sharded, MLPs data-parallel)", meta: "N" },
-  { name: "adapters", type: "string", help: "train on one device per listed adapter, e.g. llvmpipe,swiftshader (case-insensitive substrings; see `adapters`)", meta: "A,B,..." },
-  { name: "shard-plan", type: "choice", choices: ["auto", "table", "row", "column", "data"], default: "auto", help: "table placement: auto (the planner when available, else table-wise) or one kind for every table" },
+/** Multi-device training beside the device flags of shard_setup.ts: how tables are placed, how the all-to-all runs. */
+export const TRAIN_SHARD_FLAGS: FlagSpec[] = [
+  { name: "shard-plan", type: "choice", choices: ["auto", "table", "row", "column", "data"], default: "auto", help: "table placement on several devices: auto (the planner, on the calibrated devices) or one kind for every table, even batch split" },
   { name: "all-to-all", type: "choice", choices: ["auto", "butterfly", "bruck", "direct"], default: "auto", help: "all-to-all schedule (auto: butterfly for a power-of-two device count, else Bruck)" },
 ];

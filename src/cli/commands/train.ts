@@ -10,8 +10,9 @@ import { ShardedDlrm } from "../../shard/model.ts";
 import { initParameters } from "../../model/params.ts";
 import { evaluate, NonFiniteLossError, train } from "../../model/trainer.ts";
 import { type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
-import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS, SHARD_FLAGS } from "../flags.ts";
-import { createSharded, describePlan, openDevices, wantsSharding } from "../shard.ts";
+import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS, TRAIN_SHARD_FLAGS } from "../flags.ts";
+import { createSharded, describePlan, wantsSharding } from "../shard.ts";
+import { openDevices, SHARD_FLAGS } from "../shard_setup.ts";
 import { cliHost } from "../host.ts";
 import { VERSION } from "../version.ts";
 import { createProgress, formatEval } from "../progress.ts";
@@ -20,7 +21,7 @@ import { evalPlan, makeConfig, makeSource, mergeConfigFile, registerKnown, teach
 import { mergeCheckpointFlags } from "../resume.ts";
 import { checkFlagConflicts, prepareOutputs } from "../validate.ts";
 
-export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS];
+export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS, ...TRAIN_SHARD_FLAGS];
 registerKnown(TRAIN_FLAGS.map((f) => f.name));
 
 export const TRAIN_HELP = helpText(
@@ -102,7 +103,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const config = makeConfig(v, source, given);
 
   const sharded = wantsSharding(v);
-  const ctxs: GpuContext[] = sharded ? await openDevices(v) : [await createContext({ label: "train" })];
+  const ctxs: GpuContext[] = sharded ? await openDevices(v, "train") : [await createContext({ label: "train" })];
   const ctx = ctxs[0]!;
   const adapterNames = ctxs.map((c) => c.adapter.name).join(" + ");
   progress.begin({ version: VERSION, host: cliHost.runtime(), adapter: adapterNames, argv, options: v, config, data: describe });
