@@ -25,7 +25,8 @@ import { gemm_tiled } from "../shaders/gemm_tiled.ts";
 const SHADERS = { gemm_rb, gemm_rb_nn4, gemm_nt4, gemm_tiled };
 
 export type Activation = "none" | "relu" | "sigmoid";
-export type GemmVariant = "rb" | "tiled";
+/** "ubo": the uniform-buffer kernel of ./gemm_ubo.ts for the layer forward and dX (linear.ts); plain GEMMs treat it as "rb". */
+export type GemmVariant = "rb" | "tiled" | "ubo";
 
 const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2 };
 
@@ -79,6 +80,11 @@ export function isCpuEmulator(device: GPUDevice): boolean {
   return /llvmpipe|lavapipe|swiftshader|mesa.*software|cpu/i.test(text);
 }
 
+/** The style forced by setGemmVariant() on `device`, if any. */
+export function forcedGemmVariant(device: GPUDevice): GemmVariant | undefined {
+  return forced.get(device);
+}
+
 /** The kernel style used on `device` unless a spec forces one. */
 export function gemmVariant(device: GPUDevice): GemmVariant {
   return forced.get(device) ?? (isCpuEmulator(device) ? "rb" : "tiled");
@@ -116,7 +122,8 @@ function rbTile(R: number, S: number): { TM: number; TN: number; WG: number; cos
 
 /** Chooses variant, orientation and tile for `spec` (pure; exported for tests and benchmarks). */
 export function planGemm(device: GPUDevice, spec: GemmSpec): GemmPlan {
-  const variant = spec.variant ?? gemmVariant(device);
+  const chosen = spec.variant ?? gemmVariant(device);
+  const variant = chosen === "ubo" ? "rb" : chosen;
   const { m, n } = spec;
   let swapped = false;
   const flags = layoutFlags(spec, false);

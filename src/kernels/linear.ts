@@ -12,7 +12,19 @@ import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { gemm_bias_grad } from "../shaders/gemm_bias_grad.ts";
-import { type Activation, checkBuffer, type GemmVariant, prepareGemmDispatch } from "./gemm.ts";
+import { type Activation, checkBuffer, forcedGemmVariant, type GemmVariant, prepareGemmDispatch } from "./gemm.ts";
+import { prefersUboGemm, prepareReluMask, prepareUboGemm, uboTile } from "./gemm_ubo.ts";
+
+/**
+ * Whether a layer GEMM with `cols` output columns and reduction length `k` runs on the
+ * uniform-buffer kernel: forced by variant "ubo", or by default on the adapters of its
+ * tuning table (lavapipe); narrow outputs (the N=1 layer) keep the GEMV-style rb plan.
+ */
+function useUbo(device: GPUDevice, variant: GemmVariant | undefined, cols: number, k: number): boolean {
+  const v = variant ?? forcedGemmVariant(device);
+  const want = v === "ubo" || (v === undefined && prefersUboGemm(device));
+  return want && cols >= 16 && uboTile(k).TN > 0;
+}
 
 export interface LinearForwardArgs {
   x: GPUBuffer;
@@ -51,10 +63,18 @@ export function prepareLinearForward(device: GPUDevice, args: LinearForwardArgs)
   if (!(args.activation in { none: 1, relu: 1, sigmoid: 1 })) {
     throw new KernelInputError(`linear forward: unknown activation '${args.activation}' (none, relu or sigmoid)`);
   }
+  const label = `linear-fwd ${args.m}x${args.k}->${args.n}`;
+  if (useUbo(device, args.variant, args.n, args.k)) {
+    checkBuffer(label, "x", args.x, args.m * args.k);
+    checkBuffer(label, "w", args.w, args.n * args.k);
+    checkBuffer(label, "b", args.b, args.n);
+    checkBuffer(label, "y", args.y, args.m * args.n);
+    return prepareUboGemm(device, { a: args.x, w: args.w, trans: false, c: args.y, m: args.m, n: args.n, k: args.k, bias: args.b, activation: args.activation, label });
+  }
   return [
     prepareGemmDispatch(device, {
       a: args.x, b: args.w, c: args.y, m: args.m, n: args.n, k: args.k, transB: true,
-      bias: args.b, activation: args.activation, variant: args.variant, label: `linear-fwd ${args.m}x${args.k}->${args.n}`,
+      bias: args.b, activation: args.activation, variant: args.variant, label,
     }),
   ];
 }
@@ -66,20 +86,38 @@ export function prepareLinearBackward(device: GPUDevice, args: LinearBackwardArg
       "fold a sigmoid into the loss gradient and pass activation 'none'");
   }
   const relu = args.activation === "relu";
-  const mask = relu ? { buffer: args.y, operand: "a" as const } : undefined;
   const tag = `${m}x${k}->${n}`;
   const out: Dispatch[] = [];
-  if (args.dx) {
+  const ubo = args.dx !== undefined && useUbo(device, args.variant, k, n);
+  // On the uniform-buffer path dZ = dY (Y > 0) is materialized once: the GEMMs then read it without mask loads.
+  let dz = args.dy;
+  let mask = relu ? { buffer: args.y, operand: "a" as const } : undefined;
+  if (ubo && relu) {
+    checkBuffer(`linear-dz ${tag}`, "dy", args.dy, m * n);
+    checkBuffer(`linear-dz ${tag}`, "y", args.y, m * n);
+    const r = prepareReluMask(device, { dy: args.dy, y: args.y, count: m * n, label: `linear-dz ${tag}` });
+    out.push(r.dispatch);
+    dz = r.dz;
+    mask = undefined;
+  }
+  if (args.dx && ubo) {
+    // dX[m, k] = dZ[m, n] · W[n, k]: W packed transposed.
+    const label = `linear-dx ${tag}`;
+    checkBuffer(label, "dy", dz, m * n);
+    checkBuffer(label, "w", args.w, n * k);
+    checkBuffer(label, "dx", args.dx, m * k);
+    out.push(...prepareUboGemm(device, { a: dz, w: args.w, trans: true, c: args.dx, m, n: k, k: n, label }));
+  } else if (args.dx) {
     // dX[m, k] = dZ[m, n] · W[n, k]
     out.push(prepareGemmDispatch(device, {
-      a: args.dy, b: args.w, c: args.dx, m, n: k, k: n, mask, variant: args.variant, label: `linear-dx ${tag}`,
+      a: dz, b: args.w, c: args.dx, m, n: k, k: n, mask, variant: args.variant, label: `linear-dx ${tag}`,
     }));
   }
   // dW[n, k] = dZ^T · X: A = dZ stored [m, n] = transposed.
   out.push(prepareGemmDispatch(device, {
-    a: args.dy, b: args.x, c: args.dw, m: n, n: k, k: m, transA: true, mask, variant: args.variant, label: `linear-dw ${tag}`,
+    a: dz, b: args.x, c: args.dw, m: n, n: k, k: m, transA: true, mask, variant: args.variant, label: `linear-dw ${tag}`,
   }));
-  out.push(prepareBiasGrad(device, { dy: args.dy, y: relu ? args.y : undefined, db: args.db, m, n }));
+  out.push(prepareBiasGrad(device, { dy: dz, y: mask ? args.y : undefined, db: args.db, m, n }));
   return out;
 }
 

@@ -13,9 +13,11 @@ import { embedding_combine_fwd } from "./embedding_combine_fwd.ts";
 import { embedding_proj_grad } from "./embedding_proj_grad.ts";
 import { gemm_bias_grad } from "./gemm_bias_grad.ts";
 import { gemm_nt4 } from "./gemm_nt4.ts";
+import { gemm_pack } from "./gemm_pack.ts";
 import { gemm_rb } from "./gemm_rb.ts";
 import { gemm_rb_nn4 } from "./gemm_rb_nn4.ts";
 import { gemm_tiled } from "./gemm_tiled.ts";
+import { gemm_ubo_nt } from "./gemm_ubo_nt.ts";
 import { interaction_cat_bwd } from "./interaction_cat_bwd.ts";
 import { interaction_cat_fwd } from "./interaction_cat_fwd.ts";
 import { interaction_dot_bwd } from "./interaction_dot_bwd.ts";
@@ -29,6 +31,7 @@ import { optim_sgd } from "./optim_sgd.ts";
 import { radix_sort_histogram } from "./radix_sort_histogram.ts";
 import { radix_sort_scatter } from "./radix_sort_scatter.ts";
 import { reduce_sum } from "./reduce_sum.ts";
+import { relu_mask } from "./relu_mask.ts";
 import { roofline_fma } from "./roofline_fma.ts";
 import { scan_downsweep } from "./scan_downsweep.ts";
 import { scan_reduce } from "./scan_reduce.ts";
@@ -49,9 +52,11 @@ export const shaders = {
   embedding_proj_grad,
   gemm_bias_grad,
   gemm_nt4,
+  gemm_pack,
   gemm_rb,
   gemm_rb_nn4,
   gemm_tiled,
+  gemm_ubo_nt,
   interaction_cat_bwd,
   interaction_cat_fwd,
   interaction_dot_bwd,
@@ -65,6 +70,7 @@ export const shaders = {
   radix_sort_histogram,
   radix_sort_scatter,
   reduce_sum,
+  relu_mask,
   roofline_fma,
   scan_downsweep,
   scan_reduce,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { uboTile } from "../../src/kernels/gemm_ubo.ts";
 import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { type Activation, type GemmVariant } from "../../src/kernels/gemm.ts";
 import { linearBackward, linearForward } from "../../src/kernels/linear.ts";
@@ -61,7 +62,7 @@ async function backward(variant: GemmVariant | undefined, m: number, n: number, 
 }
 
 describe("linear forward Y = act(X W^T + b)", () => {
-  for (const variant of [undefined, "rb", "tiled"] as const) {
+  for (const variant of [undefined, "rb", "tiled", "ubo"] as const) {
     for (const activation of ["none", "relu", "sigmoid"] as const) {
       it(`${variant ?? "auto"} ${activation}`, async () => {
         for (const [m, n, k] of SHAPES) await forward(variant, m, n, k, activation);
@@ -75,7 +76,7 @@ describe("linear forward Y = act(X W^T + b)", () => {
 });
 
 describe("linear backward (dX, dW, db; relu mask from Y)", () => {
-  for (const variant of [undefined, "rb", "tiled"] as const) {
+  for (const variant of [undefined, "rb", "tiled", "ubo"] as const) {
     for (const activation of ["none", "relu"] as const) {
       it(`${variant ?? "auto"} ${activation}, with and without dx`, async () => {
         for (const [i, [m, n, k]] of SHAPES.entries()) await backward(variant, m, n, k, activation, i % 3 !== 2);
@@ -83,4 +84,23 @@ describe("linear backward (dX, dW, db; relu mask from Y)", () => {
       });
     }
   }
+});
+
+describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
+  it("plans 4, 2 and 1 columns per invocation by K, and rejects K too long for one binding", () => {
+    expect(uboTile(13)).toEqual({ TN: 4, KP: 16 });
+    expect(uboTile(512)).toEqual({ TN: 4, KP: 512 });
+    expect(uboTile(700)).toEqual({ TN: 2, KP: 704 });
+    expect(uboTile(1500)).toEqual({ TN: 1, KP: 1504 });
+    expect(uboTile(2049).TN).toBe(0);
+  });
+  it("long K (2 and 1 columns per invocation), partial last chunk, K % 4 tails, relu mask on dX", async () => {
+    for (const activation of ["none", "relu"] as const) {
+      await forward("ubo", 33, 40, 700, activation);
+      await forward("ubo", 9, 24, 1501, activation);
+      await forward("ubo", 130, 70, 6, activation);
+      await backward("ubo", 19, 700, 40, activation, true);
+      await backward("ubo", 10, 1501, 24, activation, true);
+    }
+  });
 });

@@ -1,0 +1,137 @@
+/**
+ * The uniform-buffer GEMM (shaders/gemm_ubo_nt.wgsl + shaders/gemm_pack.wgsl)
+ * for the layer forward Y = act(X W^T + b) and the backward dX = dZ W on
+ * lavapipe, where a storage-buffer load that differs across SIMD lanes costs a
+ * branchy per-lane loop and a uniform-buffer one is a branch-free gather.
+ *   pack:   P[s, 0..KP) = W row s (forward) or W column s (dX), zero padded
+ *   chunks: one dispatch per SC = 8*TN output columns, binding P's rows of
+ *           that chunk (SC*KP floats <= 64 KiB) as the uniform buffer
+ * The packed operand buffer is cached per (weight buffer, orientation) and is
+ * rewritten by the pack dispatch at every execution, so weights updated by an
+ * optimizer are always current.
+ */
+import { uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch, grid } from "../gpu/dispatch.ts";
+import { KernelInputError } from "../gpu/errors.ts";
+import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { gemm_pack } from "../shaders/gemm_pack.ts";
+import { gemm_ubo_nt } from "../shaders/gemm_ubo_nt.ts";
+import { relu_mask } from "../shaders/relu_mask.ts";
+import type { Activation } from "./gemm.ts";
+
+const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2 };
+/** Bytes of one uniform binding (the shader's array<vec4<f32>, 4096>). */
+const UBO_BYTES = 65536;
+const WG = 8;
+
+export interface UboGemmSpec {
+  /** A [m, k] row-major. */
+  a: GPUBuffer;
+  /** The weight: [n, k] (forward, trans false) or [k, n] read transposed (dX, trans true). */
+  w: GPUBuffer;
+  trans: boolean;
+  c: GPUBuffer;
+  m: number;
+  n: number;
+  k: number;
+  mask?: GPUBuffer;
+  bias?: GPUBuffer;
+  activation?: Activation;
+  label: string;
+}
+
+/** Columns per invocation for a padded reduction length, or 0 when one chunk row does not fit a binding. */
+export function uboTile(k: number): { TN: number; KP: number } {
+  const KP = Math.ceil(k / 8) * 8;
+  for (const TN of [4, 2, 1]) if (WG * TN * KP * 4 <= UBO_BYTES) return { TN, KP };
+  return { TN: 0, KP };
+}
+
+/** True for the adapters where the uniform-buffer GEMM is the default (tuning table: lavapipe / llvmpipe). */
+export function prefersUboGemm(device: GPUDevice): boolean {
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  if (!info) return false;
+  return /llvmpipe|lavapipe/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+}
+
+const packed = new WeakMap<GPUBuffer, Map<string, GPUBuffer>>();
+
+function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: number): GPUBuffer {
+  let m = packed.get(w);
+  if (!m) packed.set(w, (m = new Map()));
+  const key = `${trans}:${bytes}`;
+  let buf = m.get(key);
+  if (!buf) {
+    buf = device.createBuffer({ label: `${w.label || "w"}:packed${trans ? "T" : ""}`, size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM });
+    m.set(key, buf);
+  }
+  return buf;
+}
+
+/** The pack dispatch and one GEMM dispatch per column chunk (uniforms and bind groups made once here). */
+export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[] {
+  const { m, n, k, label } = spec;
+  for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new KernelInputError(`${label}: ${name} must be a positive integer, got ${v}`);
+  }
+  if (spec.c === spec.a || spec.c === spec.w) throw new KernelInputError(`${label}: the output buffer must not alias an input`);
+  const { TN, KP } = uboTile(k);
+  if (!TN) throw new RangeError(`${label}: reduction length ${k} too long for the uniform-buffer GEMM`);
+  const SC = WG * TN;
+  const chunks = Math.ceil(n / SC);
+  // Every chunk's binding holds a full 64 KiB, past the last packed row too.
+  const bytes = (chunks - 1) * SC * KP * 4 + UBO_BYTES;
+  const p = packedBuffer(device, spec.w, spec.trans, bytes);
+  const packKernel = getKernel(device, { shader: gemm_pack, constants: { WG: 256, TRANS: Number(spec.trans) } });
+  const packParams = uploadUniform(device, new Uint32Array([n, k, KP, 0]), `${label}:pack-params`);
+  const out: Dispatch[] = [{
+    label: `${label}:pack`,
+    kernel: packKernel,
+    bindGroups: [bindGroup(device, packKernel, { params: packParams, src: spec.w, dst: p }, `${label}:pack`)],
+    workgroups: grid(Math.ceil((n * KP) / 256), device.limits.maxComputeWorkgroupsPerDimension),
+  }];
+  const TM = Math.min(8, m);
+  const kernel = getKernel(device, {
+    shader: gemm_ubo_nt,
+    constants: { WG, TM, TN, MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias ? 1 : 0, ACT: ACT_CODE[spec.activation ?? "none"] },
+  });
+  const rowGroups = Math.ceil(m / TM);
+  if (rowGroups > device.limits.maxComputeWorkgroupsPerDimension) {
+    throw new KernelInputError(`${label}: ${m} rows need ${rowGroups} workgroups, over the limit ${device.limits.maxComputeWorkgroupsPerDimension}; split the batch`);
+  }
+  for (let ch = 0; ch < chunks; ch++) {
+    const s0 = ch * SC;
+    const params = uploadUniform(device, new Uint32Array([m, n, k, KP, s0, 0, 0, 0]), `${label}:params${ch}`);
+    const group = bindGroup(device, kernel, {
+      params, a: spec.a, w: { buffer: p, offset: s0 * KP * 4, size: UBO_BYTES },
+      mask: spec.mask ?? spec.a, bias: spec.bias ?? spec.a, c: spec.c,
+    }, `${label}:chunk${ch}`);
+    out.push({ label, kernel, bindGroups: [group], workgroups: [1, rowGroups] });
+  }
+  return out;
+}
+
+const scratch = new WeakMap<GPUBuffer, GPUBuffer>();
+
+/**
+ * dZ = dY masked by (Y > 0) into a scratch buffer cached per dY buffer (shaders/relu_mask.wgsl):
+ * the dispatch and the buffer the layer's backward GEMMs then read unmasked.
+ */
+export function prepareReluMask(device: GPUDevice, args: { dy: GPUBuffer; y: GPUBuffer; count: number; label: string }): { dispatch: Dispatch; dz: GPUBuffer } {
+  let dz = scratch.get(args.dy);
+  if (!dz || dz.size < args.count * 4) {
+    dz = device.createBuffer({ label: `${args.dy.label || "dy"}:relu-masked`, size: Math.max(4, args.count * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    scratch.set(args.dy, dz);
+  }
+  const kernel = getKernel(device, { shader: relu_mask, constants: { WG: 256 } });
+  const params = uploadUniform(device, new Uint32Array([args.count]), `${args.label}:params`);
+  return {
+    dz,
+    dispatch: {
+      label: args.label,
+      kernel,
+      bindGroups: [bindGroup(device, kernel, { params, dy: args.dy, y: args.y, dz }, args.label)],
+      workgroups: grid(Math.ceil(args.count / 256), device.limits.maxComputeWorkgroupsPerDimension),
+    },
+  };
+}
