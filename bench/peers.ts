@@ -211,7 +211,7 @@ for (const p of all.filter((q) => only.has(q.name))) {
   }
 
   if (!args.includes("--no-torch")) {
-    const spec = { tableRows: p.tableRows, dim: p.dim, bottom: p.bottom, top: p.top, bagSize: p.bagSize, batchSize: p.batchSize, lr: 0.01, steps: p.batchSize <= 128 ? 20 : p.name === "paper" ? 3 : 5, warmup: 2 };
+    const spec = { tableRows: p.tableRows, dim: p.dim, bottom: p.bottom, top: p.top, bagSize: p.bagSize, batchSize: p.batchSize, lr: 0.01, steps: p.batchSize <= 128 ? 10 : 2, warmup: 1 };
     const script = fileURLToPath(new URL("./peers/torch_dlrm.py", import.meta.url));
     const python = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; // Debian's python3-torch lives in the system Python
     const r = spawnSync(python, [script, JSON.stringify(spec)], { encoding: "utf8", maxBuffer: 1 << 20 });
