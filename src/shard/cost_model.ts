@@ -141,6 +141,11 @@ export interface PlanEstimate {
   devices: DeviceEstimate[];
   /** Slowest device's total: the modelled step time. */
   stepSec: number;
+  /**
+   * The step if the devices' compute cannot overlap (software adapters sharing
+   * the host's cores, as here): the sum of their compute + the slowest transfer.
+   */
+  sharedHostStepSec: number;
   /** Slowest / mean of the devices' totals. */
   balance: number;
   /** Bytes each device sends in the forward all-to-all, [from][to]. */
@@ -250,7 +255,8 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
   const totals = devices.map((d) => d.totalSec);
   const stepSec = Math.max(...totals);
   const mean = totals.reduce((a, b) => a + b, 0) / N;
-  return { devices, stepSec, balance: mean > 0 ? stepSec / mean : 1, a2aBytes: a2a, allreduceBytes, rounds, collectiveSec, interconnect: ic.name };
+  const sharedHostStepSec = devices.reduce((a, d) => a + d.computeSec, 0) + Math.max(...devices.map((d) => d.transferSec));
+  return { devices, stepSec, sharedHostStepSec, balance: mean > 0 ? stepSec / mean : 1, a2aBytes: a2a, allreduceBytes, rounds, collectiveSec, interconnect: ic.name };
 }
 
 /** Bag indices a shard serves per step (row shards: their share of the rows, uniform popularity assumed). */
