@@ -79,8 +79,10 @@ export async function runGemm(env: BenchEnv): Promise<GemmResults> {
       const fwd = prepareLinearForward(device, { x, w, b: bias, y, m, n, k, activation: act });
       const bwd = prepareLinearBackward(device, { x, w, y, dy, dx, dw, db, m, n, k, activation: act === "relu" ? "relu" : "none" });
       const parts: [string, typeof fwd, number][] = [["fwd", fwd, 2 * m * n * k]];
-      if (dx) parts.push(["dX", [bwd[0]!], 2 * m * n * k]);
-      parts.push(["dW", [bwd[dx ? 1 : 0]!], 2 * m * n * k], ["db", [bwd[bwd.length - 1]!], m * n]);
+      // By label: the uniform-buffer path adds a pack dispatch and column chunks to dX, and a ReLU-mask pass (with db in the totals only).
+      const pick = (prefix: string) => bwd.filter((d) => d.label.startsWith(prefix));
+      if (dx) parts.push(["dX", pick("linear-dx"), 2 * m * n * k]);
+      parts.push(["dW", pick("linear-dw"), 2 * m * n * k], ["db", bwd.filter((d) => !d.label.startsWith("linear-dx") && !d.label.startsWith("linear-dw")), m * n]);
 
       const t = tf && {
         x: tf.tensor2d(xH, [m, k]), w: tf.tensor2d(wH, [n, k]), b: tf.tensor1d(bH2), dy: tf.tensor2d(dyH, [m, n]),
