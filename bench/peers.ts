@@ -131,6 +131,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const outFile = fileURLToPath(new URL("../BENCHMARKS.md", import.meta.url));
 const all = presets(maxRows).map((p) => (p.name === "paper" ? { ...p, tableRows: p.tableRows.map(() => paperRows), describe: p.describe.replace(/\d+ rows/, `${paperRows} rows`) } : p));
 for (const p of all.filter((q) => only.has(q.name))) {
   log(`\n# ${p.name}: ${p.describe}`);
@@ -223,40 +224,50 @@ for (const p of all.filter((q) => only.has(q.name))) {
     }
   }
   rows.push(row);
+  if (!args.includes("--no-write") && rows.length < all.filter((q) => only.has(q.name)).length) {
+    writeSection(outFile, `peers-${host}`, render(roof0.fmaGflops, roof0.copyGBs, `opening only (the run has not finished)`, ` (partial: ${rows.length} configs so far)`));
+  }
 }
 
 const roof1 = await measureRoofline(device, timer);
 const fma = Math.max(roof0.fmaGflops, roof1.fmaGflops);
 const copy = Math.max(roof0.copyGBs, roof1.copyGBs);
 timer.destroy();
-const secs = ((performance.now() - started) / 1000).toFixed(0);
-const x = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}x` : "n/a");
-const sps = (v?: number) => (v ? Math.round(v).toLocaleString("en-US") : "n/a");
-const torchInfo = rows.find((r) => r.torch)?.torch;
-
-const md = [
-  `## Whole training step against its peers on ${host} (${ctx.adapter.name})`,
-  "",
-  `- Command: \`${command}\` (${secs} s; \`npm run bench:peers\` runs the Deno and the Node lines)`,
-  `- Date: ${new Date().toISOString()}`,
-  `- Runtime: ${runtime}; tfjs ${tfPeer?.version ?? "not run"} (webgpu backend, same adapter); PyTorch ${torchInfo ? `${torchInfo.torch} on the CPU, ${torchInfo.threads} threads` : "not run"}`,
-  `- Adapter: ${ctx.adapter.name} [${infoText}], ${mesaVersion()}`,
-  `- Machine: ${cpus().length} cores, shared with 7 other engineers' builds and tests (load average ${load.map((v) => v.toFixed(2)).join(", ")} at the start): absolute figures are noisy; only the ratios measured in this same run count.`,
-  `- Roofline (same device, same run; the higher of opening and closing): FMA ${fma.toFixed(2)} GFLOP/s (opening ${roof0.fmaGflops.toFixed(2)}, closing ${roof1.fmaGflops.toFixed(2)}), copy ${copy.toFixed(2)} GB/s.`,
-  `- One step = batch upload, forward, backward, embedding update, dense optimizer (SGD lr 0.01, BCE); random data (paper 4.1), fixed bags. Ours and tfjs: wall clock over N steps after the (compiling) check step and warm-up (N sized to about ${budget / 1000} s; a tfjs step slower than half of that is timed once); PyTorch: ms per iteration around forward + backward + step as dlrm_s_pytorch.py times it, data generation excluded. ` +
-    `Kaggle-shaped tables capped at ${maxRows} rows; the paper config's 8 tables capped at ${paperRows} rows (tfjs keeps each table in one binding of at most 128 MiB on lavapipe, and its dense embedding gradients double the memory).`,
-  "- tfjs check: before timing, its mean BCE on the same weights and batch equals ours (tolerance 1e-4 relative), and again on the next batch after one SGD step on each.",
-  "",
-  table(
-    ["config", "batch", "dispatches / step (1 submit)", "host ms / step", "ours samples/s", "tfjs samples/s", "ours / tfjs", "PyTorch CPU samples/s", "ours / PyTorch", "GFLOP / step", "ours GFLOP/s", "% of FMA roofline", "tfjs loss check (ours vs tfjs)"],
-    rows.map((r) => {
-      const gf = (r.flops * r.ours) / r.preset.batchSize / 1e9;
-      return [r.preset.name, r.preset.batchSize, r.dispatches, r.hostMs.toFixed(1), sps(r.ours), sps(r.tfjs), x(r.ours, r.tfjs), sps(r.torch?.samplesPerSec), x(r.ours, r.torch?.samplesPerSec), (r.flops / 1e9).toFixed(2), gf.toFixed(2), `${((100 * gf) / fma).toFixed(1)}%`, r.check || "n/a"];
-    }),
-  ),
-  "",
-  `GFLOP / step counts the MLP GEMMs (forward, dX, dW; 2mnk each, no dX for the first bottom layer) and the pairwise dot interaction (forward + backward); "host ms / step" = CPU time inside trainStep() (batch split and upload, optimizer parameters, command encoding), which overlaps the GPU work of earlier steps; "% of FMA roofline" = that over the step's wall time, against the FMA microkernel above. Steps timed: ${rows.map((r) => `${r.preset.name} ours ${r.oursSteps}${r.tfjsSteps ? `, tfjs ${r.tfjsSteps}` : ""}`).join("; ")}.`,
-].join("\n");
+const md = render(fma, copy, `opening ${roof0.fmaGflops.toFixed(2)}, closing ${roof1.fmaGflops.toFixed(2)}`, "");
 log("\n" + md);
-if (!args.includes("--no-write")) writeSection(fileURLToPath(new URL("../BENCHMARKS.md", import.meta.url)), `peers-${host}`, md);
+if (!args.includes("--no-write")) writeSection(outFile, `peers-${host}`, md);
 ctx.destroy();
+
+
+/** The section so far (partial while configs remain; the closing roofline only at the end). */
+function render(fma: number, copy: number, roofText: string, partial: string): string {
+  const secs = ((performance.now() - started) / 1000).toFixed(0);
+  const x = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}x` : "n/a");
+  const sps = (v?: number) => (v ? Math.round(v).toLocaleString("en-US") : "n/a");
+  const torchInfo = rows.find((r) => r.torch)?.torch;
+
+  const md = [
+    `## Whole training step against its peers on ${host} (${ctx.adapter.name})${partial}`,
+    "",
+    `- Command: \`${command}\` (${secs} s; \`npm run bench:peers\` runs the Deno and the Node lines)`,
+    `- Date: ${new Date().toISOString()}`,
+    `- Runtime: ${runtime}; tfjs ${tfPeer?.version ?? "not run"} (webgpu backend, same adapter); PyTorch ${torchInfo ? `${torchInfo.torch} on the CPU, ${torchInfo.threads} threads` : "not run"}`,
+    `- Adapter: ${ctx.adapter.name} [${infoText}], ${mesaVersion()}`,
+    `- Machine: ${cpus().length} cores, shared with 7 other engineers' builds and tests (load average ${load.map((v) => v.toFixed(2)).join(", ")} at the start): absolute figures are noisy; only the ratios measured in this same run count.`,
+    `- Roofline (same device, same run; the higher of opening and closing): FMA ${fma.toFixed(2)} GFLOP/s (${roofText}), copy ${copy.toFixed(2)} GB/s.`,
+    `- One step = batch upload, forward, backward, embedding update, dense optimizer (SGD lr 0.01, BCE); random data (paper 4.1), fixed bags. Ours and tfjs: wall clock over N steps after the (compiling) check step and warm-up (N sized to about ${budget / 1000} s; a tfjs step slower than half of that is timed once); PyTorch: ms per iteration around forward + backward + step as dlrm_s_pytorch.py times it, data generation excluded. ` +
+      `Kaggle-shaped tables capped at ${maxRows} rows; the paper config's 8 tables capped at ${paperRows} rows (tfjs keeps each table in one binding of at most 128 MiB on lavapipe, and its dense embedding gradients double the memory).`,
+    "- tfjs check: before timing, its mean BCE on the same weights and batch equals ours (tolerance 1e-4 relative), and again on the next batch after one SGD step on each.",
+    "",
+    table(
+      ["config", "batch", "dispatches / step (1 submit)", "host ms / step", "ours samples/s", "tfjs samples/s", "ours / tfjs", "PyTorch CPU samples/s", "ours / PyTorch", "GFLOP / step", "ours GFLOP/s", "% of FMA roofline", "tfjs loss check (ours vs tfjs)"],
+      rows.map((r) => {
+        const gf = (r.flops * r.ours) / r.preset.batchSize / 1e9;
+        return [r.preset.name, r.preset.batchSize, r.dispatches, r.hostMs.toFixed(1), sps(r.ours), sps(r.tfjs), x(r.ours, r.tfjs), sps(r.torch?.samplesPerSec), x(r.ours, r.torch?.samplesPerSec), (r.flops / 1e9).toFixed(2), gf.toFixed(2), `${((100 * gf) / fma).toFixed(1)}%`, r.check || "n/a"];
+      }),
+    ),
+    "",
+    `GFLOP / step counts the MLP GEMMs (forward, dX, dW; 2mnk each, no dX for the first bottom layer) and the pairwise dot interaction (forward + backward); "host ms / step" = CPU time inside trainStep() (batch split and upload, optimizer parameters, command encoding), which overlaps the GPU work of earlier steps; "% of FMA roofline" = that over the step's wall time, against the FMA microkernel above. Steps timed: ${rows.map((r) => `${r.preset.name} ours ${r.oursSteps}${r.tfjsSteps ? `, tfjs ${r.tfjsSteps}` : ""}`).join("; ")}.`,
+  ].join("\n");
+  return md;
+}
