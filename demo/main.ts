@@ -46,8 +46,9 @@ interface DemoState {
   device: unknown;
   webgpu: "unknown" | "ok" | "missing" | "no-adapter";
   rounds: number;
+  measuredRounds: number;
 }
-const demo: DemoState = { state: "idle", step: 0, losses: [], evals: [], kernels: [], maxGapMs: 0, gaps: [], longTasks: [], handlerMaxMs: 0, trainSeconds: 0, firstStepAt: null, stepTimes: [], predictions: [], loaded: null, device: null, webgpu: "unknown", rounds: 0 };
+const demo: DemoState = { state: "idle", step: 0, losses: [], evals: [], kernels: [], maxGapMs: 0, gaps: [], longTasks: [], handlerMaxMs: 0, trainSeconds: 0, firstStepAt: null, stepTimes: [], predictions: [], loaded: null, device: null, webgpu: "unknown", rounds: 0, measuredRounds: 0 };
 (window as unknown as { __demo: DemoState }).__demo = demo;
 
 // ---------------------------------------------------------------- settings and the form
@@ -88,6 +89,7 @@ function fillForm(s: Settings): void {
   $<HTMLInputElement>("f-devices").value = String(s.devices);
   $<HTMLSelectElement>("f-link").value = s.interconnect;
   $<HTMLSelectElement>("f-plan").value = s.plan;
+  $<HTMLInputElement>("f-sharded").checked = s.sharded;
   $("criteo").hidden = s.data !== "criteo";
 }
 
@@ -123,6 +125,7 @@ function readForm(): Settings {
     devices: Math.min(16, num("f-devices", "Devices")),
     interconnect: $<HTMLSelectElement>("f-link").value,
     plan: $<HTMLSelectElement>("f-plan").value as Settings["plan"],
+    sharded: $<HTMLInputElement>("f-sharded").checked,
     data,
     seed: settings?.seed ?? 1,
   };
@@ -137,7 +140,7 @@ function readForm(): Settings {
 function onFormChange(ev?: Event): void {
   const t = ev?.target as HTMLInputElement | undefined;
   if (t?.name === "preset") {
-    const keep = { devices: settings.devices, interconnect: settings.interconnect, plan: settings.plan, data: settings.data, seed: settings.seed };
+    const keep = { devices: settings.devices, interconnect: settings.interconnect, plan: settings.plan, sharded: settings.sharded, data: settings.data, seed: settings.seed };
     settings = { ...presetSettings(t.value), ...keep };
     fillForm(settings);
   }
@@ -452,9 +455,9 @@ function drawSharding(): void {
   $("a2a-note").textContent = N < 2
     ? "One device: nothing to exchange. Set Devices to 2 or more to see the all-to-all."
     : `Each step, the devices that own embedding shards send the pooled vectors of every other device's batch slice to it: ` +
-      (pow2 ? `a butterfly of ${v.rounds.length} rounds (round r: device i exchanges with i XOR 2^r, forwarding what is bound further).` : `${v.rounds.length} rounds of direct pairwise exchange (device i sends to i + r mod ${N}; the butterfly needs a power of two).`) +
+      (pow2 ? `a butterfly of ${v.rounds.length} round${v.rounds.length > 1 ? "s" : ""} (round r: device i exchanges with i XOR 2^r, forwarding what is bound further).` : `${v.rounds.length} rounds of direct pairwise exchange (device i sends to i + r mod ${N}; the butterfly needs a power of two).`) +
       ` Rounds and bytes from src/shard/cost_model.ts, times modelled on ${v.interconnect.describe} (α + bytes/β per round). ` +
-      "This page trains on one device; the plan and rounds are those the multi-device scheduler would run on N devices.";
+      (s.sharded ? "Training runs on these N devices (tick box above): the measured rounds of a profiled step appear below." : "Training runs on one device unless \"Train on all these devices\" is ticked; the plan and rounds are those the sharded trainer runs on N devices.");
   a2aStart = performance.now();
   drawA2aFrame(performance.now());
 }
@@ -509,6 +512,20 @@ function animateA2a(now: number): void {
   if (reducedMotion.matches && now - a2aStart > 100) return;
   a2aLast = now;
   drawA2aFrame(now);
+}
+
+/** The sharded trainer's own per-round statistics of one profiled step, beside the model's rounds. */
+function showMeasuredRounds(m: Extract<FromWorker, { type: "collectives" }>): void {
+  demo.measuredRounds = m.rounds.length;
+  const t = $("measured");
+  t.hidden = false;
+  t.innerHTML =
+    `<caption>Measured in this page at step ${m.step}: ${m.devices} WebGPU devices, host-staged copies (one step, ${m.totalMs.toFixed(1)} ms in serial mode)</caption>` +
+    `<thead><tr><th scope="col">collective round</th><th scope="col">exchanges</th><th scope="col" class="num">busiest device sends</th><th scope="col" class="num">ms</th></tr></thead><tbody>` +
+    m.rounds.map((r) => `<tr><td>${r.label}</td><td>${r.pairs.map(([a, b]) => `${a}→${b}`).join(" ")}</td><td class="num">${formatBytes(Math.max(0, ...r.sent))}</td><td class="num">${r.ms.toFixed(2)}</td></tr>`).join("") +
+    `</tbody>`;
+  const phases = Object.entries(m.phases).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(", ");
+  $("measured-note").textContent = phases ? `Phases of that step: ${phases}.` : "";
 }
 
 // ---------------------------------------------------------------- learned embeddings
@@ -634,6 +651,10 @@ function onWorkerMessage(m: FromWorker): void {
       break;
     case "learned":
       drawScatter(m);
+      break;
+    case "collectives":
+      $("kernels-note").textContent = `A sharded run has no single-device kernel timing: its phases and measured collective rounds (step ${m.step}) are under the all-to-all below.`;
+      showMeasuredRounds(m);
       break;
     case "prediction": {
       $("predict-error").textContent = m.error ?? "";

@@ -36,6 +36,7 @@ export type FromWorker =
   | { type: "steps"; points: { step: number; loss: number }[]; samplesPerSec: number; lr: number; trainSeconds: number; totalSteps: number }
   | { type: "eval"; step: number; auc: number; logLoss: number; accuracy: number; teacherAuc: number | null; teacherLogLoss: number | null; samples: number }
   | { type: "kernels"; step: number; kernels: KernelTime[]; timestamps: boolean; stepMs: number }
+  | { type: "collectives"; step: number; devices: number; totalMs: number; phases: Record<string, number>; rounds: { label: string; sent: number[]; pairs: [number, number][]; ms: number }[] }
   | { type: "learned"; step: number; table: number; points: { x: number; y: number; c: number }[]; r2: number | null; colour: "teacher" | "popularity" }
   | { type: "prediction"; rows: { prob: number; teacher: number | null; text: string }[]; error?: string }
   | { type: "checkpoint"; bytes: Uint8Array; name: string }

@@ -26,13 +26,15 @@ export interface Settings {
   interconnect: string;
   /** "planner": src/shard/planner.ts; "table": every table whole, round robin. */
   plan: "planner" | "table";
+  /** Train on `devices` WebGPU devices of this adapter with the sharded trainer (src/shard/model.ts). */
+  sharded: boolean;
   data: DataKind;
   seed: number;
 }
 
 const KAGGLE_ROWS = [1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572];
 
-export const PRESETS: Record<string, { title: string; about: string; settings: Omit<Settings, "preset" | "devices" | "interconnect" | "plan" | "data" | "seed"> }> = {
+export const PRESETS: Record<string, { title: string; about: string; settings: Omit<Settings, "preset" | "devices" | "interconnect" | "plan" | "sharded" | "data" | "seed"> }> = {
   tiny: {
     title: "Tiny",
     about: "8 small tables, d = 16, one hidden layer per MLP: trains in seconds even on a software renderer.",
@@ -55,7 +57,7 @@ export const INTERCONNECT_NAMES = ["pcie4", "nvlink", "network", "nvlink8+networ
 
 export function presetSettings(name: string): Settings {
   const p = PRESETS[name] ?? PRESETS.tiny!;
-  return { preset: PRESETS[name] ? name : "tiny", ...structuredClone(p.settings), devices: 4, interconnect: "pcie4", plan: "planner", data: "synthetic", seed: 1 };
+  return { preset: PRESETS[name] ? name : "tiny", ...structuredClone(p.settings), devices: 4, interconnect: "pcie4", plan: "planner", sharded: false, data: "synthetic", seed: 1 };
 }
 
 export function topInputWidth(s: Pick<Settings, "tables" | "dim" | "interaction">): number {
@@ -98,6 +100,7 @@ export function toQuery(s: Settings): string {
   put("devices", String(s.devices), String(base.devices));
   put("link", s.interconnect, base.interconnect);
   put("plan", s.plan, base.plan);
+  put("sharded", s.sharded ? "1" : "0", base.sharded ? "1" : "0");
   put("data", s.data, base.data);
   put("seed", String(s.seed), String(base.seed));
   return q.toString();
@@ -148,6 +151,7 @@ export function fromQuery(query: string): { settings: Settings; problems: string
     if (!INTERCONNECT_NAMES.includes(v)) throw new Error(`one of ${INTERCONNECT_NAMES.join(", ")}`);
     s.interconnect = v;
   });
+  take("sharded", (v) => (s.sharded = v === "1" || v === "true"));
   take("plan", (v) => {
     if (v !== "planner" && v !== "table") throw new Error("planner or table");
     s.plan = v;

@@ -4,7 +4,9 @@
  * engine as the CLI (DlrmModel, the data sources, checkpoints) and reports
  * losses, evaluations, per-kernel GPU times and the learned embeddings.
  */
-import { createContext, type GpuContext } from "../src/gpu/context.ts";
+import { createContext, createContexts, type GpuContext } from "../src/gpu/context.ts";
+import { ShardedDlrm } from "../src/shard/model.ts";
+import { shardView } from "./shard.ts";
 import { Profiler } from "../src/gpu/timing.ts";
 import { resolveConfig, type DlrmConfig } from "../src/model/config.ts";
 import { DlrmModel } from "../src/model/dlrm.ts";
@@ -26,7 +28,15 @@ import { parseRows } from "./rows.ts";
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
 
 let ctx: GpuContext | undefined;
-let model: DlrmModel | undefined;
+let model: DlrmModel | ShardedDlrm | undefined;
+/** The devices of a sharded run (besides `ctx`, which single-device runs and checkpoint loads use). */
+let shardCtxs: GpuContext[] = [];
+function dropModel(): void {
+  model?.destroy();
+  model = undefined;
+  for (const c of shardCtxs) c.destroy();
+  shardCtxs = [];
+}
 let source: DataSource | undefined;
 let teacher: Teacher | undefined;
 let settings: Settings | undefined;
@@ -177,8 +187,7 @@ async function start(s: Settings, file: File | undefined, maxIndRange: number): 
   try {
     post({ type: "state", state: "preparing", message: "requesting the GPU device..." });
     const c = await ensureContext();
-    model?.destroy();
-    model = undefined;
+    dropModel();
     const made = await makeSource(s, file, maxIndRange);
     source = made.source;
     teacher = made.teacher;
@@ -186,7 +195,14 @@ async function start(s: Settings, file: File | undefined, maxIndRange: number): 
     const config = configOf(s, source.numDense, tableRows);
     settings = { ...s, tables: tableRows, bottom: [source.numDense, ...s.bottom.slice(1)] };
     post({ type: "state", state: "preparing", message: "building the model and its kernels..." });
-    model = await c.checked("building the model", () => new DlrmModel(c.device, config, initParameters(config)));
+    if (s.sharded && s.devices > 1) {
+      shardCtxs = await createContexts(s.devices, { label: "demo-shard" });
+      const shape = { tableRows, dim: s.dim, bottomMlp: config.bottomMlp, topMlp: config.topMlp, interaction: s.interaction, optimizer: s.optimizer, batchSize: s.batch, poolingFactor: s.bag };
+      const { plan } = shardView(shape, s.devices, s.plan, s.interconnect);
+      model = new ShardedDlrm(shardCtxs, config, initParameters(config), plan);
+    } else {
+      model = await c.checked("building the model", () => new DlrmModel(c.device, config, initParameters(config)));
+    }
 
     // A fixed validation set, and the teacher's own score on it (the best any model can do).
     const val: Batch[] = [];
@@ -252,7 +268,21 @@ async function start(s: Settings, file: File | undefined, maxIndRange: number): 
         post({ type: "state", state: "running", message: "training" });
         resumeClock();
       }
-      if (m.step >= 2 && (m.step - 2) % PROFILE_EVERY === 0) {
+      if (m instanceof ShardedDlrm) {
+        if (m.step >= 2 && (m.step - 2) % PROFILE_EVERY === 0) {
+          await flush();
+          const prof = await m.profileStep(batch);
+          const col = prof.collectives;
+          post({
+            type: "collectives",
+            step: m.step,
+            devices: m.replicas.length,
+            totalMs: prof.totalMs,
+            phases: prof.phases,
+            rounds: [col.forward, col.backward, col.allreduce].flatMap((c) => c.rounds.map((r) => ({ label: r.label, sent: r.sent, pairs: r.pairs, ms: r.ms }))),
+          });
+        } else await m.trainStep(batch);
+      } else if (m.step >= 2 && (m.step - 2) % PROFILE_EVERY === 0) {
         await flush();
         profiler.reset();
         profiler.sequence = [];
@@ -298,15 +328,26 @@ function learnedTable(rows: readonly number[]): number {
   return best;
 }
 
-async function learned(m: DlrmModel): Promise<void> {
-  const L = m.embeddings.layout;
+async function learned(m: DlrmModel | ShardedDlrm): Promise<void> {
   const t = learnedTable(m.config.tableRows);
-  const lt = L.tables[t]!;
-  if (lt.kind !== "plain") return;
-  const place = lt.places[0]!;
-  const d = place.dim;
-  const all = await readTable(m.device, m.embeddings.sets[place.set]!, place.table);
-  const K = Math.min(place.rows, Math.max(400, 8 * d));
+  let all: Float32Array;
+  let d: number;
+  let rows: number;
+  if (m instanceof ShardedDlrm) {
+    // The sharded model gathers the table from its shards.
+    const w = (await m.stateDict())[`emb_l.${t}.weight`];
+    if (!w) return;
+    all = w.data;
+    [rows, d] = w.shape as [number, number];
+  } else {
+    const lt = m.embeddings.layout.tables[t]!;
+    if (lt.kind !== "plain") return;
+    const place = lt.places[0]!;
+    d = place.dim;
+    rows = place.rows;
+    all = await readTable(m.device, m.embeddings.sets[place.set]!, place.table);
+  }
+  const K = Math.min(rows, Math.max(400, 8 * d));
   const X = all.subarray(0, K * d);
   // Colour: the teacher's score of each row (synthetic data), or its popularity rank.
   const colour = new Float64Array(K);
@@ -446,11 +487,11 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
     devices: saved.devices ?? 4,
     interconnect: saved.interconnect ?? "pcie4",
     plan: saved.plan === "table" ? "table" : "planner",
+    sharded: false,
     data: saved.data === "random" ? "random" : "synthetic",
     seed: saved.seed ?? cfg.seed,
   };
-  model?.destroy();
-  model = undefined;
+  dropModel();
   const m = await c.checked("loading the checkpoint", () => new DlrmModel(c.device, cfg, ckpt.params));
   applyCheckpoint(m, ckpt);
   model = m;
@@ -489,8 +530,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
         resume?.();
         runId++;
         await runDone.catch(() => undefined);
-        model?.destroy();
-        model = undefined;
+        dropModel();
         source = undefined;
         teacher = undefined;
         post({ type: "state", state: "idle", message: "reset" });

@@ -93,6 +93,7 @@ interface DemoState {
   predictions: { prob: number }[];
   webgpu: string;
   rounds: number;
+  measuredRounds: number;
 }
 const state = (page: Page) => page.evaluate(() => (window as unknown as { __demo: DemoState }).__demo);
 
@@ -238,6 +239,28 @@ describe("training demo", () => {
       expect(c.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
       expect(await page.textContent("#data-describe")).toMatch(/day_sample\.txt: 3,000 rows .*hashed modulo 500/);
       expect(await page.inputValue("#f-tables")).toBe(Array.from({ length: 26 }, () => 500).join("-"));
+
+      // Sharded training in the page: 2 WebGPU devices on this adapter, the planner's plan, the sharded
+      // trainer's measured collective rounds shown beside the modelled ones.
+      await page.click("#reset");
+      await page.waitForFunction(() => document.body.dataset.state === "idle");
+      await page.check("input[name=data][value=synthetic]");
+      await page.fill("#f-tables", "1000-500-2000-100-50-3000-800-20");
+      await page.fill("#f-devices", "2");
+      await page.check("#f-sharded");
+      await page.fill("#f-steps", "30");
+      await page.fill("#f-eval", "30");
+      await page.click("#start");
+      await page.waitForFunction(() => document.body.dataset.state === "done" || document.body.dataset.error, undefined, { timeout: 150_000 });
+      expect(await page.evaluate(() => document.body.dataset.error)).toBeUndefined();
+      const sh = await state(page);
+      expect(sh.step).toBe(30);
+      expect(sh.losses.every((l) => Number.isFinite(l.loss))).toBe(true);
+      expect(sh.evals.at(-1)!.auc).toBeGreaterThan(sh.evals[0]!.auc);
+      expect(sh.measuredRounds).toBeGreaterThan(0);
+      expect(await page.locator("#measured tbody tr").count()).toBe(sh.measuredRounds);
+      expect(await page.textContent("#measured")).toContain("2 WebGPU devices");
+      console.log(`demo: sharded on 2 devices in the page: 30 steps in ${sh.trainSeconds.toFixed(1)} s of training, AUC ${sh.evals[0]!.auc.toFixed(3)} -> ${sh.evals.at(-1)!.auc.toFixed(3)}`);
 
       expect(methods.filter((m) => m !== "GET")).toEqual([]);
       expect(requests.filter((u) => !u.startsWith(`http://127.0.0.1:${port}/`) && !u.startsWith("blob:") && !u.startsWith("data:"))).toEqual([]);
