@@ -142,9 +142,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     say(`${p.name}: ${p.describe}\n`);
     const r = await benchTraining(ctx, p, { steps: v.numBatches as number, warmup: v.warmup as number, profileSteps: v.profileSteps as number, optimizer: v.optimizer as DlrmConfig["optimizer"] });
     results.push(r);
-    say(`  ${r.stepMs.toFixed(1)} ms/step, ${Math.round(r.samplesPerSec)} samples/s\n`);
+    say(`  ${r.stepMs.toFixed(1)} ms per training step (wall clock, mean of ${v.numBatches}), ${Math.round(r.samplesPerSec)} samples/s\n`);
     const fam = new Map<string, number>();
     for (const k of r.kernels) fam.set(kernelFamily(k.label), (fam.get(kernelFamily(k.label)) ?? 0) + k.share);
+    if (fam.size) say(`  share of GPU time per kernel family (timestamp queries over ${v.profileSteps} steps):\n`);
     for (const [f, share] of [...fam].sort((a, b) => b[1] - a[1])) say(`    ${f.padEnd(28)} ${(100 * share).toFixed(1)}%\n`);
   }
   if (v.json) cliHost.write(JSON.stringify({ version: VERSION, adapter: ctx.adapter.name, host: cliHost.runtime(), results }, null, 2) + "\n");
