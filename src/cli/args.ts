@@ -51,10 +51,13 @@ function parseValue(spec: FlagSpec, raw: string): string | number | boolean | nu
       if (raw.trim() === "" || !Number.isFinite(v)) throw bad("a number");
       return v;
     }
-    case "bool":
-      if (["true", "1", "yes", ""].includes(raw)) return true;
-      if (["false", "0", "no"].includes(raw)) return false;
+    case "bool": {
+      // The reference's bool flags take Python spellings too (--round-targets=True).
+      const low = raw.toLowerCase();
+      if (["true", "1", "yes", ""].includes(low)) return true;
+      if (["false", "0", "no"].includes(low)) return false;
       throw bad("true or false");
+    }
     case "list": {
       const parts = raw.split("-");
       const nums = parts.map(Number);
@@ -68,6 +71,8 @@ function parseValue(spec: FlagSpec, raw: string): string | number | boolean | nu
       return raw;
   }
 }
+
+const BOOL_LITERAL = /^(true|false|yes|no|1|0)$/i;
 
 /** Parses `argv` against `specs`; returns values keyed by camelCase name, plus positional arguments. */
 export function parseFlags(argv: string[], specs: readonly FlagSpec[], command: string): { values: FlagValues; positional: string[]; given: Set<string> } {
@@ -99,8 +104,11 @@ export function parseFlags(argv: string[], specs: readonly FlagSpec[], command: 
       throw new UsageError(`unknown option --${name} for '${command}'.${hint} See \`${command} --help\`.`);
     }
     if (raw === undefined) {
-      if (spec.type === "bool") raw = "true";
-      else {
+      if (spec.type === "bool") {
+        // `--round-targets True` (argparse type=bool takes a separate value): consume a bool literal.
+        const next = argv[i + 1];
+        raw = next !== undefined && BOOL_LITERAL.test(next) ? argv[++i]! : "true";
+      } else {
         raw = argv[++i];
         if (raw === undefined) throw new UsageError(`--${name} needs a value${spec.meta ? ` (${spec.meta})` : ""}`);
       }

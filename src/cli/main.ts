@@ -67,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
       cliHost.error(`webgpu-dlrm ${cmd}: ${e.message}\n`);
       return 4;
     }
-    if (e instanceof DlrmError || (e as { code?: string }).code === "ENOENT") {
+    if (e instanceof DlrmError || ["ENOENT", "EISDIR", "ENOTDIR", "EACCES"].includes((e as { code?: string }).code ?? "")) {
       cliHost.error(`webgpu-dlrm ${cmd}: ${(e as Error).message}\n`);
       return 2;
     }

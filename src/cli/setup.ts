@@ -4,6 +4,9 @@ import { type DlrmConfig, interactionWidth, resolveConfig } from "../model/confi
 import { randomSource } from "../data/random.ts";
 import { syntheticSource, type Teacher } from "../data/synthetic.ts";
 import { rocAuc } from "../model/metrics.ts";
+import type { IndexDistribution } from "../data/synthetic.ts";
+import { parseStackDistanceDist } from "../data/trace.ts";
+import { cliHost } from "./host.ts";
 import type { DataSource } from "../data/source.ts";
 import { openDatasetSource } from "./dataset.ts";
 import type { FlagValues } from "./args.ts";
@@ -23,26 +26,55 @@ function lossWeights(text: string): [number, number] {
   return [parts[0]!, parts[1]!];
 }
 
-/** Builds the data source; a dataset fixes the table sizes and the dense width. */
-export async function makeSource(v: FlagValues, log: (s: string) => void): Promise<{ source: DataSource; generated: boolean; describe: string }> {
+/** The reference's per-table trace file name: every "j" in the path becomes the table number (str.replace). */
+export function traceFileFor(pattern: string, table: number): string {
+  return pattern.split("j").join(String(table));
+}
+
+/**
+ * Builds the data source; a dataset fixes the table sizes and the dense width.
+ * Generated data (random, synthetic, teacher) is unbounded unless --num-batches
+ * is 0, when --data-size samples make ceil(size / batch) batches (the last one
+ * short), as the reference's RandomDataset.
+ */
+export async function makeSource(v: FlagValues, log: (s: string) => void): Promise<{ source: DataSource; generated: boolean; describe: string; cacheDir?: string }> {
   const gen = v.dataGeneration as string;
   const seed = (v.numpyRandSeed ?? v.seed) as number;
   const tableRows = v.archEmbeddingSize as number[];
   const numDense = (v.archMlpBot as number[])[0]!;
-  const size = (v.dataSize as number) || undefined;
+  const size = (v.numBatches as number) > 0 ? undefined : (v.dataSize as number) || undefined;
   const bag = { bagSize: v.numIndicesPerLookup as number, fixedBagSize: v.numIndicesPerLookupFixed as boolean };
   if (gen === "random") {
     return {
       source: randomSource({ numDense, tableRows, seed, roundTargets: v.roundTargets as boolean, numSamples: size, ...bag }),
       generated: true,
-      describe: `random data (paper 4.1), ${tableRows.length} tables, ${bag.bagSize} indices per bag`,
+      describe: `random data (paper 4.1), ${tableRows.length} tables, ${bag.fixedBagSize ? "" : "1 to "}${bag.bagSize} indices per bag`,
     };
   }
   if (gen === "synthetic") {
+    const pattern = v.dataTraceFile as string;
+    const dists: IndexDistribution[] = [];
+    for (let t = 0; t < tableRows.length; t++) {
+      const file = traceFileFor(pattern, t);
+      let text: string;
+      try {
+        text = await cliHost.readText(file);
+      } catch {
+        throw new UsageError(`--data-generation synthetic replays the reference's reuse traces: ${file} (from --data-trace-file ${pattern}, "j" = table number) cannot be read; give the reference's input/dist_emb_j.log files, or use --data-generation random or teacher`);
+      }
+      dists.push({ kind: "trace", dist: parseStackDistanceDist(text), enablePadding: v.dataTraceEnablePadding as boolean });
+    }
+    return {
+      source: syntheticSource({ numDense, tableRows, seed, numSamples: size, distribution: dists, randomLabels: { round: v.roundTargets as boolean }, ...bag }),
+      generated: true,
+      describe: `synthetic data (paper 4.2): indices replayed from the reuse traces ${pattern}, random labels`,
+    };
+  }
+  if (gen === "teacher") {
     return {
       source: syntheticSource({ numDense, tableRows, seed, numSamples: size, distribution: { kind: "zipf", s: v.zipfExponent as number }, ...bag }),
       generated: true,
-      describe: `synthetic data (paper 4.2): Zipf(${v.zipfExponent}) indices, labels from a hidden teacher model`,
+      describe: `teacher data: Zipf(${v.zipfExponent}) indices, labels from a hidden teacher model`,
     };
   }
   return { ...(await openDatasetSource(v, log)), generated: false };

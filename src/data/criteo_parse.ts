@@ -6,11 +6,17 @@
  * bytes (no per-line strings) into reused column blocks. Never holds more than
  * one input chunk plus one block.
  *
- * Formats:
- * - "tsv": Kaggle train.txt / Terabyte day_N: label \t I1..I13 \t C1..C26,
- *   40 tab-separated fields, any field but the label may be empty.
- * - "csv": the same fields comma-separated after a header line
- *   `label,I1,...,I13,C1,...,C26`.
+ * Formats, detected from the first non-blank line (never from the file name):
+ * - separator: tab ("tsv": Kaggle train.txt / Terabyte day_N) or comma ("csv");
+ * - a UTF-8 byte-order mark is skipped;
+ * - a header line (its first field is not a number, e.g. `label,I1,...,C26`)
+ *   is skipped;
+ * - 40 fields: label, I1..I13, C1..C26; 39 fields: no label column (Kaggle's
+ *   test.txt), accepted only with `labels: "optional"` (labels read as NaN);
+ * - gzip, by its magic bytes.
+ * Any field but the label may be empty. Numbers written as floats are accepted
+ * when integral (`260.0`, `1.0`, label `1.0`); a non-integral integer feature
+ * (`2.5`) makes the row malformed (the reference's int() would stop on it).
  * Values as the reference (data_utils.py process_one_file) reads them: a
  * missing field is "0", so a missing integer is 0 and a missing categorical
  * is the hex value 0. Integers are kept raw here (negatives included);
@@ -34,6 +40,11 @@ export const CRITEO_CSV_HEADER = [
 
 export type CriteoFormat = "tsv" | "csv";
 
+/** What was detected in one input, for messages ("tsv, gzip, header skipped"). */
+export function describeDetected(s: Pick<ParseStats, "format" | "gzip" | "header" | "bom" | "labeled">): string {
+  return [s.format, s.gzip ? "gzip" : "", s.bom ? "UTF-8 BOM" : "", s.header ? "header line skipped" : "", s.labeled ? "" : "no label column"].filter(Boolean).join(", ");
+}
+
 /** One block of parsed rows (column-major per kind). Valid only during the onBlock callback. */
 export interface RowBlock {
   n: number;
@@ -43,6 +54,8 @@ export interface RowBlock {
   ints: Float64Array;
   /** [n * 26] categorical values (hex parsed, missing = 0), row-major. */
   cats: Float64Array;
+  /** [n] 1-based line number of each row in its (decompressed) file. */
+  lines: Float64Array;
 }
 
 export interface MalformedRow {
@@ -55,6 +68,8 @@ export interface MalformedRow {
 export interface ParseOptions {
   /** Default: detected from the first line. */
   format?: CriteoFormat;
+  /** "required" (default): 40 fields; "optional": 39-field rows without a label (NaN label) are accepted too. */
+  labels?: "required" | "optional";
   /** Throw at the first malformed row instead of skipping it. */
   strict?: boolean;
   /** Rows per block (default 65536). */
@@ -69,6 +84,12 @@ export interface ParseStats {
   file: string;
   format: CriteoFormat;
   gzip: boolean;
+  /** A header line was skipped. */
+  header: boolean;
+  /** A UTF-8 byte-order mark was skipped. */
+  bom: boolean;
+  /** Rows carry a label (40 fields) or not (39). */
+  labeled: boolean;
   rows: number;
   lines: number;
   malformed: number;
@@ -101,14 +122,15 @@ export async function parseCriteo(
     labels: new Float32Array(blockRows),
     ints: new Float64Array(blockRows * CRITEO_NUM_DENSE),
     cats: new Float64Array(blockRows * CRITEO_NUM_CAT),
+    lines: new Float64Array(blockRows),
   };
-  const stats: ParseStats = { file: src.name, format: opts.format ?? "tsv", gzip: false, rows: 0, lines: 0, malformed: 0, malformedSamples: [] };
+  const stats: ParseStats = { file: src.name, format: opts.format ?? "tsv", gzip: false, header: false, bom: false, labeled: true, rows: 0, lines: 0, malformed: 0, malformedSamples: [] };
   const { stream, gzip } = await decodedStream(src, opts.onBytes);
   stats.gzip = gzip;
 
-  let format: CriteoFormat | undefined = opts.format;
+  let format: CriteoFormat | undefined;
   let sep = 9;
-  let headerPending = false;
+  let labeled = true;
   let sawData = false;
   let carry: Uint8Array | null = null;
   let lineNo = 0;
@@ -125,27 +147,31 @@ export async function parseCriteo(
   const line = (buf: Uint8Array, s: number, e: number): boolean => {
     lineNo++;
     if (e > s && buf[e - 1] === 13) e--; // CRLF
-    if (e === s) return false; // blank line
     if (format === undefined) {
-      format = detectFormat(src.name, buf, s, e);
-      stats.format = format;
-      headerPending = format === "csv";
-    }
-    if (headerPending) {
-      headerPending = false;
-      sep = 44;
-      const header = new TextDecoder().decode(buf.subarray(s, e)).trim();
-      if (header.toLowerCase() !== CRITEO_CSV_HEADER.toLowerCase()) {
-        throw new CriteoFormatError(`${src.name}: line 1 is not the expected CSV header ${CRITEO_CSV_HEADER}: ${JSON.stringify(header.slice(0, 120))}`);
+      if (e - s >= 3 && buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) {
+        s += 3; // UTF-8 byte-order mark
+        stats.bom = true;
       }
-      return false;
+      if (e === s) return false; // blank line
+      const d = detectFormat(src.name, buf, s, e, opts.format);
+      format = stats.format = d.format;
+      sep = d.format === "csv" ? 44 : 9;
+      labeled = stats.labeled = d.fields === CRITEO_NUM_FIELDS;
+      if (!labeled && opts.labels !== "optional") {
+        throw new CriteoFormatError(`${src.name}: rows have ${d.fields} fields, no label column (like Kaggle's test.txt): score such a file with \`predict --raw-data-file\`; training and eval need the label`);
+      }
+      if (d.header) {
+        stats.header = true;
+        return false;
+      }
     }
-    if (format === "csv") sep = 44;
-    const reason = parseRow(buf, s, e, sep, block, block.n);
+    if (e === s) return false; // blank line
+    const reason = parseRow(buf, s, e, sep, block, block.n, labeled);
     if (reason !== null) {
       malformed(reason);
       return false;
     }
+    block.lines[block.n] = lineNo;
     block.n++;
     stats.rows++;
     return block.n === blockRows;
@@ -247,33 +273,51 @@ async function decodedStream(src: ByteSource, onBytes?: (n: number) => void): Pr
   return { stream: counted.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>), gzip };
 }
 
-function detectFormat(file: string, buf: Uint8Array, s: number, e: number): CriteoFormat {
+function detectFormat(file: string, buf: Uint8Array, s: number, e: number, forced?: CriteoFormat): { format: CriteoFormat; fields: number; header: boolean } {
   let tabs = 0, commas = 0;
   for (let i = s; i < e; i++) {
     if (buf[i] === 9) tabs++;
     else if (buf[i] === 44) commas++;
   }
   const text = () => JSON.stringify(new TextDecoder().decode(buf.subarray(s, Math.min(e, s + 120))));
-  if (tabs >= 2) return "tsv";
-  if (commas >= 2) {
-    if (buf[s] === 0x6c || buf[s] === 0x4c) return "csv"; // 'l' / 'L': a header; checked exactly by the caller
-    throw new CriteoFormatError(`${file}: comma-separated without a header line; expected ${EXPECTED}. First line: ${text()}`);
+  const format: CriteoFormat = forced ?? (tabs >= 2 ? "tsv" : commas >= 2 ? "csv" : "tsv");
+  let fields = (format === "tsv" ? tabs : commas) + 1;
+  if (fields < 3) {
+    throw new CriteoFormatError(`${file}: first line has ${fields} ${format === "tsv" ? "tab" : "comma"}-separated fields, not ${CRITEO_NUM_FIELDS} (or ${CRITEO_NUM_FIELDS - 1} without the label); expected ${EXPECTED}. First line: ${text()}`);
   }
-  throw new CriteoFormatError(`${file}: first line has ${tabs + 1} tab-separated fields, not ${CRITEO_NUM_FIELDS}; expected ${EXPECTED}. First line: ${text()}`);
+  // A first line of another width is a malformed labelled row (counted like any other).
+  const width = fields === CRITEO_NUM_FIELDS || fields === CRITEO_NUM_FIELDS - 1;
+  if (fields !== CRITEO_NUM_FIELDS - 1) fields = CRITEO_NUM_FIELDS;
+  // A header: the first field is not a number (e.g. "label", "I1", "\"label\"").
+  const sep = format === "tsv" ? 9 : 44;
+  let q = s;
+  while (q < e && buf[q] !== sep) q++;
+  const first = new TextDecoder().decode(buf.subarray(s, q)).trim();
+  const header = width && first !== "" && !Number.isFinite(Number(first));
+  return { format, fields, header };
 }
 
 /** Parses one row into block row `r`; returns null or why it is malformed. */
-function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: RowBlock, r: number): string | null {
+function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: RowBlock, r: number, labeled: boolean): string | null {
+  const nFields = labeled ? CRITEO_NUM_FIELDS : CRITEO_NUM_FIELDS - 1;
   let p = s;
-  // label
   let q = p;
-  while (q < e && buf[q] !== sep) q++;
-  if (q - p !== 1 || (buf[p] !== 48 && buf[p] !== 49)) return `label must be 0 or 1, got ${show(buf, p, q)}`;
-  block.labels[r] = buf[p] - 48;
-  let field = 1;
+  let field = 0;
+  if (labeled) {
+    // label: 0 or 1, also written as 0.0 / 1.0
+    while (q < e && buf[q] !== sep) q++;
+    let k = p + 1;
+    if (k < q && buf[k] === 46) for (k++; k < q && buf[k] === 48; k++);
+    if (q === p || k !== q || (buf[p] !== 48 && buf[p] !== 49)) return `label must be 0 or 1, got ${show(buf, p, q)}`;
+    block.labels[r] = buf[p] - 48;
+    field = 1;
+  } else {
+    block.labels[r] = NaN;
+    q = s - 1; // the first integer field starts the line
+  }
   const ints = block.ints, ib = r * CRITEO_NUM_DENSE;
   for (let j = 0; j < CRITEO_NUM_DENSE; j++, field++) {
-    if (q >= e) return `expected ${CRITEO_NUM_FIELDS} fields, got ${field}`;
+    if (q >= e) return `expected ${nFields} fields, got ${field}`;
     p = q + 1;
     q = p;
     let neg = false;
@@ -286,6 +330,16 @@ function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: Row
       v = v * 10 + c;
       q++;
     }
+    if (q < e && buf[q] === 46 && q > d0) {
+      // An integer written as a float (260.0): only zeros may follow the point.
+      q++;
+      let frac = false;
+      while (q < e && buf[q] >= 48 && buf[q] <= 57) {
+        if (buf[q] !== 48) frac = true;
+        q++;
+      }
+      if (frac && (q >= e || buf[q] === sep)) return `I${j + 1} is not a whole number: ${show(buf, p, q)} (integers written as floats such as 260.0 are accepted; a fraction is not)`;
+    }
     if (q < e && buf[q] !== sep) {
       while (q < e && buf[q] !== sep) q++;
       return `I${j + 1} is not an integer: ${show(buf, p, q)}`;
@@ -295,7 +349,7 @@ function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: Row
   }
   const cats = block.cats, cb = r * CRITEO_NUM_CAT;
   for (let j = 0; j < CRITEO_NUM_CAT; j++, field++) {
-    if (q >= e) return `expected ${CRITEO_NUM_FIELDS} fields, got ${field}`;
+    if (q >= e) return `expected ${nFields} fields, got ${field}`;
     p = q + 1;
     q = p;
     let v = 0;
@@ -319,7 +373,7 @@ function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: Row
   if (q < e) {
     let n = field;
     for (let i = q; i < e; i++) if (buf[i] === sep) n++;
-    return `expected ${CRITEO_NUM_FIELDS} fields, got ${n}`;
+    return `expected ${nFields} fields, got ${n}`;
   }
   return null;
 }

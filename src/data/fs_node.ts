@@ -4,6 +4,7 @@
  */
 import * as fsp from "node:fs/promises";
 import type { ByteSource, DataFs } from "./fs.ts";
+import { DataError } from "./source.ts";
 
 const CHUNK = 1 << 20;
 
@@ -36,7 +37,8 @@ export function nodeFs(): DataFs {
   return {
     async source(path): Promise<ByteSource> {
       const st = await fsp.stat(path);
-      if (!st.isFile()) throw new Error(`${path}: not a file`);
+      if (st.isDirectory()) throw new DataError(`${path} is a directory; give a Criteo data file (or, for Terabyte, the day-file prefix)`);
+      if (!st.isFile()) throw new DataError(`${path} is not a regular file`);
       return { name: path, size: st.size, open: () => openFileStream(path) };
     },
     readText: (path) => fsp.readFile(path, "utf8"),

@@ -45,6 +45,11 @@ export interface SyntheticSourceOptions extends BagOptions {
   teacher?: TeacherOptions;
   /** Samples per split; default unbounded (use `limit`). */
   numSamples?: number | Partial<Record<SplitName, number>>;
+  /**
+   * Labels U[0, 1) (rounded to 0/1 with round) instead of the teacher's, as the
+   * reference's generate_random_output_batch for its trace-based synthetic data.
+   */
+  randomLabels?: { round: boolean };
 }
 
 /** The hidden model that labels synthetic data. */
@@ -133,6 +138,13 @@ export function syntheticSource(opts: SyntheticSourceOptions): DataSource & { te
           (dense) => { for (let i = 0; i < dense.length; i++) dense[i] = rng.uniform(); },
           draw,
           (batch) => {
+            if (opts.randomLabels) {
+              for (let i = 0; i < B; i++) {
+                const u = Math.fround(rng.uniform());
+                batch.labels[i] = opts.randomLabels.round ? Math.round(u) : u;
+              }
+              return;
+            }
             const p = teacher.probabilities(batch);
             for (let i = 0; i < B; i++) {
               const u = rng.uniform();

@@ -7,7 +7,8 @@ import { ConfigError } from "../gpu/errors.ts";
 import { embeddingLayout, type MdOptions, type QrOptions } from "./embedding_layout.ts";
 
 export type InteractionOp = "dot" | "cat";
-export type LossName = "mse" | "bce" | "wbce";
+/** bce is torch.nn.BCELoss on the probability (the reference); bce-logits the numerically stable BCE with logits (ours). */
+export type LossName = "mse" | "bce" | "wbce" | "bce-logits";
 export type OptimizerName = "sgd" | "adagrad" | "rwsadagrad";
 
 export interface DlrmConfig {
@@ -96,7 +97,8 @@ export function resolveConfig(partial: Partial<DlrmConfig> & Pick<DlrmConfig, "e
     );
   }
   if (c.topMlp[c.topMlp.length - 1] !== 1) throw new ConfigError(`the top MLP must end in 1 output (a click probability); got ${c.topMlp[c.topMlp.length - 1]}`);
-  if (!["mse", "bce", "wbce"].includes(c.loss)) throw new ConfigError(`loss must be mse, bce or wbce, got '${c.loss}' (--loss-function)`);
+  if (!["mse", "bce", "wbce", "bce-logits"].includes(c.loss)) throw new ConfigError(`loss must be mse, bce, wbce or bce-logits, got '${c.loss}' (--loss-function)`);
+  if (c.loss === "bce-logits" && c.lossThreshold > 0) throw new ConfigError("--loss-threshold clamps the probability: use --loss-function bce (the probability form) with it, not bce-logits");
   if (!["sgd", "adagrad", "rwsadagrad"].includes(c.optimizer)) throw new ConfigError(`optimizer must be sgd, adagrad or rwsadagrad, got '${c.optimizer}' (--optimizer)`);
   if (!(c.learningRate > 0) || !Number.isFinite(c.learningRate)) throw new ConfigError(`learning rate must be a positive number, got ${c.learningRate}`);
   for (const k of ["lrWarmupSteps", "lrDecayStartStep", "lrDecaySteps"] as const) {

@@ -50,7 +50,8 @@ export interface DenseStep {
 
 // The reference's RWSAdagrad is row-wise only for sparse (embedding) gradients; MLPs get element-wise Adagrad.
 export const DENSE_OPT: Record<DlrmConfig["optimizer"], DenseOptimizerKind> = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "adagrad" };
-const LOSS: Record<DlrmConfig["loss"], LossKind> = { mse: "mse", bce: "bce", wbce: "wbce" };
+// bce is the reference's torch.nn.BCELoss on probabilities; bce-logits the stable logits form.
+const LOSS: Record<DlrmConfig["loss"], LossKind> = { mse: "mse", bce: "bce-prob", wbce: "wbce", "bce-logits": "bce" };
 
 export class DenseMlp {
   readonly bottom: Linear[];
@@ -162,7 +163,7 @@ export class DenseMlp {
         batch: B,
         meanOver,
         // The stable logits form cannot express the output clamp; the reference's own form can.
-        kind: c.lossThreshold > 0 && c.loss === "bce" ? "bce-prob" : LOSS[c.loss],
+        kind: LOSS[c.loss],
         classWeights: c.lossWeights,
         threshold: c.lossThreshold,
       }),

@@ -20,7 +20,7 @@ export class NonFiniteLossError extends DlrmError {
 export interface StepEvent {
   step: number;
   epoch: number;
-  /** Mean loss over the steps since the last event. */
+  /** Mean loss over the samples since the last event (each step's mean weighted by its batch size, as the reference prints it). */
   loss: number;
   lr: number;
   samplesPerSec: number;
@@ -53,10 +53,12 @@ export interface TrainOptions<M extends TrainableModel = DlrmModel> {
   epochs?: number;
   /** Batches per epoch (default: the whole split). */
   numBatches?: number;
-  /** Read back and report the loss every this many steps (at most 200). */
+  /** Report the loss every this many steps and at the end of each epoch (any count: the loss history is read back every 200 steps regardless). */
   printFreq?: number;
   /** Evaluate every this many steps (0: only at the end). */
   testFreq?: number;
+  /** Evaluate once at the end of training (default true). */
+  finalEval?: boolean;
   testSplit?: SplitName;
   /** Batches per evaluation (default: the whole split). */
   testBatches?: number;
@@ -109,33 +111,49 @@ export async function evaluate(model: Pick<TrainableModel, "evaluate">, source: 
  */
 export async function train<M extends TrainableModel = DlrmModel>(model: M, opts: TrainOptions<M>): Promise<TrainResult> {
   const epochs = opts.epochs ?? 1;
-  // The model keeps the losses of at most 256 unread steps on the GPU.
-  const printFreq = Math.min(200, Math.max(1, opts.printFreq ?? 10));
+  const printFreq = Math.max(1, opts.printFreq ?? 10);
+  // The model keeps the losses of at most 256 unread steps on the GPU: read them at least every 200.
+  const readFreq = Math.min(200, printFreq);
   const totalSteps = opts.numBatches !== undefined ? opts.numBatches * epochs : undefined;
   const losses: { step: number; loss: number }[] = [];
   const evals: EvalEvent[] = [];
   const t0 = performance.now();
   let lastReport = { time: t0, step: model.step };
   let pending = 0;
+  // Batch sizes of the steps whose losses are still on the GPU; the interval's sample-weighted sum.
+  const pendingSizes: number[] = [];
+  let intervalLoss = 0;
+  let intervalSamples = 0;
+  let sinceReport = 0;
   let interrupted = false;
   let globalBatch = 0;
   let profiled = 0;
   const startStep = model.step;
   let skipped = 0;
 
-  const flush = async (epoch: number) => {
+  const read = async () => {
     const ls = await model.readLosses();
-    if (ls.length === 0) return;
     const firstStep = model.step - ls.length;
     ls.forEach((loss, i) => {
       if (!Number.isFinite(loss)) throw new NonFiniteLossError(firstStep + i + 1, loss);
       losses.push({ step: firstStep + i + 1, loss });
+      const n = pendingSizes[i] ?? opts.batchSize;
+      intervalLoss += loss * n;
+      intervalSamples += n;
     });
+    pendingSizes.length = 0;
     pending = 0;
+  };
+  const flush = async (epoch: number) => {
+    await read();
+    if (sinceReport === 0 || intervalSamples === 0) return;
+    sinceReport = 0;
     const now = performance.now();
     const sps = ((model.step - lastReport.step) * opts.batchSize) / ((now - lastReport.time) / 1000);
     lastReport = { time: now, step: model.step };
-    const mean = ls.reduce((a, b) => a + b, 0) / ls.length;
+    const mean = intervalLoss / intervalSamples;
+    intervalLoss = 0;
+    intervalSamples = 0;
     const elapsed = (now - t0) / 1000;
     const etaSec = totalSteps !== undefined && model.step > 0 ? (elapsed / Math.max(1, globalBatch - skipped)) * (totalSteps - model.step) : undefined;
     opts.onStep?.({ step: model.step, epoch, loss: mean, lr: model.learningRate, samplesPerSec: sps, totalSteps, etaSec });
@@ -147,7 +165,7 @@ export async function train<M extends TrainableModel = DlrmModel>(model: M, opts
     opts.onEval?.(e);
   };
   const checkpoint = async (epoch: number) => {
-    await flush(epoch); // throws on a non-finite loss before anything is saved
+    await read(); // throws on a non-finite loss before anything is saved
     await opts.saveCheckpoint?.(model);
   };
 
@@ -172,7 +190,10 @@ export async function train<M extends TrainableModel = DlrmModel>(model: M, opts
       }
       pending++;
       opts.onSubmit?.(model.step, epoch);
-      if (pending >= printFreq) await flush(epoch);
+      sinceReport++;
+      pendingSizes.push(batch.size);
+      if (sinceReport >= printFreq) await flush(epoch);
+      else if (pending >= readFreq) await read();
       if (opts.testFreq && model.step % opts.testFreq === 0) await runEval();
       if (opts.checkpointEvery && model.step % opts.checkpointEvery === 0) await checkpoint(epoch);
       if (opts.signal?.aborted) {
@@ -181,11 +202,12 @@ export async function train<M extends TrainableModel = DlrmModel>(model: M, opts
         break outer;
       }
     }
+    await flush(epoch); // the reference also prints at the end of each epoch
   }
   await flush(epochs - 1);
   if (!interrupted) {
     if (opts.saveCheckpoint) await opts.saveCheckpoint(model);
-    if (!opts.testFreq || model.step % opts.testFreq !== 0) await runEval();
+    if ((opts.finalEval ?? true) && (!opts.testFreq || model.step % opts.testFreq !== 0)) await runEval();
   }
   return { steps: model.step, startStep, trainedSteps: model.step - startStep, interrupted, losses, evals, seconds: (performance.now() - t0) / 1000 };
 }

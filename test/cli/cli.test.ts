@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { decodeSafetensors } from "../../src/io/safetensors.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
-const TINY = ["--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "5"];
+const TINY = ["--preset", "main", "--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "5"];
 
 type Host = "deno" | "node";
 
@@ -165,7 +165,7 @@ describe.each<Host>(["deno", "node"])("CLI under %s", (host) => {
     const p = run(host, ["preprocess", "--raw-data-file", raw, "--out", cache]);
     expect(p.code, p.err).toBe(0);
     expect(p.out).toMatch(/preprocessed 3000 rows/);
-    const t = run(host, ["train", "--data-generation", "dataset", "--processed-data-file", cache, "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "64", "--test-mini-batch-size", "64"]);
+    const t = run(host, ["train", "--data-generation", "dataset", "--processed-data-file", cache, "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "64", "--test-mini-batch-size", "64", "--test-freq", "41"]);
     expect(t.code, t.err).toBe(0);
     expect(t.out).toMatch(/Criteo kaggle from the Arrow cache/);
     expect(t.out).toMatch(/model: 26 tables/);

@@ -22,7 +22,7 @@ const config = resolveConfig({
   tableRows,
   bottomMlp: [13, 32, 8],
   topMlp: [8 + 10, 32, 1],
-  loss: "bce",
+  loss: "bce-logits",
   optimizer: "adagrad",
   learningRate: 0.05,
   miniBatchSize: 128,

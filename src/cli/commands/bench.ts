@@ -67,7 +67,7 @@ export async function benchTraining(ctx: GpuContext, p: BenchPreset, opts: { ste
     tableRows: p.tableRows,
     bottomMlp: p.bottom,
     topMlp: [interactionWidth(p.tableRows.length, p.dim, "dot", false), ...p.top],
-    loss: "bce",
+    loss: "bce-logits",
     optimizer: opts.optimizer ?? "sgd",
     learningRate: 0.01,
     miniBatchSize: p.batchSize,

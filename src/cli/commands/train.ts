@@ -9,7 +9,9 @@ import { DlrmModel } from "../../model/dlrm.ts";
 import { ShardedDlrm } from "../../shard/model.ts";
 import { initParameters } from "../../model/params.ts";
 import { evaluate, NonFiniteLossError, train } from "../../model/trainer.ts";
-import { type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
+import { type FlagSpec, type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
+import { PRESETS, REFERENCE_ONLY_FLAGS, referenceOnlyNotes } from "../reference_flags.ts";
+import { checkCacheDictionaries, writeDictionarySidecar } from "../dataset.ts";
 import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS, TRAIN_SHARD_FLAGS } from "../flags.ts";
 import { createSharded, describePlan, wantsSharding } from "../shard.ts";
 import { openDevices, SHARD_FLAGS } from "../shard_setup.ts";
@@ -21,15 +23,16 @@ import { evalPlan, makeConfig, makeSource, mergeConfigFile, registerKnown, teach
 import { mergeCheckpointFlags } from "../resume.ts";
 import { checkFlagConflicts, prepareOutputs } from "../validate.ts";
 
-export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS, ...TRAIN_SHARD_FLAGS];
+const PRESET_FLAG: FlagSpec = { name: "preset", type: "choice", choices: Object.keys(PRESETS), help: `a named set of options under the command line and --config: ${Object.entries(PRESETS).map(([k, p]) => `${k} = ${p.help}`).join("; ")}` };
+export const TRAIN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS, ...TRAIN_SHARD_FLAGS, PRESET_FLAG, ...REFERENCE_ONLY_FLAGS];
 registerKnown(TRAIN_FLAGS.map((f) => f.name));
 
 export const TRAIN_HELP = helpText(
   "train",
-  "Trains a DLRM on the GPU. With no data options it trains a Kaggle-shaped model on built-in synthetic data\n(labels from a hidden teacher model) for about a minute and prints the test AUC.",
+  "Trains a DLRM on the GPU. Flags and defaults are the reference's (dlrm_s_pytorch.py); `--preset main` trains a\nKaggle-shaped model on built-in teacher-labelled data for about a minute and prints the test AUC.",
   TRAIN_FLAGS,
   [
-    "webgpu-dlrm train",
+    "webgpu-dlrm train --preset main",
     "webgpu-dlrm train --data-generation random --arch-embedding-size 1000-1000-1000 --arch-mlp-top 22-64-1 --num-batches 100",
     "webgpu-dlrm train --data-generation dataset --processed-data-file cache/kaggle --loss-function bce --save-model runs/kaggle.safetensors",
     "webgpu-dlrm train --save-model runs/a.safetensors --checkpoint-every 100 --resume",
@@ -63,17 +66,27 @@ function dataFlags(v: FlagValues): FlagValues {
   return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
-/** Number of batches for generated data when --num-batches is not given. */
-const GENERATED_BATCHES = 600;
+/**
+ * The options of a train command line: flags over --config over --preset over
+ * the reference's defaults; notes for the reference's flags that change nothing.
+ */
+export async function resolveTrainFlags(argv: string[]): Promise<{ v: FlagValues; given: Set<string>; notes: string[] }> {
+  const { values: v, given, positional } = parseFlags(argv, TRAIN_FLAGS, "train");
+  if (positional.length) throw new UsageError(`train takes no positional arguments (got '${positional[0]}'); options start with --`);
+  if (v.config) mergeConfigFile(v, given, await readJsonFile(v.config as string), v.config as string);
+  if (v.preset) mergeConfigFile(v, given, PRESETS[v.preset as string]!.options, `preset ${v.preset}`);
+  const notes = referenceOnlyNotes(v, given);
+  // The reference: a negative --test-mini-batch-size means the training batch size.
+  if ((v.testMiniBatchSize as number) < 0) v.testMiniBatchSize = v.miniBatchSize;
+  return { v, given, notes };
+}
 
 export async function trainCommand(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     cliHost.write(TRAIN_HELP);
     return 0;
   }
-  const { values: v, given, positional } = parseFlags(argv, TRAIN_FLAGS, "train");
-  if (positional.length) throw new UsageError(`train takes no positional arguments (got '${positional[0]}'); options start with --`);
-  if (v.config) mergeConfigFile(v, given, await readJsonFile(v.config as string), v.config as string);
+  const { v, given, notes } = await resolveTrainFlags(argv);
   if (v.resume && !v.saveModel) throw new UsageError("--resume needs --save-model FILE (the checkpoint to continue)");
   checkFlagConflicts(v, given, "train");
 
@@ -98,8 +111,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const mergeNotes = ckpt ? mergeCheckpointFlags(v, given, ckpt, startFile!, v.resume && startFile === saveModel ? "resume" : "load") : [];
 
   const progress = createProgress({ write: cliHost.write, tty: cliHost.isTTY(), jsonl: v.logJsonl ? await cliHost.appendLineWriter(v.logJsonl as string) : undefined });
-  for (const line of [...cleaned, ...mergeNotes]) progress.message(line);
-  const { source, generated, describe } = await makeSource(v, progress.message);
+  for (const line of [...notes, ...cleaned, ...mergeNotes]) progress.message(line);
+  const { source, generated, describe, cacheDir } = await makeSource(v, progress.message);
+  if (ckpt && cacheDir) await checkCacheDictionaries(startFile!, ckpt.extra, cacheDir);
   const config = makeConfig(v, source, given);
 
   const sharded = wantsSharding(v);
@@ -123,7 +137,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   const batchSize = v.miniBatchSize as number;
   const splitRows = (source as { splitRows?: (s: "train") => number }).splitRows?.("train");
-  const numBatches = (v.numBatches as number) || (generated ? GENERATED_BATCHES : splitRows !== undefined ? Math.ceil(splitRows / batchSize) : undefined);
+  // Generated data without --num-batches: ceil(--data-size / batch) batches, as the reference.
+  const numBatches = (v.numBatches as number) || (generated ? Math.ceil(Math.max(1, v.dataSize as number) / batchSize) : splitRows !== undefined ? Math.ceil(splitRows / batchSize) : undefined);
+  // The reference tests only with --test-freq > 0 (every N steps and at the end).
+  const testFreq = v.testFreq as number;
   // The same samples as `eval` of the checkpoint will use (the options are recorded in it).
   const plan = evalPlan(v, generated);
 
@@ -179,6 +196,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (lost) return withResumeHint(lost.lostError!, saveModel);
     return e;
   };
+  // The categorical dictionaries travel with the model (a sidecar named and hashed in its metadata).
+  const extra: Record<string, string> = { data: JSON.stringify(dataFlags(v)) };
+  if (saveModel && cacheDir) extra.dictionaries = JSON.stringify(await writeDictionarySidecar(saveModel, cacheDir));
   let result;
   try {
     result = await train(model, {
@@ -187,13 +207,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
       epochs: v.nepochs as number,
       numBatches,
       printFreq: v.printFreq as number,
-      testFreq: v.testFreq as number,
+      testFreq: Math.max(0, testFreq),
+      finalEval: testFreq > 0,
       testBatches: plan.limit,
       testBatchSize: plan.batchSize,
       checkpointEvery: v.checkpointEvery as number,
       saveCheckpoint: saveModel
         ? async (m) => {
-            await saveCheckpoint(saveModel, m, { data: JSON.stringify(dataFlags(v)) });
+            await saveCheckpoint(saveModel, m, extra);
             lastGood = { path: saveModel, step: m.step };
           }
         : undefined,
