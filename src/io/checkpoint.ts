@@ -1,8 +1,13 @@
 /**
- * Checkpoints: one safetensors file holding the parameters under the
- * reference's state_dict names (so PyTorch loads them), the optimizer state
- * under "optim.*", and in the metadata the configuration and step. Written
- * to a temporary file and renamed, so a crash never leaves half a file.
+ * Checkpoints: a safetensors file holding only the parameters under the
+ * reference's state_dict names (so PyTorch loads it with
+ * load_state_dict(strict=True), whatever the optimizer), in its metadata the
+ * configuration and step; the optimizer state ("optim.*" tensors) goes to a
+ * sidecar `<model>.optim.safetensors` that the metadata names with its
+ * SHA-256 (optimizer_file, optimizer_sha256), so --resume restores it
+ * bit for bit. checkpointBytes() (one file in memory) keeps the optimizer
+ * state inline, as does parseCheckpoint. Each file is written to a temporary
+ * file and renamed, so a crash never leaves half a file.
  * Loading validates every name, shape and dtype before touching the model.
  */
 import { CheckpointError, NonFiniteTensorError } from "./errors.ts";
@@ -11,6 +16,7 @@ import type { DlrmModel } from "../model/dlrm.ts";
 import type { StateDict } from "../model/params.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
 import { readFileBytes, writeFileAtomic } from "./atomic_write.ts";
+import { isTensor, loadTorchSave, torchSaveKind } from "./torch_zip.ts";
 
 export const CHECKPOINT_FORMAT = "webgpu-dlrm/1";
 
@@ -24,6 +30,20 @@ export interface Checkpoint {
   extra: Record<string, string>;
   /** Written by webgpu-dlrm (config in its metadata), not a plain PyTorch state_dict. */
   native?: boolean;
+  /** The optimizer-state sidecar named in the metadata, when it could not be loaded (why). */
+  optimizerMissing?: string;
+}
+
+export const OPTIMIZER_FORMAT = "webgpu-dlrm-optimizer/1";
+
+/** File name of the optimizer-state sidecar of checkpoint `path`. */
+export function optimizerSidecar(path: string): string {
+  return path.replace(/(\.safetensors)?$/, ".optim.safetensors");
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(h, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The first NaN/Inf of a set of tensors, as [name, flat index, value]; undefined when all are finite. */
@@ -57,7 +77,20 @@ export async function checkpointBytes(model: CheckpointModel, extra: Record<stri
 }
 
 export async function saveCheckpoint(path: string, model: CheckpointModel, extra: Record<string, string> = {}): Promise<void> {
-  await writeFileAtomic(path, await checkpointBytes(model, extra));
+  const all = decodeSafetensors(await checkpointBytes(model, extra), { copy: true });
+  const params: Parameters<typeof encodeSafetensors>[0] = {};
+  const optim: Parameters<typeof encodeSafetensors>[0] = {};
+  for (const [name, t] of Object.entries(all.tensors)) (name.startsWith("optim.") ? optim : params)[name] = t;
+  const meta = { ...all.metadata };
+  if (Object.keys(optim).length) {
+    // The sidecar first: the main file never names optimizer state that is not on disk.
+    const side = optimizerSidecar(path);
+    const bytes = encodeSafetensors(optim, { format: OPTIMIZER_FORMAT, step: String(model.step), optimizer: model.config.optimizer });
+    await writeFileAtomic(side, bytes);
+    meta.optimizer_file = side.slice(side.lastIndexOf("/") + 1);
+    meta.optimizer_sha256 = await sha256Hex(bytes);
+  }
+  await writeFileAtomic(path, encodeSafetensors(params, meta));
 }
 
 /**
@@ -66,6 +99,7 @@ export async function saveCheckpoint(path: string, model: CheckpointModel, extra
  * shapes, with `fallback` supplying what shapes cannot tell (loss, optimizer...).
  */
 export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Partial<DlrmConfig> = {}, opts: { allowNonFinite?: boolean } = {}): Checkpoint {
+  if (torchSaveKind(bytes)) return parseTorchCheckpoint(bytes, source, fallback, opts);
   let decoded: ReturnType<typeof decodeSafetensors>;
   try {
     decoded = decodeSafetensors(bytes);
@@ -103,6 +137,40 @@ export function parseCheckpoint(bytes: Uint8Array, source: string, fallback: Par
   return { config, step, params, optimizer, extra, native: meta.format === CHECKPOINT_FORMAT };
 }
 
+/** The keys of the reference's --save-model dict beside state_dict (dlrm_s_pytorch.py model_metrics_dict). */
+export const REFERENCE_SAVE_KEYS = ["iter", "epoch", "nepochs", "nbatches", "nbatches_test", "train_loss", "total_loss", "test_acc", "test_auc"] as const;
+
+/**
+ * A torch.save file: the reference's --save-model dict ({"state_dict": ...,
+ * "iter", "epoch", ...}) or a bare state_dict. The architecture is inferred
+ * from the shapes; the step is epoch * nbatches + iter; the reference's
+ * scalars are kept in extra.reference (JSON). Its opt_state_dict is not
+ * loaded (PyTorch's optimizer state, not ours).
+ */
+function parseTorchCheckpoint(bytes: Uint8Array, source: string, fallback: Partial<DlrmConfig>, opts: { allowNonFinite?: boolean }): Checkpoint {
+  const top = loadTorchSave(bytes, source);
+  if (!(top instanceof Map)) throw new CheckpointError(`${source}: torch.save of something other than a dict (a state_dict, or the reference's --save-model dict)`);
+  const sd = top.has("state_dict") ? top.get("state_dict") : top;
+  if (!(sd instanceof Map)) throw new CheckpointError(`${source}: its "state_dict" is not a dict`);
+  const params: StateDict = {};
+  for (const [k, v] of sd) {
+    if (!isTensor(v)) throw new CheckpointError(`${source}: state_dict entry ${String(k)} is not a tensor`);
+    if (v.dtype !== "float32" && v.dtype !== "float64") throw new CheckpointError(`${source}: state_dict entry ${String(k)} is ${v.dtype}; DLRM parameters are float`);
+    params[String(k)] = { shape: v.shape, data: v.data instanceof Float32Array ? v.data : Float32Array.from(v.data) };
+  }
+  const bad = opts.allowNonFinite ? undefined : firstNonFinite(params);
+  if (bad) throw new NonFiniteTensorError(bad[0], bad[1], bad[2], `${source}: tensor ${bad[0]} holds ${bad[2]} at element ${bad[1]} (--allow-non-finite loads it anyway)`);
+  const ref: Record<string, number> = {};
+  for (const k of REFERENCE_SAVE_KEYS) {
+    const v = top.get(k);
+    if (typeof v === "number") ref[k] = v;
+  }
+  const step = (ref.epoch ?? 0) * (ref.nbatches ?? 0) + (ref.iter ?? 0);
+  const config = inferConfig(params, source, fallback);
+  const extra: Record<string, string> = Object.keys(ref).length ? { reference: JSON.stringify(ref) } : {};
+  return { config, step: Number.isInteger(step) && step >= 0 ? step : 0, params, optimizer: {}, extra, native: false };
+}
+
 export async function loadCheckpointFile(path: string, fallback: Partial<DlrmConfig> = {}, opts: { allowNonFinite?: boolean } = {}): Promise<Checkpoint> {
   let bytes: Uint8Array;
   try {
@@ -110,7 +178,25 @@ export async function loadCheckpointFile(path: string, fallback: Partial<DlrmCon
   } catch (e) {
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
-  return parseCheckpoint(bytes, path, fallback, opts);
+  const ckpt = parseCheckpoint(bytes, path, fallback, opts);
+  const file = ckpt.extra.optimizer_file;
+  if (file) {
+    const side = `${path.slice(0, path.lastIndexOf("/") + 1)}${file}`;
+    try {
+      const sb = await readFileBytes(side);
+      if ((await sha256Hex(sb)) !== ckpt.extra.optimizer_sha256) {
+        ckpt.optimizerMissing = `${side} belongs to another save of the model (SHA-256 differs)`;
+      } else {
+        for (const [name, t] of Object.entries(decodeSafetensors(sb).tensors)) ckpt.optimizer[name] = { shape: t.shape, data: t.data as Float32Array };
+        const bad = opts.allowNonFinite ? undefined : firstNonFinite(ckpt.optimizer);
+        if (bad) throw new NonFiniteTensorError(bad[0], bad[1], bad[2], `${side}: tensor ${bad[0]} holds ${bad[2]} at element ${bad[1]} (--allow-non-finite loads it anyway)`);
+      }
+    } catch (e) {
+      if (e instanceof NonFiniteTensorError) throw e;
+      ckpt.optimizerMissing ??= `${side} cannot be read (${(e as Error).message})`;
+    }
+  }
+  return ckpt;
 }
 
 /** Applies a parsed checkpoint to `model` (same architecture); nothing changes if anything mismatches. */
@@ -119,6 +205,9 @@ export function applyCheckpoint(model: CheckpointModel, ckpt: Checkpoint, opts: 
   const b = ckpt.config;
   const arch = (c: DlrmConfig) => JSON.stringify([c.embeddingDim, c.tableRows, c.bottomMlp, c.topMlp, c.interaction, c.interactionItself]);
   if (arch(a) !== arch(b)) throw new CheckpointError(`checkpoint architecture ${arch(b)} does not match the model's ${arch(a)}`);
+  if ((opts.withOptimizer ?? true) && !model.options.inferenceOnly && ckpt.optimizerMissing) {
+    throw new CheckpointError(`the optimizer state of this checkpoint is missing: ${ckpt.optimizerMissing}; keep the .optim.safetensors file beside the checkpoint, or start from the weights alone with --load-model and another optimizer`);
+  }
   const withOpt = (opts.withOptimizer ?? true) && !model.options.inferenceOnly && Object.keys(ckpt.optimizer).length > 0;
   if (withOpt && a.optimizer !== b.optimizer) {
     throw new CheckpointError(`checkpoint optimizer state is for '${b.optimizer}', the run uses '${a.optimizer}'`);

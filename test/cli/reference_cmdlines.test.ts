@@ -145,7 +145,7 @@ describe("the reference's command lines", () => {
     const dbg = run(README_DEBUG);
     expect(dbg.status, dbg.stderr).toBe(0);
     expect(dbg.stdout).toMatch(/note: --debug-mode changes nothing here/);
-  });
+  }, 600_000);
 
   it("scoring new data: dictionaries travel with the model; eval/predict on raw files; a foreign cache is refused (Deno)", () => {
     const cwd = mkdtempSync(join(tmpdir(), "dlrm-ref-score-"));
@@ -164,7 +164,7 @@ describe("the reference's command lines", () => {
     expect(e.status, e.stderr).toBe(0);
     expect(e.stdout).toMatch(/held\.txt \(tsv\): 130 rows/);
     expect(e.stdout).toMatch(/unseen categorical values \(values unseen in training contribute a zero embedding \(an empty bag\)\): C26: 13\n/);
-    expect(e.stdout).toMatch(/on raw file \(130 samples\): auc \d/); // the file given, not the training split
+    expect(e.stdout).toMatch(/eval on raw file at step \d+ \(130 samples\): AUC \d/); // the file given, not the training split
     const p = run("predict", "--load-model", "m.safetensors", "--raw-data-file", "test.txt", "--output", "p.csv");
     expect(p.status, p.stderr).toBe(0);
     expect(p.stdout).toMatch(/test\.txt \(tsv, no label column\): 40 rows/);
@@ -181,5 +181,5 @@ describe("the reference's command lines", () => {
     const dir = run("eval", "--load-model", "m.safetensors", "--raw-data-file", ".");
     expect(dir.status).toBe(2);
     expect(dir.stderr.trim()).toBe("webgpu-dlrm eval: . is a directory; give a Criteo data file (or, for Terabyte, the day-file prefix)");
-  });
+  }, 600_000);
 });

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { decodeSafetensors, encodeSafetensors } from "../../src/io/safetensors.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
-const TINY = ["--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "5"];
+const TINY = ["--preset", "main", "--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "5"];
 type Host = "deno" | "node";
 
 function run(host: Host, args: string[], opts: { umask?: string } = {}): { code: number; out: string; err: string } {
@@ -38,7 +38,7 @@ describe("flags that contradict each other are refused before any work", () => {
     const cases: [string[], RegExp][] = [
       [["train", "--qr-flag", "--md-flag"], /--qr-flag and --md-flag cannot be combined/],
       [["train", "--seed", "1", "--numpy-rand-seed", "2"], /--seed and --numpy-rand-seed are the same option/],
-      [["train", "--processed-data-file", join(dir, "cache")], /--processed-data-file is a data file but --data-generation is 'synthetic'/],
+      [["train", "--processed-data-file", join(dir, "cache")], /--processed-data-file is a data file but --data-generation is 'random'/],
       [["train", "--data-generation", "random", "--raw-data-file", join(dir, "train.txt")], /--raw-data-file is a data file but --data-generation is 'random'/],
       [["train", "--checkpoint-every", "10"], /--checkpoint-every 10 needs --save-model FILE/],
       [["train", "--nepochs", "0"], /--nepochs must be at least 1, got 0/],
@@ -85,7 +85,7 @@ describe("outputs", () => {
     const ej = JSON.parse(e.out);
     expect(ej.samples).toBe(64);
     expect(ej.auc).toBeGreaterThan(0);
-    expect(ej.loss.name).toBe("bce");
+    expect(ej.loss.name).toBe("bce-logits");
     expect(ej.teacherAuc).toBeGreaterThan(0.5);
     const out = join(dir, `${host}-deep`, "p.csv");
     const p = run(host, ["predict", "--load-model", ckpt, "--output", out, "--json"]);
@@ -205,7 +205,7 @@ describe("numbers", () => {
     const ckpt = join(dir, "same.safetensors");
     const t = run("deno", ["train", ...TINY, "--num-batches", "6", "--test-mini-batch-size", "48", "--test-num-batches", "3", "--save-model", ckpt]);
     expect(t.code, t.err).toBe(0);
-    const trainEval = /eval on test at step 6 \((\d+) samples\): (AUC [\d.]+ +accuracy [\d.]+% +log loss [\d.]+ +bce loss [\d.]+)/.exec(t.out);
+    const trainEval = /eval on test at step 6 \((\d+) samples\): (AUC [\d.]+ +accuracy [\d.]+% +log loss [\d.]+ +bce-logits loss [\d.]+)/.exec(t.out);
     expect(trainEval?.[1]).toBe("144");
     const teacher = /teacher .* scores AUC ([\d.]+) on the same 144 samples/.exec(t.out)?.[1];
     expect(teacher).toBeDefined();

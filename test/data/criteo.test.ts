@@ -374,6 +374,24 @@ describe("real-world Criteo files (issue 10)", () => {
   });
 });
 
+describe("frequency threshold (minFreq)", () => {
+  it("a value seen exactly minFreq times keeps its own id; one seen minFreq - 1 times takes the rare id 0", async () => {
+    const minFreq = 3;
+    const rows = makeRows(9, 4);
+    // C1: 0xa seen 3 times (= minFreq), 0xb 2 times (= minFreq - 1), 0xc 4 times; in this order of first appearance.
+    const c1 = ["a", "b", "c", "a", "b", "c", "a", "c", "c"];
+    rows.forEach((r, i) => (r.cats[0] = c1[i]!));
+    await writeFile(join(dir, "freq.txt"), tsv(rows));
+    const rep = await preprocessCriteo({ input: join(dir, "freq.txt"), outDir: join(dir, "freq"), dataset: "terabyte", minFreq });
+    expect(rep.tableRows[0]).toBe(3); // rare id 0, then a and c
+    const src = await arrowCacheSource(join(dir, "freq"));
+    // One day file: it is the held-out day, test = its first 5 rows, val = the other 4.
+    const all = [...(await collect(src, { batchSize: 16, split: "test" })), ...(await collect(src, { batchSize: 16, split: "val" }))];
+    const ids = all.flatMap((b) => Array.from({ length: b.size }, (_, i) => b.indices[i]!)); // table 0
+    expect(ids).toEqual([1, 0, 2, 1, 0, 2, 1, 2, 2]);
+  });
+});
+
 describe("split arithmetic", () => {
   it("kaggle days and held-out halves as the reference", () => {
     expect(kaggleDays(45_840_617)).toEqual([6548660, 6548660, 6548660, 6548660, 6548659, 6548659, 6548659]);

@@ -60,6 +60,36 @@ describe("dense optimizers", () => {
     }
   }
 
+  // torch.optim.Adam, written out: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
+  // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). With gradients as small as eps the
+  // placement of eps (outside the square root, after the bias correction) decides the update.
+  it("adam: epsilon placement pinned with gradients as small as eps, steps 1 and 2", async () => {
+    const device = await testDevice();
+    const count = 5;
+    const param = uploadStorage(device, new Float32Array(count), "param"); // from 0: the update itself is read back
+    const grad = uploadStorage(device, new Float32Array(count), "grad");
+    const state = [uploadStorage(device, new Float32Array(count), "m"), uploadStorage(device, new Float32Array(count), "v")];
+    const hyper = { lr: 0.1, eps: 1e-8, beta1: 0.9, beta2: 0.999, weightDecay: 0, step: 1 };
+    const optim = createOptimizerParams(device, hyper);
+    const dispatches = prepareDenseOptimizer(device, { kind: "adam", param, grad, state, count, optim });
+    const grads = [new Float32Array([1e-8, -3e-8, 5e-9, 1e-7, -1e-9]), new Float32Array([2e-8, -1e-8, 5e-9, -1e-7, 3e-9])];
+    const w = new Float64Array(count), m = new Float64Array(count), v = new Float64Array(count);
+    for (let t = 1; t <= 2; t++) {
+      const g = grads[t - 1]!;
+      writeBuffer(device, grad, g);
+      writeOptimizerParams(device, optim, { ...hyper, step: t });
+      submitDispatches(device, dispatches);
+      for (let i = 0; i < count; i++) {
+        m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
+        v[i] = 0.999 * v[i]! + 0.001 * g[i]! * g[i]!;
+        w[i] = w[i]! - (0.1 / (1 - 0.9 ** t)) * (m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
+      }
+      const got = await readF32(device, param, count);
+      // Updates are 0.002..0.1 here; another placement of eps moves them by 1e-3 or more.
+      expectAllClose(got, w, 2e-6, `adam step ${t}`); // float32 rounding of updates <= 0.1
+    }
+  });
+
   it("sizes and argument checks", async () => {
     expect(denseOptimizerStateSizes("sgd", 10)).toEqual([]);
     expect(denseOptimizerStateSizes("adagrad", 10)).toEqual([10]);

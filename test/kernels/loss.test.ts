@@ -137,6 +137,34 @@ describe("fused sigmoid + loss", () => {
       expectAllClose(gl, ref.loss, (i) => 64 * U32 * (Math.abs(ref.loss[i]!) + 1), "loss");
     });
   }
+  // PyTorch in float32, written out (independent of lossRef): p = sigmoid(z) rounded to f32;
+  // BCELoss backward (p - y) / max((1 - p) p, 1e-12); sigmoid backward times (1 - p) p; mean over B;
+  // wbce weights by the label. At these saturated but representable logits the 1e-12 clamp decides
+  // the gradient (z = -30, -50), and a larger epsilon (1e-6) would already change it at |z| = 15.
+  for (const kind of ["bce-prob", "wbce"] as const) {
+    it(`${kind}: gradients at saturated logits (z = ±15, ±20, ±30, -50) match PyTorch's BCELoss formula`, async () => {
+      const zs = [15, -15, 20, -20, 30, -30, -50];
+      const z = new Float32Array(zs.flatMap((v) => [v, v]));
+      const y = new Float32Array(zs.flatMap(() => [0, 1]));
+      const B = z.length;
+      const got = await run(kind, z, y);
+      const f = Math.fround;
+      for (let i = 0; i < B; i++) {
+        const zi = z[i]!, yi = y[i]!;
+        const p = f(zi >= 0 ? 1 / (1 + Math.exp(-zi)) : Math.exp(zi) / (1 + Math.exp(zi)));
+        const pq = f(f(1 - p) * p);
+        const w = kind === "wbce" ? WEIGHTS[yi >= 1 ? 1 : 0] : 1;
+        const want = (w * ((p - yi) / Math.max(pq, 1e-12)) * pq) / B;
+        // p carries (6 + 2|z|) ulp (WGSL's exp), so does the gradient; near p = 1, |p - y| is a few ulp of 1.
+        const tol = (4 * (6 + 2 * Math.abs(zi)) * U32 * Math.abs(want * B) + 4 * U32 * w) / B;
+        expect(Math.abs(got.grad[i]! - want), `z=${zi} y=${yi}: grad ${got.grad[i]} vs PyTorch ${want}`).toBeLessThanOrEqual(tol);
+      }
+      // The regimes the clamp creates are all present: full gradient, vanished (p rounds to 1), scaled by p(1-p)/1e-12.
+      expect(got.grad[0]! * B).toBeCloseTo(kind === "wbce" ? WEIGHTS[0] : 1, 5); // z = 15, y = 0: (p - y) in full
+      expect(got.grad[4]).toBe(0); // z = 20, y = 0: p is 1 in float32, so (1 - p) p = 0
+      expect(got.grad[11]! * B).toBeCloseTo((kind === "wbce" ? WEIGHTS[1] : 1) * -Math.fround(Math.exp(-30)) / 1e-12, 4);
+    });
+  }
   it("rejects bad arguments", async () => {
     const device = await testDevice();
     const b = uploadStorage(device, new Float32Array(4), "b");
