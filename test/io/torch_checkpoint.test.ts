@@ -60,4 +60,34 @@ describe("PyTorch zip checkpoints (the reference's --save-model)", () => {
     const legacy = new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]);
     expect(() => parseCheckpoint(legacy, "old.pt")).toThrow(/old\.pt: PyTorch's legacy \(pre-1\.6\) torch\.save format/);
   });
+
+  // tools/export_to_reference.py (run with python3-torch) turned ours.safetensors (+ its .optim sidecar;
+  // trained from reference_save_model.pt with adagrad) into exported.pt; PyTorch loaded it into the fixture
+  // DLRM with load_state_dict(strict=True) and Adagrad.load_state_dict (see tools/export_to_reference.py).
+  // Here: its structure is what the reference's --load-model reads, checked with our own reader.
+  it("tools/export_to_reference.py writes every key the reference's --load-model reads, our tensors inside", async () => {
+    const { loadCheckpointFile } = await import("../../src/io/checkpoint.ts");
+    const ours = await loadCheckpointFile(DIR + "ours.safetensors");
+    const top = loadTorchSave(new Uint8Array(readFileSync(DIR + "exported.pt")), "exported.pt") as Map<string, unknown>;
+    for (const k of ["state_dict", "iter", "epoch", "nepochs", "nbatches", "nbatches_test", "train_loss", "total_loss", "test_acc", "opt_state_dict"]) expect(top.has(k), k).toBe(true);
+    expect(top.get("epoch")! as number * (top.get("nbatches") as number) + (top.get("iter") as number)).toBe(ours.step);
+    const sd = top.get("state_dict") as Map<string, { shape: number[]; data: Float32Array }>;
+    // DLRM_Net.parameters() order: tables, bottom MLP, top MLP (the optimizer state's indices follow it).
+    const order = [...sd.keys()];
+    const group = order.map((k) => ["emb_l", "bot_l", "top_l"].indexOf(k.split(".")[0]!));
+    expect(group).toEqual([...group].sort());
+    expect(order.filter((k) => k.startsWith("bot_l"))).toEqual(["bot_l.0.weight", "bot_l.0.bias", "bot_l.2.weight", "bot_l.2.bias"]);
+    expect(order.sort()).toEqual(Object.keys(ours.params).sort());
+    for (const [k, t] of sd) expect(Array.from(t.data), k).toEqual(Array.from(ours.params[k]!.data));
+    const opt = top.get("opt_state_dict") as Map<string, unknown>;
+    const groups = opt.get("param_groups") as Map<string, unknown>[];
+    expect(groups.length).toBe(1);
+    expect(groups[0]!.get("lr")).toBe(0.05);
+    expect((groups[0]!.get("params") as number[]).length).toBe(sd.size);
+    const state = opt.get("state") as Map<number, Map<string, { data: Float32Array }>>;
+    [...sd.keys()].forEach((name, i) => {
+      const acc = ours.optimizer[`optim.${name}.sum`] ?? ours.optimizer[`optim.${name}.0`];
+      expect(Array.from(state.get(i)!.get("sum")!.data), name).toEqual(Array.from(acc!.data));
+    });
+  });
 });
