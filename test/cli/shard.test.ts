@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { decodeSafetensors } from "../../src/io/safetensors.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
-const TINY = ["--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "4"];
+const TINY = ["--preset", "main", "--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "4"];
 
 function run(host: "deno" | "node", args: string[], extraEnv: Record<string, string> = {}): { code: number; out: string; err: string } {
   const env = { ...process.env, ...extraEnv };

@@ -197,7 +197,7 @@ describe("installed tarball", () => {
     const v = run("npx", ["--no-install", "webgpu-dlrm", "--version"]);
     expect(v.code, v.err).toBe(0);
     expect(v.out).toContain(`webgpu-dlrm ${PKG.version}`);
-    const tiny = ["--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--num-batches", "12", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "6"];
+    const tiny = ["--preset", "main", "--arch-embedding-size", "50-60-70", "--arch-sparse-feature-size", "4", "--arch-mlp-bot", "13-8-4", "--arch-mlp-top", "8-1", "--mini-batch-size", "32", "--num-batches", "12", "--test-num-batches", "2", "--test-mini-batch-size", "32", "--print-freq", "6"];
     const t = run("npx", ["--no-install", "webgpu-dlrm", "train", ...tiny]);
     expect(t.code, t.err).toBe(0);
     expect(t.out).toMatch(/AUC/i);
