@@ -338,7 +338,7 @@ function makeChart(id: string, series: uPlot.Series[], yRange?: uPlot.Scale["ran
       height: 190,
       series: [{ label: "step" }, ...series.slice(1)],
       scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
-      axes: [{ label: "step", size: 36, labelSize: 14 }, { size: 52 }],
+      axes: [{ label: "step", size: 36, labelSize: 14 }, { size: 62 }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
     },
