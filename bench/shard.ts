@@ -40,6 +40,7 @@ const log = (s = "") => {
 };
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
 const ms = (s: number) => f(s * 1e3, s < 0.01 ? 3 : 1);
+const pct = (est: number, meas: number) => `${f((100 * (est - meas)) / meas, 1)}%`;
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(b < 2 ** 20 ? 3 : 1)} MiB`;
 
 // ------------------------------------------------------------------ devices
@@ -100,8 +101,10 @@ interface Measured {
   profile: Record<string, number>;
   /** Host-staged bytes moved per step (all devices). */
   bytesPerStep: number;
-  /** Per-device busy seconds per step. */
+  /** Per-device seconds from the step's start until its queue was idle. */
   perDeviceSec: number[];
+  /** Per-device queue busy seconds per step (host-observed). */
+  busySec: number[];
   /** Rounds of one step's collectives, for the interconnect presets. */
   rounds: { sent: number[]; received: number[]; pairs?: [number, number][] }[];
   hostStagedSec: number;
@@ -115,7 +118,7 @@ async function measureSingle(c: Case, ctx: GpuContext): Promise<Measured> {
   };
   const r = await benchTraining(ctx, preset, { steps: STEPS, warmup: 2, profileSteps: 0, optimizer: c.shape.optimizer });
   const sec = r.stepMs / 1e3;
-  return { samplesPerSec: r.samplesPerSec, profile: { step: sec }, bytesPerStep: 0, perDeviceSec: [sec], rounds: [], hostStagedSec: 0 };
+  return { samplesPerSec: r.samplesPerSec, profile: { step: sec }, bytesPerStep: 0, perDeviceSec: [sec], busySec: [sec], rounds: [], hostStagedSec: 0 };
 }
 
 /** The multi-device trainer's surface this bench uses (src/shard/model.ts, loaded at run time: it may not exist yet). */
@@ -150,6 +153,36 @@ const contextsBySet = new Map<string, GpuContext[]>();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/**
+ * Per-device busy time from the host: every queue.submit is followed by an
+ * onSubmittedWorkDone, and the device counts as busy from max(submit, end of
+ * its previous work) until that resolves. Returns a reader of the seconds
+ * accumulated per device and a function that removes the instrumentation.
+ */
+function instrumentQueues(devices: GPUDevice[]): { busy: () => number[]; reset: () => void; restore: () => void } {
+  const acc = devices.map(() => 0);
+  const lastDone = devices.map(() => 0);
+  const originals = devices.map((d) => d.queue.submit);
+  devices.forEach((d, i) => {
+    const orig = originals[i]!;
+    d.queue.submit = function (this: GPUQueue, buffers: Iterable<GPUCommandBuffer>) {
+      const t = performance.now();
+      orig.call(d.queue, buffers);
+      void d.queue.onSubmittedWorkDone().then(() => {
+        const end = performance.now();
+        const start = Math.max(t, lastDone[i]!);
+        if (end > start) acc[i]! += end - start;
+        lastDone[i] = Math.max(lastDone[i]!, end);
+      });
+    } as GPUQueue["submit"];
+  });
+  return {
+    busy: () => acc.map((x) => x / 1e3),
+    reset: () => acc.fill(0),
+    restore: () => devices.forEach((d, i) => (d.queue.submit = originals[i]!)),
+  };
+}
+
 async function measureTraining(c: Case, s: DeviceSet, planned: PlanResult): Promise<Measured | undefined> {
   if (s.names.length === 1) return measureSingle(c, s.names[0] === "swiftshader" ? ssCtx! : lvpCtx!);
   if (!Sharded) return undefined;
@@ -174,18 +207,24 @@ async function measureTraining(c: Case, s: DeviceSet, planned: PlanResult): Prom
     const serial: StepProfileLike[] = [];
     for (let i = 0; i < serialSteps; i++) serial.push(await m.profileStep(batches[k++]!));
     await m.readLosses();
-    // Overlapped steps: per device, the time from the step's start until its queue is idle.
+    // Overlapped steps: per device, its queue's busy time (host-observed) and the time until its queue is idle.
     const perDevice: number[][] = ctxs.map(() => []);
+    const busy: number[][] = ctxs.map(() => []);
     const totals: number[] = [];
     let last: StepProfileLike | undefined;
+    const probe = instrumentQueues(m.devices);
     for (let i = 0; i < STEPS; i++) {
+      probe.reset();
       const t0 = performance.now();
       await m.trainStep(batches[k++]!);
       const done = await Promise.all(m.devices.map((d) => d.queue.onSubmittedWorkDone().then(() => performance.now() - t0)));
+      await new Promise((r) => setTimeout(r, 0));
+      probe.busy().forEach((b, j) => busy[j]!.push(b));
       done.forEach((t, j) => perDevice[j]!.push(t / 1e3));
       totals.push(Math.max(...done) / 1e3);
       last = m.lastProfile;
     }
+    probe.restore();
     await m.readLosses();
     const profile: Record<string, number> = {};
     for (const key of Object.keys(serial[0]!.phases)) profile[key] = median(serial.map((p) => p.phases[key]!)) / 1e3;
@@ -197,6 +236,7 @@ async function measureTraining(c: Case, s: DeviceSet, planned: PlanResult): Prom
       profile,
       bytesPerStep: last ? last.bytesSent.reduce((a, b) => a + b, 0) : 0,
       perDeviceSec: perDevice.map(median),
+      busySec: busy.map(median),
       rounds: all,
       hostStagedSec,
     };
@@ -224,12 +264,12 @@ for (const c of cases) {
     log();
     log(
       table(
-        ["device", "adapter", "placements", "batch", "lookups/step", "memory", "sent+recv/step", "est. compute ms", "est. transfer ms (host-staged)", "est. step ms", "measured ms", "error"],
+        ["device", "adapter", "placements", "batch", "lookups/step", "memory", "sent+recv/step", "est. compute ms", "measured busy ms", "error", "est. transfer ms (host-staged)", "est. step ms", "measured step ms (queue idle)", "error"],
         est.devices.map((d, i) => [
           i, s.names[i]!, d.shards.length > 6 ? `${d.shards.length} shards` : d.shards.join(", ") || "none", d.batch, Math.round(d.lookups), mib(d.memoryBytes), mib(d.sentBytes + d.receivedBytes),
-          ms(d.computeSec), ms(d.transferSec), ms(d.totalSec),
-          measured ? ms(measured.perDeviceSec[i]!) : "-",
-          measured ? `${f((100 * (d.totalSec - measured.perDeviceSec[i]!)) / measured.perDeviceSec[i]!, 1)}%` : "-",
+          ms(d.computeSec), measured ? ms(measured.busySec[i]!) : "-", measured ? pct(d.computeSec, measured.busySec[i]!) : "-",
+          ms(d.transferSec), ms(d.totalSec),
+          measured ? ms(measured.perDeviceSec[i]!) : "-", measured ? pct(d.totalSec, measured.perDeviceSec[i]!) : "-",
         ]),
       ),
     );
@@ -242,14 +282,14 @@ for (const c of cases) {
     log();
     let measuredBalance = NaN;
     if (measured && s.names.length > 1) {
-      const per = measured.perDeviceSec;
+      const per = measured.busySec;
       measuredBalance = Math.max(...per) / (per.reduce((a, b) => a + b, 0) / per.length);
       const stepSec = c.shape.batchSize / measured.samplesPerSec;
       const onPreset = presets.map((ic) => collectiveSeconds(ic, measured.rounds));
       const a2aSec = (measured.profile["all-to-all forward"] ?? 0) + (measured.profile["all-to-all backward"] ?? 0);
       const serialTotal = Object.values(measured.profile).reduce((a, b) => a + b, 0);
       log(
-        `Measured: ${f(measured.samplesPerSec, 1)} samples/s (step ${ms(stepSec)} ms, overlapped schedule); measured balance (slowest / mean device finish time) ${f(measuredBalance, 3)}; ` +
+        `Measured: ${f(measured.samplesPerSec, 1)} samples/s (step ${ms(stepSec)} ms, overlapped schedule); measured balance (busiest / mean device queue busy time) ${f(measuredBalance, 3)}; ` +
           `host-staged bytes sent per step ${mib(measured.bytesPerStep)} (all devices); collectives ${ms(measured.hostStagedSec)} ms host-staged in the overlapped step, ` +
           `the same rounds modelled on ${presets.map((ic, k) => `${ic.name} ${ms(onPreset[k]!)} ms`).join(", ")}.`,
       );
@@ -261,14 +301,14 @@ for (const c of cases) {
     }
     summary.push([
       s.key, measured ? f(measured.samplesPerSec, 1) : "-", f(c.shape.batchSize / est.stepSec, 1), f(c.shape.batchSize / est.sharedHostStepSec, 1), f(est.balance, 3), Number.isFinite(measuredBalance) ? f(measuredBalance, 3) : "-",
-      measured ? `${f(Math.max(...measured.perDeviceSec.map((m, i) => Math.abs(est.devices[i]!.totalSec - m) / m)) * 100, 1)}%` : "-",
+      measured ? `${f(Math.max(...measured.busySec.map((m, i) => Math.abs(est.devices[i]!.computeSec - m) / m)) * 100, 1)}%` : "-",
       measured ? `${f((100 * (est.sharedHostStepSec - c.shape.batchSize / measured.samplesPerSec)) / (c.shape.batchSize / measured.samplesPerSec), 1)}%` : "-",
       ms(est.collectiveSec), ...modelled.map(ms),
     ]);
   }
-  log(`Summary (${c.key}). Per-device measured time = from the step's start until that device's queue is idle (overlapped schedule, median of ${STEPS} steps); N = 1 rows use the single-device trainer. The planner's estimate assumes independent devices; here every device is a software adapter on the same 2 shared cores, so the "devices share the CPU" estimate (sum of the devices' compute + the slowest transfer) is the one that describes this machine:`);
+  log(`Summary (${c.key}). Per device, "busy" = the time its queue had work (host-observed: each submit until its onSubmittedWorkDone, overlaps merged), compared with the estimated compute; "queue idle" = from the step's start until its queue was idle, compared with the estimated step (overlapped schedule, medians of ${STEPS} steps); N = 1 rows use the single-device trainer. The planner's estimate assumes independent devices; here every device is a software adapter on the same 2 shared cores, so the "devices share the CPU" estimate (sum of the devices' compute + the slowest transfer) is the one that describes this machine:`);
   log();
-  log(table(["devices", "measured samples/s", "estimated samples/s (devices in parallel)", "estimated samples/s (devices share the CPU)", "est. balance", "measured balance", "largest per-device estimate error", "shared-CPU step estimate error", "collectives ms (host-staged, est.)", ...presets.map((p) => `modelled on ${p.name} ms`)], summary));
+  log(table(["devices", "measured samples/s", "estimated samples/s (devices in parallel)", "estimated samples/s (devices share the CPU)", "est. balance", "measured balance (busy)", "largest per-device \\|compute estimate error\\|", "shared-CPU step estimate error", "collectives ms (host-staged, est.)", ...presets.map((p) => `modelled on ${p.name} ms`)], summary));
   log();
 }
 if (trainerMissing && !Sharded) {
