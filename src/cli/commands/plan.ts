@@ -5,11 +5,14 @@ import { helpText, parseFlags, UsageError } from "../args.ts";
 import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS } from "../flags.ts";
 import { cliHost } from "../host.ts";
 import { makeConfig, makeSource, mergeConfigFile, registerKnown } from "../setup.ts";
+import { PRESETS } from "../reference_flags.ts";
 import { planFromFlags, SHARD_FLAGS, type ShardSetup } from "../shard_setup.ts";
 import { formatBytes } from "./adapters.ts";
 
 const PLAN_ONLY = [{ name: "save-plan", type: "string" as const, help: "also write the plan and its estimate as JSON to this file", meta: "FILE" }];
-const PLAN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS.filter((f) => !MODEL_FLAGS.some((m) => m.name === f.name)), ...PLAN_ONLY];
+// A plan is for the main job's shape unless said otherwise: --preset main applies under the flags (none: the reference's defaults).
+const PLAN_PRESET = { name: "preset", type: "choice" as const, choices: [...Object.keys(PRESETS), "none"], default: "main", help: "named options under the flags and --config (main: the built-in main job; none: the reference's defaults)" };
+const PLAN_FLAGS = [...MODEL_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, ...SHARD_FLAGS.filter((f) => !MODEL_FLAGS.some((m) => m.name === f.name)), ...PLAN_ONLY, PLAN_PRESET];
 registerKnown(PLAN_FLAGS.map((f) => f.name));
 
 const HELP = helpText(
@@ -114,6 +117,7 @@ export async function planCommand(argv: string[]): Promise<number> {
     }
     mergeConfigFile(v, given, json, v.config as string);
   }
+  if (v.preset !== "none") mergeConfigFile(v, given, PRESETS[v.preset as string]!.options, `preset ${v.preset}`);
   const log = (s: string) => cliHost.error(`${s}\n`);
   const { source } = await makeSource(v, log);
   const config = makeConfig(v, source, given);
