@@ -5,6 +5,7 @@ import { preprocessCriteo, type PreprocessProgress, type PreprocessReport } from
 import type { DataSource } from "../data/source.ts";
 import { type CategoricalDictionaries, decodeDictionaries, dictionaryDigest, type DictionaryRef, encodeDictionaries, loadCacheDictionaries, sha256Hex } from "../data/dictionaries.ts";
 import { readFileBytes, writeFileAtomic } from "../io/atomic_write.ts";
+import type { Randomize } from "../data/shuffle.ts";
 import type { FlagValues } from "./args.ts";
 import { UsageError } from "./args.ts";
 import { cliHost } from "./host.ts";
@@ -100,7 +101,8 @@ export async function openDatasetSource(v: FlagValues, log: (s: string) => void)
     // As the reference: with both files given and no processed data yet, the raw file is processed into it.
     if (!raw) throw new UsageError("--data-generation dataset needs --processed-data-file DIR (from `preprocess`) or --raw-data-file FILE");
     const maxInd = v.maxIndRange as number;
-    dir ??= `${raw}.${maxInd > 0 ? `hash${maxInd}` : "dict"}.arrow-cache`;
+    const sub = (v.dataSubSampleRate as number | undefined) ?? 0;
+    dir ??= `${raw}.${maxInd > 0 ? `hash${maxInd}` : "dict"}${sub > 0 ? `.sub${sub}` : ""}.arrow-cache`;
     if (!(await cliHost.exists(dir))) {
       log(`no Arrow cache at ${dir}: preprocessing ${raw} once (later runs read the cache)`);
       const report = await preprocessCriteo({
@@ -109,6 +111,8 @@ export async function openDatasetSource(v: FlagValues, log: (s: string) => void)
         dataset,
         categorical: maxInd > 0 ? "hash" : "dictionary",
         maxIndRange: maxInd > 0 ? maxInd : undefined,
+        subSampleRate: sub,
+        seed: (v.numpyRandSeed ?? v.seed) as number,
         onProgress: progressPrinter(log),
       });
       if (cliHost.isTTY()) cliHost.write("\n");
@@ -117,6 +121,7 @@ export async function openDatasetSource(v: FlagValues, log: (s: string) => void)
   } else if (!(await cliHost.exists(dir))) {
     throw new UsageError(`processed data ${dir} not found: make it with \`webgpu-dlrm preprocess --raw-data-file FILE --out ${dir}\``);
   }
-  const source = await arrowCacheSource(dir);
-  return { source, cacheDir: dir, describe: `Criteo ${dataset} from the Arrow cache ${dir} (${source.tableRows.length} tables, ${source.splitRows("train")} training rows)` };
+  const randomize = ((v.dataRandomize as string | undefined) ?? "total") as Randomize;
+  const source = await arrowCacheSource(dir, { randomize, shuffleSeed: (v.numpyRandSeed ?? v.seed) as number, shardRows: v.dataShardRows as number | undefined });
+  return { source, cacheDir: dir, describe: `Criteo ${dataset} from the Arrow cache ${dir} (${source.tableRows.length} tables, ${source.splitRows("train")} training rows, order: ${randomize === "none" ? "as in the files" : `shuffled (${randomize})`})` };
 }

@@ -22,6 +22,7 @@ import type { Batch } from "./batch.ts";
 import { CRITEO_NUM_CAT, CRITEO_NUM_DENSE } from "./criteo_parse.ts";
 import { hostFs, joinPath, type DataFs, type FileWriter } from "./fs.ts";
 import { checkBatchOptions, DataError, hashUniform, type BatchOptions, type DataSource, type SplitName } from "./source.ts";
+import { checkShuffle, shufflePlan, type Randomize } from "./shuffle.ts";
 
 export const MANIFEST = "manifest.json";
 export const MANIFEST_VERSION = 1;
@@ -41,11 +42,26 @@ export interface CacheManifest {
   /** Total rows. */
   rows: number;
   /** One Arrow stream per input file, in input order. */
-  parts: { file: string; source: string; rows: number }[];
+  parts: CachePart[];
   /** Per categorical feature, a JSON array of its values (hex value as a number, after % maxIndRange if set) in id order; dictionary mode only. */
   dictionaries: string[] | null;
   /** Day sizes used by the "days" split. */
   days: number[];
+  /** Label-0 rows dropped with this probability when preprocessing (the reference's --data-sub-sample-rate). */
+  subSampleRate?: number;
+  subSampleSeed?: number;
+}
+
+export interface CachePart {
+  file: string;
+  source: string;
+  rows: number;
+  /**
+   * Byte layout of the stream, for random access (the shuffle reads shards):
+   * offsets[0] is the end of the schema message, offsets[i + 1] the end of
+   * record batch i, which holds rows[i] rows. Absent in caches written before it existed.
+   */
+  batches?: { offsets: number[]; rows: number[] };
 }
 
 export function cacheSchema(): Schema {
@@ -87,6 +103,10 @@ export class ArrowPartWriter {
   private current: Promise<void> = Promise.resolve();
   private failure: unknown;
   rows = 0;
+  /** Bytes written to `out` so far. */
+  private bytes = 0;
+  /** See CachePart.batches. */
+  readonly batches: { offsets: number[]; rows: number[] } = { offsets: [], rows: [] };
 
   constructor(private readonly out: FileWriter) {
     this.pump = (async () => {
@@ -98,15 +118,14 @@ export class ArrowPartWriter {
         if (r.done) break;
         this.current = out.write(r.value);
         await this.current;
+        this.bytes += r.value.length;
       }
     })().catch((e) => { this.failure = e; });
+    this.writer.reset(undefined, cacheSchema()); // the schema message first (an empty part still has one)
   }
 
-  async write(cols: CacheColumns): Promise<void> {
-    if (cols.n === 0) return;
-    this.writer.write(makeRecordBatch(cols));
-    this.rows += cols.n;
-    // Wait until the pump has written everything queued (bounded memory).
+  /** Waits until the pump has written everything queued (bounded memory). */
+  private async drain(): Promise<void> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 0));
       if (this.failure) throw this.failure;
@@ -115,8 +134,20 @@ export class ArrowPartWriter {
     }
   }
 
+  async write(cols: CacheColumns): Promise<void> {
+    if (cols.n === 0) return;
+    if (this.batches.offsets.length === 0) {
+      await this.drain();
+      this.batches.offsets.push(this.bytes);
+    }
+    this.writer.write(makeRecordBatch(cols));
+    this.rows += cols.n;
+    await this.drain();
+    this.batches.offsets.push(this.bytes);
+    this.batches.rows.push(cols.n);
+  }
+
   async close(): Promise<void> {
-    if (this.rows === 0) this.writer.reset(undefined, cacheSchema()); // an empty part still has a schema
     this.writer.finish();
     this.writer.close();
     await this.pump;
@@ -125,10 +156,24 @@ export class ArrowPartWriter {
   }
 }
 
-/** Reads the cache's record batches of one part as column arrays (zero-copy views). */
-export async function* readPart(fs: DataFs, dir: string, file: string): AsyncGenerator<CacheColumns> {
+/**
+ * Reads the cache's record batches of one part as column arrays (zero-copy views).
+ * `batchRange` [i, j): only those record batches, by random access (needs
+ * part.batches and a source with openRange).
+ */
+export async function* readPart(fs: DataFs, dir: string, file: string, batchRange?: { part: CachePart; from: number; to: number }): AsyncGenerator<CacheColumns> {
   const src = await fs.source(joinPath(dir, file));
-  const reader = await RecordBatchReader.from(src.open() as unknown as AsyncIterable<Uint8Array>);
+  let bytes: AsyncIterable<Uint8Array> = src.open() as unknown as AsyncIterable<Uint8Array>;
+  if (batchRange) {
+    const off = batchRange.part.batches!.offsets;
+    const open = src.openRange!.bind(src);
+    bytes = (async function* () {
+      yield* open(0, off[0]) as unknown as AsyncIterable<Uint8Array>; // the schema message
+      yield* open(off[batchRange.from], off[batchRange.to]) as unknown as AsyncIterable<Uint8Array>;
+    })();
+  }
+  const reader = await RecordBatchReader.from(bytes);
+  try {
   for await (const rb of reader as AsyncIterable<RecordBatch>) {
     const n = rb.numRows;
     const col = <A extends Float32Array | Uint32Array>(i: number): A => {
@@ -142,6 +187,10 @@ export async function* readPart(fs: DataFs, dir: string, file: string): AsyncGen
       dense: Array.from({ length: CRITEO_NUM_DENSE }, (_, j) => col<Float32Array>(1 + j)),
       cats: Array.from({ length: CRITEO_NUM_CAT }, (_, j) => col<Uint32Array>(1 + CRITEO_NUM_DENSE + j)),
     };
+  }
+  } finally {
+    // Stopped early (a shard ends inside a part): release the file now, not at garbage collection.
+    await (reader as unknown as { cancel?(): Promise<void> }).cancel?.();
   }
 }
 
@@ -173,6 +222,57 @@ export interface ArrowCacheOptions {
   fs?: DataFs;
   /** "days" (default, the reference's) or a seeded random split. */
   split?: "days" | RandomSplit;
+  /** Training-row order (shuffle.ts): "none" (default here; the CLI defaults to the reference's "total"), "day" or "total". */
+  randomize?: Randomize;
+  /** Seed of the shuffle (each epoch draws its own order from it). Default 0. */
+  shuffleSeed?: number;
+  /** Rows per shuffle shard (default shuffle.ts DEFAULT_SHARD_ROWS). */
+  shardRows?: number;
+}
+
+/** Rows [start, start + n) of the cache, row-major, for the shuffle. */
+interface RowBlockBuffer {
+  labels: Float32Array;
+  dense: Float32Array;
+  cats: Uint32Array;
+}
+
+/** Reads global rows [start, start + n) into `into` (row-major), seeking to the record batches when the cache records them. */
+async function readRows(fs: DataFs, dir: string, m: CacheManifest, start: number, n: number, into: RowBlockBuffer): Promise<void> {
+  const D = m.numDense, T = m.numTables;
+  const end = start + n;
+  let base = 0;
+  for (const part of m.parts) {
+    const pEnd = base + part.rows;
+    if (pEnd <= start) { base = pEnd; continue; }
+    if (base >= end) break;
+    // Record batches of this part overlapping [start, end).
+    let from = 0, to = 0, row = base;
+    let range: { part: CachePart; from: number; to: number } | undefined;
+    const src = part.batches ? await fs.source(joinPath(dir, part.file)) : undefined;
+    if (part.batches && src?.openRange) {
+      const rows = part.batches.rows;
+      while (from < rows.length && row + rows[from] <= start) row += rows[from++];
+      to = from;
+      let r = row;
+      while (to < rows.length && r < end) r += rows[to++];
+      range = { part, from, to };
+    } else {
+      row = base;
+    }
+    for await (const cols of readPart(fs, dir, part.file, range)) {
+      const r0 = Math.max(start - row, 0), r1 = Math.min(end - row, cols.n);
+      for (let r = r0; r < r1; r++) {
+        const o = row + r - start;
+        into.labels[o] = cols.label[r];
+        for (let j = 0; j < D; j++) into.dense[o * D + j] = cols.dense[j][r];
+        for (let t = 0; t < T; t++) into.cats[o * T + t] = cols.cats[t][r];
+      }
+      row += cols.n;
+      if (row >= end) break;
+    }
+    base = pEnd;
+  }
 }
 
 export type ArrowCacheSource = DataSource & { manifest: CacheManifest; splitRows(split: SplitName): number };
@@ -190,6 +290,8 @@ export async function arrowCacheSource(dir: string, opts: ArrowCacheOptions = {}
   const fs = opts.fs ?? (await hostFs());
   const manifest = await readManifest(dir, fs);
   const split = opts.split ?? "days";
+  const randomize = opts.randomize ?? "none";
+  checkShuffle({ randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows });
   if (split !== "days") {
     if (!(split.val >= 0 && split.test >= 0 && split.val + split.test <= 1)) {
       throw new DataError(`random split: val (${split.val}) and test (${split.test}) must be >= 0 and sum to at most 1`);
@@ -225,6 +327,31 @@ export async function arrowCacheSource(dir: string, opts: ArrowCacheOptions = {}
       let fill = 0;
       let row = 0; // global row number of the first row of the current record batch
       if (limit === 0) return;
+      if (name === "train" && randomize !== "none") {
+        // Shuffled: shards in a permuted order, each read whole and emitted in a permuted row order.
+        const plan = shufflePlan(lo, hi, manifest.days, b.epoch ?? 0, { randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows });
+        const maxRows = plan.reduce((a, s) => Math.max(a, s.rows), 0);
+        const buf: RowBlockBuffer = { labels: new Float32Array(maxRows), dense: new Float32Array(maxRows * D), cats: new Uint32Array(maxRows * T) };
+        for (const shard of plan) {
+          await readRows(fs, dir, manifest, shard.start, shard.rows, buf);
+          const order = shard.order();
+          for (let k = 0; k < shard.rows; k++) {
+            const o = order ? order[k] : k;
+            if (split !== "days" && which(shard.start + o) !== name) continue;
+            cur.labels[fill] = buf.labels[o];
+            for (let j = 0; j < D; j++) cur.dense[fill * D + j] = buf.dense[o * D + j];
+            for (let t = 0; t < T; t++) cur.indices[t * B + fill] = buf.cats[o * T + t];
+            if (++fill === B) {
+              yield cur;
+              if (++made >= limit) return;
+              cur = newBatch(B, D, T);
+              fill = 0;
+            }
+          }
+        }
+        if (fill > 0 && !b.dropLast) yield shrink(cur, fill);
+        return;
+      }
       for (const part of manifest.parts) {
         if (row + part.rows <= lo) { row += part.rows; continue; }
         if (row >= hi) break;

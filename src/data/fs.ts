@@ -13,6 +13,8 @@ export interface ByteSource {
   /** Total bytes, when known (progress percent). */
   size?: number;
   open(): ReadableStream<Uint8Array>;
+  /** Bytes [start, end) only (random access; the shuffle reads shards with it). Optional. */
+  openRange?(start: number, end: number): ReadableStream<Uint8Array>;
 }
 
 export interface FileWriter {
@@ -44,18 +46,20 @@ export function fileSource(file: Blob & { name?: string }): ByteSource {
 
 /** Bytes in memory as a ByteSource (tests, small uploads). */
 export function bytesSource(name: string, bytes: Uint8Array, chunkSize = 64 * 1024): ByteSource {
+  const range = (start: number, end: number) => {
+    let pos = start;
+    return new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pos >= end) return c.close();
+        c.enqueue(bytes.slice(pos, (pos = Math.min(end, pos + chunkSize))));
+      },
+    });
+  };
   return {
     name,
     size: bytes.length,
-    open() {
-      let pos = 0;
-      return new ReadableStream<Uint8Array>({
-        pull(c) {
-          if (pos >= bytes.length) return c.close();
-          c.enqueue(bytes.slice(pos, (pos += chunkSize)));
-        },
-      });
-    },
+    open: () => range(0, bytes.length),
+    openRange: (start, end) => range(Math.max(0, start), Math.min(bytes.length, end)),
   };
 }
 

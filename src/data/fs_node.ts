@@ -8,22 +8,26 @@ import { DataError } from "./source.ts";
 
 const CHUNK = 1 << 20;
 
-/** A file as a web ReadableStream, read in 1 MiB chunks (no whole-file buffering). */
-export function openFileStream(path: string): ReadableStream<Uint8Array> {
+/** A file (or bytes [start, end) of it) as a web ReadableStream, read in 1 MiB chunks (no whole-file buffering). */
+export function openFileStream(path: string, start?: number, end = Infinity): ReadableStream<Uint8Array> {
   let fh: fsp.FileHandle | undefined;
+  let pos = start ?? 0;
   return new ReadableStream<Uint8Array>({
     async start() {
       fh = await fsp.open(path, "r");
     },
     async pull(c) {
-      const buf = new Uint8Array(CHUNK);
-      const { bytesRead } = await fh!.read(buf, 0, CHUNK, null);
-      if (bytesRead === 0) {
+      const want = Math.min(CHUNK, end - pos);
+      const buf = new Uint8Array(Math.max(0, want));
+      const { bytesRead } = want > 0 ? await fh!.read(buf, 0, want, start === undefined ? null : pos) : { bytesRead: 0 };
+      pos += bytesRead;
+      if (bytesRead === 0 || pos >= end) {
+        if (bytesRead > 0) c.enqueue(buf.subarray(0, bytesRead));
         await fh!.close();
         fh = undefined;
         c.close();
       } else {
-        c.enqueue(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
+        c.enqueue(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
       }
     },
     async cancel() {
@@ -39,7 +43,7 @@ export function nodeFs(): DataFs {
       const st = await fsp.stat(path);
       if (st.isDirectory()) throw new DataError(`${path} is a directory; give a Criteo data file (or, for Terabyte, the day-file prefix)`);
       if (!st.isFile()) throw new DataError(`${path} is not a regular file`);
-      return { name: path, size: st.size, open: () => openFileStream(path) };
+      return { name: path, size: st.size, open: () => openFileStream(path), openRange: (start, end) => openFileStream(path, start, end) };
     },
     readText: (path) => fsp.readFile(path, "utf8"),
     writeText: (path, text) => fsp.writeFile(path, text),

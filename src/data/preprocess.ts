@@ -9,10 +9,15 @@
  *   maxIndRange when given, as the reference) -> a dense id in order of first
  *   appearance over all inputs in the order given; with minFreq > 1, values
  *   seen fewer than minFreq times share the "rare" id 0 and frequent values
- *   get 1, 2, ...; or
+ *   get 1, 2, ...; counted in typed-array hash tables (dictionary.ts: 15-31
+ *   bytes per distinct value, no Map limits); or
  *   "hash" (one pass): id = hex value % maxIndRange.
  *   A missing categorical is the hex value 0 (the reference reads it as "0"),
  *   so under hashing it is id 0.
+ * - subSampleRate (the reference's --data-sub-sample-rate): a row with label 0
+ *   is dropped when a uniform draw is below the rate (the draw hashed from
+ *   (seed, file, line), so both passes drop the same rows). Kaggle's seven days
+ *   are cut on the raw rows, as the reference does before sub-sampling.
  * Everything is written to `${outDir}.tmp-*` and renamed to outDir at the end:
  * an interrupted run leaves no cache at outDir (and removes its temporary dir
  * when it fails with an error).
@@ -20,6 +25,7 @@
 import { ArrowPartWriter, kaggleDays, MANIFEST, MANIFEST_VERSION, type CacheColumns, type CacheManifest } from "./arrow_cache.ts";
 import { CRITEO_NUM_CAT, CRITEO_NUM_DENSE, parseCriteo, type CriteoFormat, type MalformedRow, type ParseStats, type RowBlock } from "./criteo_parse.ts";
 import { hostFs, joinPath, type ByteSource, type DataFs } from "./fs.ts";
+import { CategoryCounter } from "./dictionary.ts";
 import { DataError } from "./source.ts";
 
 export interface PreprocessProgress {
@@ -54,6 +60,22 @@ export interface PreprocessOptions {
   fs?: DataFs;
   /** Rows per Arrow record batch (default 65536). */
   recordBatchRows?: number;
+  /** Drop each label-0 row with this probability (the reference's --data-sub-sample-rate). Default 0. */
+  subSampleRate?: number;
+  /** Seed of the sub-sampling draws. Default 0. */
+  seed?: number;
+}
+
+/** Uniform in [0, 1) from (seed, file, row): murmur3-style mix, allocation-free. */
+function rowUniform(seed: number, file: number, row: number): number {
+  let h = Math.imul((seed ^ 0x5bd1e995) >>> 0, 0xcc9e2d51) ^ Math.imul(file + 1, 0x1b873593);
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) ^ row;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ Math.floor(row / 2 ** 32);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 2 ** 32;
 }
 
 export interface PreprocessReport {
@@ -77,6 +99,11 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
   if (!(Number.isInteger(range) && range >= 0 && range <= 2 ** 32)) throw new DataError(`maxIndRange must be an integer in [0, 2^32], got ${range}`);
   if (!(Number.isInteger(minFreq) && minFreq >= 1)) throw new DataError(`minFreq must be an integer >= 1, got ${minFreq}`);
   if (mode === "hash" && minFreq > 1) throw new DataError("minFreq applies to the dictionary mode only");
+  const subRate = opts.subSampleRate ?? 0;
+  if (!(subRate >= 0 && subRate < 1)) throw new DataError(`subSampleRate must be in [0, 1), got ${opts.subSampleRate}`);
+  const subSeed = (opts.seed ?? 0) >>> 0;
+  /** Keep row `line` (0-based among valid rows) of input `file` with label y? */
+  const keep = subRate > 0 ? (file: number, line: number, y: number) => y !== 0 || rowUniform(subSeed, file, line) >= subRate : null;
   const inputs = (Array.isArray(opts.input) ? opts.input : [opts.input]) as (string | ByteSource)[];
   if (inputs.length === 0) throw new DataError("preprocessCriteo: no input files");
   const sources = await Promise.all(inputs.map((i) => (typeof i === "string" ? fs.source(i) : i)));
@@ -84,9 +111,8 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
   const totalBytes = sizes.every((s) => s !== undefined) ? sizes.reduce((a, b) => a + b!, 0) : undefined;
   const passes: 1 | 2 = mode === "dictionary" ? 2 : 1;
   const t0 = performance.now();
-  // Map keys: the value (after % maxIndRange), folded to int32 when below 2^32 so V8 keeps it a
-  // small integer (much faster Map lookups); values >= 2^32 stay as they are (no collision).
-  const key = range > 0 ? (v: number) => (v % range) | 0 : (v: number) => (v <= 0xffffffff ? v | 0 : v);
+  // Keys: the value, after % maxIndRange when given.
+  const key = range > 0 ? (v: number) => v % range : (v: number) => v;
 
   // Progress over both passes, by bytes.
   let lastReport = 0;
@@ -104,25 +130,27 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
   };
 
   // Pass 1 (dictionary): count each feature's values in order of first appearance.
-  let maps: Map<number, number>[] | null = null;
+  let maps: CategoryCounter[] | null = null;
   let tableRows: number[];
   let rareId: number | null = null;
   if (mode === "dictionary") {
-    const counts = Array.from({ length: CRITEO_NUM_CAT }, () => new Map<number, number>());
+    const counts = Array.from({ length: CRITEO_NUM_CAT }, () => new CategoryCounter());
     const passStart = performance.now();
     let rows = 0, before = 0;
     const pass1: ParseStats[] = [];
     for (let f = 0; f < sources.length; f++) {
       const src = sources[f];
       let fileBytes = 0;
+      let line = 0;
       const st = await parseCriteo(src, { format: opts.format, strict: opts.strict, onBytes: (n) => (fileBytes = n) }, (blk) => {
-        for (let i = 0; i < blk.n; i++) {
-          for (let j = 0; j < CRITEO_NUM_CAT; j++) {
-            const k = key(blk.cats[i * CRITEO_NUM_CAT + j]);
-            const m = counts[j];
-            m.set(k, (m.get(k) ?? 0) + 1);
+        for (let j = 0; j < CRITEO_NUM_CAT; j++) {
+          const m = counts[j];
+          for (let i = 0; i < blk.n; i++) {
+            if (keep && !keep(f, line + i, blk.labels[i])) continue;
+            m.add(key(blk.cats[i * CRITEO_NUM_CAT + j]));
           }
         }
+        line += blk.n;
         rows += blk.n;
         progress(1, src.name, rows, before + fileBytes, passStart);
       });
@@ -131,11 +159,7 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
     }
     if (rows === 0) throw noRows(sources, pass1);
     rareId = minFreq > 1 ? 0 : null;
-    tableRows = counts.map((m) => {
-      let next = minFreq > 1 ? 1 : 0;
-      for (const [k, c] of m) m.set(k, c >= minFreq ? next++ : -1);
-      return Math.max(next, 1);
-    });
+    tableRows = counts.map((m) => m.assignIds(minFreq));
     maps = counts;
   } else {
     tableRows = new Array(CRITEO_NUM_CAT).fill(range);
@@ -151,6 +175,9 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
   let malformed = 0;
   const malformedSamples: MalformedRow[] = [];
   let rows = 0;
+  let rawRows = 0;
+  // Kaggle with sub-sampling: which raw rows were kept (1 bit each), to cut the days on raw rows.
+  let keptBits = keep && opts.dataset === "kaggle" ? new Uint8Array(1 << 16) : null;
   try {
     const rbRows = opts.recordBatchRows ?? 65536;
     const cols: CacheColumns = {
@@ -166,20 +193,40 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
       const file = `part_${String(f).padStart(3, "0")}.arrows`;
       const writer = new ArrowPartWriter(await fs.createWriter(joinPath(tmp, file)));
       let fileBytes = 0;
+      let line = 0;
+      let partRows = 0;
       const st = await parseCriteo(
         src,
         { format: opts.format, strict: opts.strict, blockRows: rbRows, onBytes: (n) => (fileBytes = n), onMalformed: opts.onMalformed },
         async (blk) => {
-          transformBlock(blk, cols, maps, key);
+          let sel: Int32Array | null = null;
+          if (keep) {
+            sel = new Int32Array(blk.n);
+            let m = 0;
+            for (let i = 0; i < blk.n; i++) {
+              const k = keep(f, line + i, blk.labels[i]);
+              if (k) sel[m++] = i;
+              if (keptBits) {
+                const r = rawRows + i;
+                if (r >> 3 >= keptBits.length) { const g = new Uint8Array(keptBits.length * 2); g.set(keptBits); keptBits = g; }
+                if (k) keptBits[r >> 3] |= 1 << (r & 7);
+              }
+            }
+            sel = sel.subarray(0, m);
+          }
+          line += blk.n;
+          rawRows += blk.n;
+          transformBlock(blk, cols, maps, key, sel);
           await writer.write(cols);
-          rows += blk.n;
+          rows += cols.n;
+          partRows += cols.n;
           progress(2, src.name, rows, before + fileBytes, passStart);
         },
       );
       await writer.close();
       before += fileBytes;
       files.push(st);
-      parts.push({ file, source: src.name, rows: st.rows });
+      parts.push({ file, source: src.name, rows: partRows, batches: writer.batches });
       malformed += st.malformed;
       for (const m of st.malformedSamples) if (malformedSamples.length < 100) malformedSamples.push(m);
     }
@@ -191,11 +238,24 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
       dictionaries = [];
       for (let j = 0; j < CRITEO_NUM_CAT; j++) {
         const name = `dict_C${j + 1}.json`;
-        const values: number[] = [];
-        for (const [k, id] of maps[j]) if (id >= 0) values.push(k < 0 ? k + 2 ** 32 : k);
-        await fs.writeText(joinPath(tmp, name), JSON.stringify(values));
+        await writeDictionary(fs, joinPath(tmp, name), maps[j], minFreq);
         dictionaries.push(name);
       }
+    }
+    let days: number[];
+    if (opts.dataset === "kaggle") {
+      days = kaggleDays(keptBits ? rawRows : rows);
+      if (keptBits) {
+        // Kept rows per raw day.
+        let r = 0;
+        days = days.map((n) => {
+          let k = 0;
+          for (const end = r + n; r < end; r++) k += (keptBits![r >> 3] >> (r & 7)) & 1;
+          return k;
+        });
+      }
+    } else {
+      days = parts.map((p) => p.rows);
     }
     const manifest: CacheManifest = {
       version: MANIFEST_VERSION,
@@ -210,7 +270,8 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
       rows,
       parts,
       dictionaries,
-      days: opts.dataset === "kaggle" ? kaggleDays(rows) : parts.map((p) => p.rows),
+      days,
+      ...(subRate > 0 ? { subSampleRate: subRate, subSampleSeed: subSeed } : {}),
     };
     await fs.writeText(joinPath(tmp, MANIFEST), JSON.stringify(manifest, null, 1));
     await fs.remove(out);
@@ -231,15 +292,30 @@ function noRows(sources: ByteSource[], stats: ParseStats[]): DataError {
   );
 }
 
-/** Dense: log(1 + max(x, 0)); categoricals: dictionary id or hash. */
-function transformBlock(blk: RowBlock, cols: CacheColumns, maps: Map<number, number>[] | null, key: (v: number) => number): void {
-  const n = blk.n;
+/** A dictionary as a JSON array of its kept values in id order, written in pieces (no whole-array string). */
+async function writeDictionary(fs: DataFs, path: string, counter: CategoryCounter, minFreq: number): Promise<void> {
+  const values = counter.keptValues(minFreq);
+  const w = await fs.createWriter(path);
+  const enc = new TextEncoder();
+  const PIECE = 65536;
+  await w.write(enc.encode("["));
+  for (let i = 0; i < values.length; i += PIECE) {
+    const part = Array.from(values.subarray(i, i + PIECE), String).join(",");
+    await w.write(enc.encode((i ? "," : "") + part));
+  }
+  await w.write(enc.encode("]"));
+  await w.close();
+}
+
+/** Dense: log(1 + max(x, 0)); categoricals: dictionary id or hash. `sel`: the block rows to keep (all when null). */
+function transformBlock(blk: RowBlock, cols: CacheColumns, maps: CategoryCounter[] | null, key: (v: number) => number, sel: Int32Array | null): void {
+  const n = sel ? sel.length : blk.n;
   cols.n = n;
-  cols.label.set(blk.labels.subarray(0, n));
+  for (let i = 0; i < n; i++) cols.label[i] = blk.labels[sel ? sel[i] : i];
   for (let j = 0; j < CRITEO_NUM_DENSE; j++) {
     const d = cols.dense[j];
     for (let i = 0; i < n; i++) {
-      const x = blk.ints[i * CRITEO_NUM_DENSE + j];
+      const x = blk.ints[(sel ? sel[i] : i) * CRITEO_NUM_DENSE + j];
       d[i] = Math.log1p(x > 0 ? x : 0);
     }
   }
@@ -247,11 +323,11 @@ function transformBlock(blk: RowBlock, cols: CacheColumns, maps: Map<number, num
     const c = cols.cats[j];
     const m = maps?.[j];
     for (let i = 0; i < n; i++) {
-      const k = key(blk.cats[i * CRITEO_NUM_CAT + j]);
+      const k = key(blk.cats[(sel ? sel[i] : i) * CRITEO_NUM_CAT + j]);
       if (m) {
-        const id = m.get(k);
-        if (id === undefined) throw new DataError(`value ${k} of C${j + 1} was not seen in the counting pass: the input changed between passes`);
-        c[i] = id < 0 ? 0 : id;
+        const id = m.id(k);
+        if (id < 0) throw new DataError(`value ${k} of C${j + 1} was not seen in the counting pass: the input changed between passes`);
+        c[i] = id;
       } else {
         c[i] = k; // hash: k = v % range < 2^32 (stored as u32)
       }

@@ -16,6 +16,8 @@ export interface BatchOptions {
   limit?: number;
   /** Drop a final batch smaller than batchSize. */
   dropLast?: boolean;
+  /** Epoch number (0-based): sources that shuffle draw a new order per epoch. */
+  epoch?: number;
 }
 
 export interface DataSource {

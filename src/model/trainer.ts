@@ -170,7 +170,7 @@ export async function train<M extends TrainableModel = DlrmModel>(model: M, opts
   };
 
   outer: for (let epoch = 0; epoch < epochs; epoch++) {
-    for await (const batch of opts.source.batches({ batchSize: opts.batchSize, split: "train", limit: opts.numBatches })) {
+    for await (const batch of opts.source.batches({ batchSize: opts.batchSize, split: "train", limit: opts.numBatches, epoch })) {
       globalBatch++;
       if (globalBatch <= startStep) {
         skipped++;

@@ -12,6 +12,9 @@ const FLAGS: FlagSpec[] = [
   { name: "format", type: "choice", choices: ["auto", "tsv", "csv"], default: "auto", help: "separator: auto (detected from the first line), tsv (Criteo's own) or csv; a header line, a UTF-8 BOM and gzip are always detected" },
   { name: "max-ind-range", type: "int", default: -1, help: "hash categoricals modulo N in one pass (-1: build dictionaries in two passes)", meta: "N" },
   { name: "min-freq", type: "int", default: 1, help: "dictionary mode: values seen fewer times share one 'rare' id", meta: "N" },
+  { name: "data-sub-sample-rate", type: "float", default: 0, help: "drop each label-0 row with this probability, as the reference (e.g. 0.875 for Terabyte)", meta: "R" },
+  { name: "seed", type: "int", default: 123, help: "seed of the sub-sampling draws (also --numpy-rand-seed)", meta: "N" },
+  { name: "numpy-rand-seed", type: "int", help: "the reference's name for --seed", meta: "N" },
   { name: "strict", type: "bool", default: false, help: "stop at the first malformed row instead of skipping it" },
 ];
 
@@ -42,6 +45,8 @@ export async function preprocessCommand(argv: string[]): Promise<number> {
     categorical: maxInd > 0 ? "hash" : "dictionary",
     maxIndRange: maxInd > 0 ? maxInd : undefined,
     minFreq: v.minFreq as number,
+    subSampleRate: v.dataSubSampleRate as number,
+    seed: (v.numpyRandSeed ?? v.seed) as number,
     strict: v.strict as boolean,
     onProgress: progressPrinter(log),
   });
