@@ -330,10 +330,18 @@ export async function arrowCacheSource(dir: string, opts: ArrowCacheOptions = {}
       if (name === "train" && randomize !== "none") {
         // Shuffled: shards in a permuted order, each read whole and emitted in a permuted row order.
         const plan = shufflePlan(lo, hi, manifest.days, b.epoch ?? 0, { randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows });
+        // Two shard buffers: the next shard is read while this one is emitted.
         const maxRows = plan.reduce((a, s) => Math.max(a, s.rows), 0);
-        const buf: RowBlockBuffer = { labels: new Float32Array(maxRows), dense: new Float32Array(maxRows * D), cats: new Uint32Array(maxRows * T) };
-        for (const shard of plan) {
-          await readRows(fs, dir, manifest, shard.start, shard.rows, buf);
+        const bufs: RowBlockBuffer[] = (plan.length > 1 ? [0, 1] : [0]).map(() => ({ labels: new Float32Array(maxRows), dense: new Float32Array(maxRows * D), cats: new Uint32Array(maxRows * T) }));
+        let reading = plan.length ? readRows(fs, dir, manifest, plan[0].start, plan[0].rows, bufs[0]) : Promise.resolve();
+        for (let s = 0; s < plan.length; s++) {
+          const shard = plan[s];
+          await reading;
+          const buf = bufs[s % bufs.length];
+          if (s + 1 < plan.length) {
+            reading = readRows(fs, dir, manifest, plan[s + 1].start, plan[s + 1].rows, bufs[(s + 1) % bufs.length]);
+            reading.catch(() => {}); // awaited next round; avoid an unhandled rejection if the consumer stops first
+          }
           const order = shard.order();
           for (let k = 0; k < shard.rows; k++) {
             const o = order ? order[k] : k;

@@ -78,8 +78,21 @@ export async function readFileBytes(path: string): Promise<Uint8Array> {
   try {
     const d = deno();
     if (d) return await d.readFile(path);
-    const buf = await (await nodeFs()).readFile(path);
-    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    const fs = await nodeFs();
+    const fh = await fs.open(path, "r");
+    try {
+      // Read in pieces: fs.readFile refuses files over 2 GiB (an uncapped Kaggle model's checkpoint is larger).
+      const size = (await fh.stat()).size;
+      const out = new Uint8Array(size);
+      for (let at = 0; at < size; ) {
+        const { bytesRead } = await fh.read(out, at, Math.min(1 << 26, size - at), at);
+        if (bytesRead === 0) throw new Error(`file shrank while reading (${at} of ${size} bytes)`);
+        at += bytesRead;
+      }
+      return out;
+    } finally {
+      await fh.close();
+    }
   } catch (e) {
     throw new CheckpointError(`cannot read ${path}: ${(e as Error).message}`);
   }

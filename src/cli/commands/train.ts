@@ -243,6 +243,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const sps = (result.trainedSteps * batchSize) / Math.max(1e-9, result.seconds);
   const resumed = result.startStep > 0 ? ` (resumed at step ${result.startStep}, now at step ${result.steps})` : "";
   progress.message(`trained ${result.trainedSteps} steps in ${result.seconds.toFixed(1)} s${resumed}${saveModel ? `, checkpoint ${saveModel}` : ""}`);
+  if (result.loaderWaitSeconds !== undefined) progress.message(`data loader (prefetching): the steps waited ${result.loaderWaitSeconds.toFixed(2)} s for batches, ${((100 * result.loaderWaitSeconds) / Math.max(1e-9, result.seconds)).toFixed(1)}% of the run`);
   if (last) progress.message(`test AUC ${last.auc.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%, log loss ${last.logLoss.toFixed(4)} (${last.samples} test samples)`);
   // The labels' own generator scored on the same test samples: the best AUC any model can reach.
   const teacher = last ? await teacherAuc(source, plan) : undefined;
