@@ -8,7 +8,7 @@
  *   tsx bench/scale.ts generate            the Kaggle-shaped train.txt (45,840,617 rows) if missing
  *   tsx bench/scale.ts preprocess dict|hash  our preprocessing of it (CLI `preprocess`)
  *   tsx bench/scale.ts tbday [ROWS]        a Terabyte-shaped day streamed from the generator, hashing 40M, RSS sampled
- *   tsx bench/scale.ts model               the uncapped Kaggle model from the dictionary cache: memory, ms/step at
+ *   tsx bench/scale.ts model [synthetic]   the uncapped Kaggle model from the dictionary cache: memory, ms/step at
  *                                          batch 2048 (prefetching loader, shuffled), checkpoint write/load
  *   tsx bench/scale.ts report              rewrites the BENCHMARKS.md section from results.json
  * Environment: SCALE_DIR (default /tmp/scale), DLRM_SCALE_HOST=deno|node for `model` (default deno: wgpu on lavapipe).
@@ -80,12 +80,12 @@ async function tbday(rows?: number): Promise<void> {
   save("tbday", { ...res, seconds: r.seconds, peakRss: r.peakRss });
 }
 
-async function model(): Promise<void> {
+async function model(data = join(DIR, "cache-dict")): Promise<void> {
   const host = process.env.DLRM_SCALE_HOST ?? "deno";
-  const cmd = host === "deno" ? ["npx", "deno", "run", "-A", "bench/scale_model.ts", join(DIR, "cache-dict"), DIR] : [...node, "bench/scale_model.ts", join(DIR, "cache-dict"), DIR];
+  const cmd = host === "deno" ? ["npx", "deno", "run", "-A", "bench/scale_model.ts", data, DIR] : [...node, "bench/scale_model.ts", data, DIR];
   const r = await timed(cmd, host === "deno" ? { DLRM_USE_SYSTEM_VULKAN: "1" } : {});
   if (r.code !== 0) throw new Error(`model failed (exit ${r.code})`);
-  save(`model-${host}`, { ...JSON.parse(r.stdout.trim().split("\n").at(-1)!), seconds: r.seconds, peakRss: r.peakRss });
+  save(`model-${host}-${data === "synthetic" ? "synthetic" : "cache"}`, { ...JSON.parse(r.stdout.trim().split("\n").at(-1)!), seconds: r.seconds, peakRss: r.peakRss });
 }
 
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
@@ -116,7 +116,7 @@ function report(): void {
   }
   for (const k of Object.keys(r).filter((k) => k.startsWith("model-"))) {
     const x = r[k];
-    lines.push("", `Uncapped Kaggle model (${k.slice(6)}, adapter "${x.adapter}"): ${x.tableRows} embedding rows x d=16 = ${gb(x.embeddingBytes)} of weights in ${x.chunks} buffers (maxStorageBufferBindingSize ${gib(x.maxBinding)}, maxBufferSize ${gib(x.maxBuffer)}), bottom 13-512-256-64-16, top 367-512-256-1, bce, ${x.optimizer} lr ${x.lr}.`);
+    lines.push("", `Uncapped Kaggle model (${k.slice(6)}: ${x.data === "synthetic" ? "Zipf synthetic batches" : "batches from the shuffled dictionary cache"}, adapter "${x.adapter}"): ${x.tableRows} embedding rows x d=16 = ${gb(x.embeddingBytes)} of weights in ${x.chunks} buffers (maxStorageBufferBindingSize ${gib(x.maxBinding)}, maxBufferSize ${gib(x.maxBuffer)}), bottom 13-512-256-64-16, top 367-512-256-1, bce, ${x.optimizer} lr ${x.lr}.`);
     lines.push("", "| measurement | value |", "| --- | --- |");
     lines.push(`| create (zero + uniform init on the GPU) | ${x.createSeconds.toFixed(1)} s |`);
     lines.push(`| ms/step at batch 2048 (mean of ${x.steps} steps after ${x.warmup} warm-up, shuffled Arrow cache, prefetching loader) | ${x.msPerStep.toFixed(0)} ms |`);
@@ -140,7 +140,7 @@ const [cmd, arg] = process.argv.slice(2);
 if (cmd === "generate") await generate();
 else if (cmd === "preprocess") await preprocess(arg as "dict" | "hash");
 else if (cmd === "tbday") await tbday(arg ? Number(arg) : undefined);
-else if (cmd === "model") await model();
+else if (cmd === "model") await model(arg);
 else if (cmd === "report") report();
 else if (cmd === "all" || !cmd) {
   await generate();

@@ -54,7 +54,6 @@ export const REFERENCE_ONLY: ReferenceOnly[] = [
   only("activation-function", "string", "relu", "the MLPs use ReLU"),
   only("weighted-pooling", "string", undefined, "per-index weights are available in the kernels, not yet in the model"),
   only("rand-data-dist", "string", "uniform", "gaussian random indices are not implemented"),
-  only("data-sub-sample-rate", "float", 0, "negative down-sampling is not implemented"),
   only("quantize-mlp-with-bit", "int", 32, "no quantization"),
   only("quantize-emb-with-bit", "int", 32, "no quantization"),
   only("save-onnx", "bool", false, "no ONNX export; checkpoints load into PyTorch"),
