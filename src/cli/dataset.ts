@@ -31,7 +31,7 @@ export function progressPrinter(log: (s: string) => void): (p: PreprocessProgres
     if (!tty && now - last < 2000) return;
     last = now;
     const pct = p.percent !== undefined ? `${p.percent.toFixed(1)}%  ` : "";
-    const line = `preprocess pass ${p.pass}/${p.passes}: ${pct}${p.rows} rows  ${Math.round(p.rowsPerSec)} rows/s  ${p.file}`;
+    const line = `preprocess pass ${p.passes === 1 ? 1 : p.pass}/${p.passes}: ${pct}${p.rows} rows  ${Math.round(p.rowsPerSec)} rows/s  ${p.file}`;
     if (tty) cliHost.write(`\r\x1b[2K${line}`);
     else log(line);
   };
