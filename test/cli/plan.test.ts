@@ -9,6 +9,8 @@ import { type ShardingPlan, validatePlan } from "../../src/shard/plan.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 // One calibration cache for the file: the first run measures the adapter, the others read it.
+// The Kaggle-shaped model (train's --preset main); the flags' defaults are the reference's.
+const KAGGLE = ["--arch-embedding-size", DEFAULT_TABLE_ROWS, "--arch-sparse-feature-size", "16", "--arch-mlp-bot", "13-512-256-64-16", "--arch-mlp-top", "512-256-1", "--mini-batch-size", "128", "--num-indices-per-lookup", "1", "--optimizer", "adagrad"];
 const CACHE = mkdtempSync(join(tmpdir(), "dlrm-plan-"));
 
 function dlrm(args: string[]): { code: number; out: string; err: string } {
@@ -19,7 +21,7 @@ function dlrm(args: string[]): { code: number; out: string; err: string } {
 describe("plan", () => {
   it("prints per device its shards, memory, lookups, bytes, times and the balance, and saves the plan", () => {
     const file = join(CACHE, "plan.json");
-    const r = dlrm(["plan", "--devices", "2", "--device-memory", "1GiB", "--interconnect", "nvlink", "--save-plan", file]);
+    const r = dlrm(["plan", "--devices", "2", "--device-memory", "1GiB", "--interconnect", "nvlink", "--save-plan", file, ...KAGGLE]);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^sharding plan: 26 tables \(.* rows\) x d=16, batch 128, 1 index per bag, adagrad; 2 devices/);
     expect(r.out).toMatch(/device\s+adapter\s+shards\s+memory\s+capacity\s+lookups\/step\s+batch\s+sent\/step\s+recv\/step\s+compute ms\s+transfer ms\s+step ms\s+step on nvlink ms/);
@@ -37,7 +39,7 @@ describe("plan", () => {
   });
 
   it("fails before allocating the model when a table cannot fit, naming it and the missing bytes", () => {
-    const r = dlrm(["plan", "--devices", "2", "--data-generation", "random", "--arch-embedding-size", "3000000-1000", "--arch-sparse-feature-size", "64", "--arch-mlp-bot", "13-64", "--arch-mlp-top", "64-1", "--device-memory", "256MiB"]);
+    const r = dlrm(["plan", "--devices", "2", "--data-generation", "random", "--arch-embedding-size", "3000000-1000", "--arch-sparse-feature-size", "64", "--arch-mlp-bot", "13-64", "--arch-mlp-top", "64-1", "--device-memory", "256MiB", "--optimizer", "adagrad"]);
     expect(r.code).toBe(2);
     expect(r.out).toBe("");
     const m = /webgpu-dlrm plan: table 0 \(3000000 rows x 64, ([\d.]+) MiB with adagrad state\) does not fit: the 2 devices have ([\d.]+) MiB free in all .*; (\d+) bytes \(([\d.]+) MiB\) missing/.exec(r.err);
