@@ -128,7 +128,7 @@ function configOf(s: Settings, numDense: number, tableRows: number[]): DlrmConfi
     bottomMlp: [numDense, ...s.bottom.slice(1)],
     topMlp: topMlp(st),
     interaction: s.interaction,
-    loss: "bce",
+    loss: "bce-logits", // the numerically stable form; "bce" is the reference's BCELoss on probabilities
     optimizer: s.optimizer,
     learningRate: s.lr,
     miniBatchSize: s.batch,
