@@ -23,6 +23,8 @@ export class Profiler {
     private readonly capacity = 256,
     useTimestamps = device.features.has("timestamp-query"),
   ) {
+    // A query set holds at most 4096 queries (WebGPU's limit); past it Chromium hands back zeros silently.
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity * 2 > 4096) throw new RangeError(`Profiler capacity must be 1..2048 timed passes (two timestamps each, 4096 queries at most), got ${capacity}`);
     this.timestamps = useTimestamps;
     if (useTimestamps) {
       this.querySet = device.createQuerySet({ label: "profiler", type: "timestamp", count: capacity * 2 });

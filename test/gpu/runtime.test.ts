@@ -114,5 +114,8 @@ describe("GPU runtime", () => {
     expect(rows[0]!.label).toBe("copy_f32");
     expect(rows[0]!.ms).toBeGreaterThan(0);
     prof.destroy();
+    // A query set holds at most 4096 queries: a larger profiler would read back zeros silently.
+    expect(() => new Profiler(ctx.device, 2049)).toThrow(/1\.\.2048/);
+    new Profiler(ctx.device, 2048).destroy();
   });
 });
