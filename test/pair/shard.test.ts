@@ -10,8 +10,8 @@ import { createContexts, type GpuContext } from "../../src/gpu/context.ts";
 import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters } from "../../src/model/params.ts";
 import { ShardedDlrm } from "../../src/shard/model.ts";
-import { expectBitIdentical, U32 } from "../helpers/assert.ts";
-import { mixedPlan, randomBatches, smallConfig } from "../shard/helpers.ts";
+import { expectBitIdentical } from "../helpers/assert.ts";
+import { expectNearOneDevice, mixedPlan, randomBatches, smallConfig } from "../shard/helpers.ts";
 
 const B = 24;
 const L = 3;
@@ -27,15 +27,7 @@ beforeAll(async () => {
 }, 600_000);
 afterAll(() => ctxs.forEach((c) => c.destroy()));
 
-function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  let mean = 0;
-  for (let i = 0; i < expected.length; i++) mean += Math.abs(expected[i]!);
-  mean /= Math.max(1, expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const tol = FACTOR * U32 * (Math.abs(expected[i]!) + mean) + 1e-30;
-    if (!(Math.abs(actual[i]! - expected[i]!) <= tol)) expect.fail(`${what}[${i}] = ${actual[i]}, one device ${expected[i]} (tolerance ${tol.toExponential(2)})`);
-  }
-}
+const expectNear = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: string) => expectNearOneDevice(actual, expected, FACTOR, what);
 
 describe("lavapipe + SwiftShader sharded training", () => {
   it("mixed plan, uneven shares: same losses and weights as one device; replicas identical", { timeout: 600_000 }, async () => {

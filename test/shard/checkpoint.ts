@@ -18,8 +18,8 @@ import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../src/i
 import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters, parameterShapes, type StateDict } from "../../src/model/params.ts";
 import { ShardDeviceLostError, ShardedDlrm } from "../../src/shard/model.ts";
-import { expectBitIdentical, U32 } from "../helpers/assert.ts";
-import { makePlan, mixedPlan, randomBatches, smallConfig } from "./helpers.ts";
+import { expectBitIdentical } from "../helpers/assert.ts";
+import { expectNearOneDevice, makePlan, mixedPlan, randomBatches, smallConfig } from "./helpers.ts";
 
 const B = 24;
 const L = 3;
@@ -47,15 +47,7 @@ beforeAll(async () => {
   m.destroy();
 }, 600_000);
 
-function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  let mean = 0;
-  for (let i = 0; i < expected.length; i++) mean += Math.abs(expected[i]!);
-  mean /= Math.max(1, expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const tol = FACTOR * U32 * (Math.abs(expected[i]!) + mean) + 1e-30;
-    if (!(Math.abs(actual[i]! - expected[i]!) <= tol)) expect.fail(`${what}[${i}] = ${actual[i]}, one device ${expected[i]} (tolerance ${tol.toExponential(2)})`);
-  }
-}
+const expectNear = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: string) => expectNearOneDevice(actual, expected, FACTOR, what);
 
 describe("sharded checkpoints", () => {
   it("saved by 3 devices (mixed plan), loaded by 2 (row-wise) and by 1 device: the same model, training continues", { timeout: 600_000 }, async () => {

@@ -31,8 +31,8 @@ import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters, type StateDict } from "../../src/model/params.ts";
 import { ShardedDlrm, type ShardedOptions } from "../../src/shard/model.ts";
 import type { ShardingPlan } from "../../src/shard/plan.ts";
-import { expectBitIdentical, U32 } from "../helpers/assert.ts";
-import { makePlan, PLAN_KINDS, randomBatches, smallConfig } from "./helpers.ts";
+import { expectBitIdentical } from "../helpers/assert.ts";
+import { makePlan, PLAN_KINDS, randomBatches, smallConfig, worstOverBound } from "./helpers.ts";
 
 const B = 24;
 const L = 3; // largest bag (randomBatches draws 0..3 rows)
@@ -63,20 +63,7 @@ async function runSharded(plan: ShardingPlan, opts: ShardedOptions = {}) {
   return out;
 }
 
-/** Largest |actual - expected| / tol over all elements (> 1 fails), with where it is. */
-function worst(actual: ArrayLike<number>, expected: ArrayLike<number>): { ratio: number; at: number } {
-  let mean = 0;
-  for (let i = 0; i < expected.length; i++) mean += Math.abs(expected[i]!);
-  mean /= Math.max(1, expected.length);
-  let r = { ratio: 0, at: -1 };
-  for (let i = 0; i < expected.length; i++) {
-    const tol = FACTOR * U32 * (Math.abs(expected[i]!) + mean) + 1e-30;
-    const e = Math.abs(actual[i]! - expected[i]!);
-    const ratio = Number.isNaN(e) ? Infinity : e / tol;
-    if (ratio > r.ratio) r = { ratio, at: i };
-  }
-  return r;
-}
+const worst = (actual: ArrayLike<number>, expected: ArrayLike<number>) => worstOverBound(actual, expected, FACTOR);
 
 /** The worst ratio over losses, every parameter and the optimizer state, and what it was. */
 function compare(got: { losses: number[]; params: StateDict; optim: StateDict }): { ratio: number; what: string } {

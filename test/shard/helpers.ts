@@ -3,6 +3,8 @@ import type { Batch } from "../../src/data/batch.ts";
 import { type DlrmConfig, interactionWidth, resolveConfig } from "../../src/model/config.ts";
 import { columnWisePlan, dataParallelPlan, rowWisePlan, type ShardingPlan, tableWisePlan } from "../../src/shard/plan.ts";
 import { Rng } from "../helpers/random.ts";
+import { U32 } from "../helpers/assert.ts";
+import { expect } from "vitest";
 
 export function smallConfig(over: Partial<DlrmConfig> = {}): DlrmConfig {
   const tableRows = over.tableRows ?? [37, 50, 23, 64, 11];
@@ -93,4 +95,28 @@ export function makePlan(kind: PlanKind, tableRows: readonly number[], dim: numb
     case "mixed":
       return mixedPlan(tableRows, dim, n);
   }
+}
+
+/**
+ * Largest |actual - expected| / tol over all elements, with where it is (> 1 fails), for the bound of
+ * the reordered sums derived in equivalence.ts: tol_i = factor·u·(|e_i| + mean|e|). NaN counts as Infinity.
+ */
+export function worstOverBound(actual: ArrayLike<number>, expected: ArrayLike<number>, factor: number): { ratio: number; at: number; tol: number } {
+  let mean = 0;
+  for (let i = 0; i < expected.length; i++) mean += Math.abs(expected[i]!);
+  mean /= Math.max(1, expected.length);
+  let r = { ratio: 0, at: -1, tol: 0 };
+  for (let i = 0; i < expected.length; i++) {
+    const tol = factor * U32 * (Math.abs(expected[i]!) + mean) + 1e-30;
+    const e = Math.abs(actual[i]! - expected[i]!);
+    const ratio = Number.isNaN(e) ? Infinity : e / tol;
+    if (ratio > r.ratio) r = { ratio, at: i, tol };
+  }
+  return r;
+}
+
+/** Fails naming the worst element when `actual` is not within the reordered-sum bound of the one-device `expected`. */
+export function expectNearOneDevice(actual: ArrayLike<number>, expected: ArrayLike<number>, factor: number, what: string): void {
+  const w = worstOverBound(actual, expected, factor);
+  if (w.ratio > 1) expect.fail(`${what}[${w.at}] = ${actual[w.at]}, one device ${expected[w.at]} (tolerance ${w.tol.toExponential(2)})`);
 }
