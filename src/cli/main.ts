@@ -34,6 +34,7 @@ Commands:
 ${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(11)}${c.summary}`).join("\n")}
 
 Run 'webgpu-dlrm <command> --help' for a command's options; 'webgpu-dlrm --version' for the version.
+Flags with no command (the reference's 'dlrm_s_pytorch.py --flags' lines) mean train.
 
 Exit codes: 0 done; 1 internal error (a bug: please report it); 2 usage or input
 error (one line on stderr says what to fix); 3 the loss or the weights became
@@ -42,7 +43,9 @@ was saved when --save-model was given).
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  // The reference's command lines name no command (`python dlrm_s_pytorch.py --flags ...`): they mean train.
+  const bare = argv[0]?.startsWith("--") && !["--version", "--help"].includes(argv[0]);
+  const [cmd, ...rest] = bare ? ["train", ...argv] : argv;
   if (cmd === "--version" || cmd === "-V" || cmd === "version") {
     cliHost.write(`webgpu-dlrm ${VERSION} (${cliHost.runtime()})\n`);
     return 0;

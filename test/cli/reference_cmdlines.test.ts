@@ -131,14 +131,15 @@ describe("the reference's command lines", () => {
     writeFileSync(join(cwd, "input/train.txt"), criteoLines(1200, 3));
     const env = { ...process.env };
     delete env.VK_ICD_FILENAMES;
-    const run = (line: string) => spawnSync(join(ROOT, "node_modules/.bin/deno"), ["run", "-A", join(ROOT, "src/cli/main.ts"), "train", ...shellWords(line)], { cwd, env, encoding: "utf8", timeout: 240_000 });
+    // As the reference's scripts write it: flags alone, no command (they mean train); `train` first works too.
+    const run = (line: string, cmd: string[] = ["train"]) => spawnSync(join(ROOT, "node_modules/.bin/deno"), ["run", "-A", join(ROOT, "src/cli/main.ts"), ...cmd, ...shellWords(line)], { cwd, env, encoding: "utf8", timeout: 240_000 });
     const k = run(KAGGLE);
     expect(k.status, k.stderr).toBe(0);
     expect(k.stdout).toMatch(/model: 26 tables .* x d=16, bottom 13-512-256-64-16, top 367-512-256-1, dot, loss bce, sgd lr 0\.1\n/);
     // 1200 rows: days 1-6 of 7 train = 1026 rows = 9 batches of 128 (the last short); printed at the epoch's end.
     expect(k.stdout).toMatch(/step 9\/9 .* loss \d\.\d+/);
     expect(k.stdout).toMatch(/trained 9 steps/);
-    const t = run(README_TINY);
+    const t = run(README_TINY, []);
     expect(t.status, t.stderr).toBe(0);
     expect(t.stdout).toMatch(/model: 3 tables \(9 rows\) x d=2, bottom 4-3-2, top 8-4-2-1, dot, loss mse, sgd lr 0\.01/);
     expect(t.stdout.match(/^step [123]\/3 /gm)?.length).toBe(3); // --print-freq 1: every step, as the reference
