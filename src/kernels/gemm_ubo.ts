@@ -111,6 +111,34 @@ export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[]
   return out;
 }
 
+const transposed = new WeakMap<GPUBuffer, GPUBuffer>();
+
+/**
+ * dst[c, r] = src[r, c] for src [rows, cols] (shaders/gemm_pack.wgsl with TRANS and KP = K), into a
+ * scratch buffer cached per source buffer: the A operand of the dW GEMM, whose reduction runs over the
+ * batch (dW[n, k] = dZ^T X needs dZ^T [n, B] row-major).
+ */
+export function prepareTranspose(device: GPUDevice, args: { src: GPUBuffer; rows: number; cols: number; label: string }): { dispatch: Dispatch; dst: GPUBuffer } {
+  const count = args.rows * args.cols;
+  let dst = transposed.get(args.src);
+  if (!dst || dst.size < count * 4) {
+    dst?.destroy();
+    dst = device.createBuffer({ label: `${args.src.label || "src"}:T`, size: Math.max(4, count * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    transposed.set(args.src, dst);
+  }
+  const kernel = getKernel(device, { shader: gemm_pack, constants: { WG: 256, TRANS: 1 } });
+  const params = uploadUniform(device, new Uint32Array([args.cols, args.rows, args.rows, 0]), `${args.label}:params`);
+  return {
+    dst,
+    dispatch: {
+      label: args.label,
+      kernel,
+      bindGroups: [bindGroup(device, kernel, { params, src: args.src, dst }, args.label)],
+      workgroups: grid(Math.ceil(count / 256), device.limits.maxComputeWorkgroupsPerDimension),
+    },
+  };
+}
+
 const scratch = new WeakMap<GPUBuffer, GPUBuffer>();
 
 /**

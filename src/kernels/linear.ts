@@ -13,7 +13,7 @@ import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { gemm_bias_grad } from "../shaders/gemm_bias_grad.ts";
 import { type Activation, checkBuffer, forcedGemmVariant, type GemmVariant, prepareGemmDispatch } from "./gemm.ts";
-import { prefersUboGemm, prepareReluMask, prepareUboGemm, uboTile } from "./gemm_ubo.ts";
+import { prefersUboGemm, prepareReluMask, prepareTranspose, prepareUboGemm, uboTile } from "./gemm_ubo.ts";
 
 /**
  * Whether a layer GEMM with `cols` output columns and reduction length `k` runs on the
@@ -24,6 +24,14 @@ function useUbo(device: GPUDevice, variant: GemmVariant | undefined, cols: numbe
   const v = variant ?? forcedGemmVariant(device);
   const want = v === "ubo" || (v === undefined && prefersUboGemm(device));
   return want && cols >= 16 && uboTile(k).TN > 0;
+}
+
+const noUboDw = new WeakSet<GPUDevice>();
+
+/** Turns the uniform-buffer dW path off (false) or back on for later prepares on `device` (A/B benchmarks). */
+export function setUboDw(device: GPUDevice, on: boolean): void {
+  if (on) noUboDw.delete(device);
+  else noUboDw.add(device);
 }
 
 export interface LinearForwardArgs {
@@ -89,10 +97,13 @@ export function prepareLinearBackward(device: GPUDevice, args: LinearBackwardArg
   const tag = `${m}x${k}->${n}`;
   const out: Dispatch[] = [];
   const ubo = args.dx !== undefined && useUbo(device, args.variant, k, n);
+  // dW [n, k] on the uniform-buffer kernel too: k output columns, a reduction over the m batch rows.
+  // Single-output layers (n < 16: the top's last layer) keep the rb GEMV-style plan.
+  const uboDw = n >= 16 && !noUboDw.has(device) && useUbo(device, args.variant, k, m);
   // On the uniform-buffer path dZ = dY (Y > 0) is materialized once: the GEMMs then read it without mask loads.
   let dz = args.dy;
   let mask = relu ? { buffer: args.y, operand: "a" as const } : undefined;
-  if (ubo && relu) {
+  if ((ubo || uboDw) && relu) {
     checkBuffer(`linear-dz ${tag}`, "dy", args.dy, m * n);
     checkBuffer(`linear-dz ${tag}`, "y", args.y, m * n);
     const r = prepareReluMask(device, { dy: args.dy, y: args.y, count: m * n, label: `linear-dz ${tag}` });
@@ -113,10 +124,21 @@ export function prepareLinearBackward(device: GPUDevice, args: LinearBackwardArg
       a: dz, b: args.w, c: args.dx, m, n: k, k: n, mask, variant: args.variant, label: `linear-dx ${tag}`,
     }));
   }
-  // dW[n, k] = dZ^T · X: A = dZ stored [m, n] = transposed.
-  out.push(prepareGemmDispatch(device, {
-    a: dz, b: args.x, c: args.dw, m: n, n: k, k: m, transA: true, mask, variant: args.variant, label: `linear-dw ${tag}`,
-  }));
+  if (uboDw) {
+    // dW[n, k] = dZ^T · X: A = dZ^T [n, m] (transposed into scratch), P(s, r) = X[r, s] (X packed transposed).
+    const label = `linear-dw ${tag}`;
+    checkBuffer(label, "dy", dz, m * n);
+    checkBuffer(label, "x", args.x, m * k);
+    checkBuffer(label, "dw", args.dw, n * k);
+    const t = prepareTranspose(device, { src: dz, rows: m, cols: n, label: `${label}:dzT` });
+    out.push(t.dispatch);
+    out.push(...prepareUboGemm(device, { a: t.dst, w: args.x, trans: true, c: args.dw, m: n, n: k, k: m, label }));
+  } else {
+    // dW[n, k] = dZ^T · X: A = dZ stored [m, n] = transposed.
+    out.push(prepareGemmDispatch(device, {
+      a: dz, b: args.x, c: args.dw, m: n, n: k, k: m, transA: true, mask, variant: args.variant, label: `linear-dw ${tag}`,
+    }));
+  }
   out.push(prepareBiasGrad(device, { dy: dz, y: mask ? args.y : undefined, db: args.db, m, n }));
   return out;
 }

@@ -101,6 +101,10 @@ describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
       await forward("ubo", 130, 70, 6, activation);
       await backward("ubo", 19, 700, 40, activation, true);
       await backward("ubo", 10, 1501, 24, activation, true);
+      // dW on the uniform-buffer kernel: batch reductions of 2, 1 column(s) per invocation (batch 700, 1501), and past one binding (2100: rb).
+      await backward("ubo", 700, 20, 40, activation, false);
+      await backward("ubo", 1501, 17, 19, activation, true);
+      await backward("ubo", 2100, 16, 17, activation, false);
     }
   });
 });
