@@ -114,6 +114,7 @@ export async function openDatasetSource(v: FlagValues, log: (s: string) => void)
         subSampleRate: sub,
         seed: (v.numpyRandSeed ?? v.seed) as number,
         onProgress: progressPrinter(log),
+        parseInWorker: true,
       });
       if (cliHost.isTTY()) cliHost.write("\n");
       log(describeReport(report));

@@ -297,6 +297,13 @@ function detectFormat(file: string, buf: Uint8Array, s: number, e: number, force
   return { format, fields, header };
 }
 
+/** Byte -> decimal digit value, or -1. */
+const DEC = new Int8Array(256).fill(-1);
+/** Byte -> hexadecimal digit value (either case), or -1. */
+const HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 10; i++) DEC[48 + i] = HEX[48 + i] = i;
+for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
+
 /** Parses one row into block row `r`; returns null or why it is malformed. */
 function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: RowBlock, r: number, labeled: boolean): string | null {
   const nFields = labeled ? CRITEO_NUM_FIELDS : CRITEO_NUM_FIELDS - 1;
@@ -325,8 +332,8 @@ function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: Row
     const d0 = q;
     let v = 0;
     while (q < e) {
-      const c = buf[q] - 48;
-      if (c < 0 || c > 9) break;
+      const c = DEC[buf[q]];
+      if (c < 0) break;
       v = v * 10 + c;
       q++;
     }
@@ -352,16 +359,22 @@ function parseRow(buf: Uint8Array, s: number, e: number, sep: number, block: Row
     if (q >= e) return `expected ${nFields} fields, got ${field}`;
     p = q + 1;
     q = p;
+    // Up to 8 digits in 32-bit integer arithmetic, then (rare: > 8 digits) in float64.
     let v = 0;
-    while (q < e) {
-      const c = buf[q];
-      let d: number;
-      if (c >= 48 && c <= 57) d = c - 48;
-      else if (c >= 97 && c <= 102) d = c - 87;
-      else if (c >= 65 && c <= 70) d = c - 55;
-      else break;
-      v = v * 16 + d;
+    const p8 = Math.min(e, p + 8);
+    while (q < p8) {
+      const d = HEX[buf[q]];
+      if (d < 0) break;
+      v = ((v << 4) | d) >>> 0;
       q++;
+    }
+    if (q === p8) {
+      while (q < e) {
+        const d = HEX[buf[q]];
+        if (d < 0) break;
+        v = v * 16 + d;
+        q++;
+      }
     }
     if (q < e && buf[q] !== sep) {
       while (q < e && buf[q] !== sep) q++;

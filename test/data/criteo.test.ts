@@ -239,34 +239,37 @@ describe("bad input", () => {
     lines[5],
   ].join("\n");
 
-  it("skips malformed rows and reports each with its line number", async () => {
-    await writeFile(join(dir, "bad.txt"), bad);
-    const rep = await preprocessCriteo({ input: join(dir, "bad.txt"), outDir: join(dir, "bad"), dataset: "terabyte" });
-    expect(rep.rows).toBe(3);
-    expect(rep.malformed).toBe(5);
-    expect(rep.malformedSamples.map((m) => m.line)).toEqual([2, 3, 6, 7, 8]);
-    expect(rep.malformedSamples.map((m) => m.reason)).toEqual([
-      "expected 40 fields, got 39",
-      'label must be 0 or 1, got "2"',
-      'I3 is not an integer: "12x"',
-      'C7 is not hexadecimal: "zz12"',
-      "expected 40 fields, got 41",
-    ]);
-    expect(rep.malformedSamples[0].file).toBe(join(dir, "bad.txt"));
-    const src = await arrowCacheSource(join(dir, "bad"));
-    const exp = expected([good[0], good[3], good[5]]);
-    const all = [...(await collect(src, { batchSize: 8, split: "test" })), ...(await collect(src, { batchSize: 8, split: "val" }))];
-    expectBatches(all.slice(0, 1), [good[0], good[3]].map(exp.row), 8);
-    expectBatches(all.slice(1), [good[5]].map(exp.row), 8);
-  });
+  // The same with parsing in a worker thread (parseInWorker: what the CLI does).
+  for (const w of ["", " (parsed in a worker thread)"]) {
+    it(`skips malformed rows and reports each with its line number${w}`, async () => {
+      await writeFile(join(dir, "bad.txt"), bad);
+      const rep = await preprocessCriteo({ input: join(dir, "bad.txt"), outDir: join(dir, `bad${w.length}`), dataset: "terabyte", parseInWorker: w !== "" });
+      expect(rep.rows).toBe(3);
+      expect(rep.malformed).toBe(5);
+      expect(rep.malformedSamples.map((m) => m.line)).toEqual([2, 3, 6, 7, 8]);
+      expect(rep.malformedSamples.map((m) => m.reason)).toEqual([
+        "expected 40 fields, got 39",
+        'label must be 0 or 1, got "2"',
+        'I3 is not an integer: "12x"',
+        'C7 is not hexadecimal: "zz12"',
+        "expected 40 fields, got 41",
+      ]);
+      expect(rep.malformedSamples[0].file).toBe(join(dir, "bad.txt"));
+      const src = await arrowCacheSource(join(dir, `bad${w.length}`));
+      const exp = expected([good[0], good[3], good[5]]);
+      const all = [...(await collect(src, { batchSize: 8, split: "test" })), ...(await collect(src, { batchSize: 8, split: "val" }))];
+      expectBatches(all.slice(0, 1), [good[0], good[3]].map(exp.row), 8);
+      expectBatches(all.slice(1), [good[5]].map(exp.row), 8);
+    });
 
-  it("strict: the first malformed row is an error naming file and line; no cache is left", async () => {
-    const out = join(dir, "strict");
-    const err = await preprocessCriteo({ input: join(dir, "bad.txt"), outDir: out, dataset: "terabyte", strict: true }).catch((e) => e);
-    expect(err).toBeInstanceOf(MalformedRowError);
-    expect(err.message).toContain(`${join(dir, "bad.txt")}:2: malformed Criteo row: expected 40 fields, got 39`);
-    expect((await readdir(dir)).filter((f) => f.startsWith("strict"))).toEqual([]);
-  });
+    it(`strict: the first malformed row is an error naming file and line; no cache is left${w}`, async () => {
+      const out = join(dir, `strict${w.length}`);
+      const err = await preprocessCriteo({ input: join(dir, "bad.txt"), outDir: out, dataset: "terabyte", strict: true, parseInWorker: w !== "" }).catch((e) => e);
+      expect(err).toBeInstanceOf(MalformedRowError);
+      expect(err.message).toContain(`${join(dir, "bad.txt")}:2: malformed Criteo row: expected 40 fields, got 39`);
+      expect((await readdir(dir)).filter((f) => f.startsWith("strict"))).toEqual([]);
+    });
+  }
 
   it("truncated gzip is an error naming the file", async () => {
     const gz = gzipSync(tsv(makeRows(300)));

@@ -135,9 +135,10 @@ describe("dictionary preprocessing at scale", () => {
     const ref1 = referenceDictionaries(text, 1);
     g.cardinalities.forEach((c, j) => { if (![18, 19, 21, 24, 25].includes(j)) expect(ref1.counts[j].size).toBe(c); });
     expect(g.cardinalities[2]).toBe(Math.round((KAGGLE_CARDINALITIES[2] * rows) / 45840617));
-    for (const [minFreq, range] of [[1, 0], [3, 0], [2, 1000]] as const) {
-      const out = join(dir, `dict-${minFreq}-${range}`);
-      const rep = await preprocessCriteo({ input: file, outDir: out, dataset: "kaggle", minFreq, maxIndRange: range || undefined, recordBatchRows: 4096 });
+    // The last case parses in a worker thread (parseInWorker: what the CLI does).
+    for (const [minFreq, range, parseInWorker] of [[1, 0, false], [3, 0, false], [2, 1000, false], [3, 0, true]] as const) {
+      const out = join(dir, `dict-${minFreq}-${range}-${parseInWorker}`);
+      const rep = await preprocessCriteo({ input: file, outDir: out, dataset: "kaggle", minFreq, maxIndRange: range || undefined, recordBatchRows: 4096, parseInWorker });
       const ref = referenceDictionaries(text, minFreq, range);
       if (minFreq === 3) {
         // The threshold's edge cases occur in this file.

@@ -49,6 +49,7 @@ export async function preprocessCommand(argv: string[]): Promise<number> {
     seed: (v.numpyRandSeed ?? v.seed) as number,
     strict: v.strict as boolean,
     onProgress: progressPrinter(log),
+    parseInWorker: true,
   });
   if (cliHost.isTTY()) cliHost.write("\n");
   log(describeReport(report));
