@@ -70,7 +70,8 @@ if (modelB) {
 // Count API calls per step by wrapping the device's queue and encoder methods.
 const counts = { submit: 0, writeBuffer: 0, dispatch: 0, setBindGroup: 0, setPipeline: 0, passes: 0, createBuffer: 0, createBindGroup: 0 };
 const phase = new Map<string, number>();
-const addPhase = (k: string, ms: number) => phase.set(k, (phase.get(k) ?? 0) + ms);
+let inStep = false;
+const addPhase = (k: string, ms: number) => { if (inStep) phase.set(k, (phase.get(k) ?? 0) + ms); };
 const q = device.queue as GPUQueue;
 const origSubmit = q.submit.bind(q);
 q.submit = (cbs: Iterable<GPUCommandBuffer>) => { counts.submit++; const t = performance.now(); origSubmit(cbs); addPhase("queue.submit", performance.now() - t); };
@@ -117,7 +118,9 @@ let hostMs = 0;
 const t0 = performance.now();
 for (let s = 0; s < steps; s++) {
   const t = performance.now();
+  inStep = true;
   model.trainStep(batches[s % 8]!);
+  inStep = false;
   hostMs += performance.now() - t;
 }
 await model.readLosses();
@@ -126,7 +129,7 @@ const per = (v: number) => (v / steps).toFixed(1);
 console.log(`${preset} (max rows ${maxRows}), ${ctx.adapter.name}, ${steps} steps`);
 console.log(`wall ${wall.toFixed(1)} ms/step; host (inside trainStep) ${per(hostMs)} ms/step; one step alone, submit to done ${gpuMs.toFixed(1)} ms`);
 console.log(`per step: ${Object.entries(counts).map(([k, v]) => `${k} ${per(v)}`).join(", ")}`);
-console.log(`host ms per step by call: ${[...phase].map(([k, v]) => `${k} ${per(v)}`).join(", ")}`);
+console.log(`host ms per step by call (inside trainStep): ${[...phase].map(([k, v]) => `${k} ${per(v)}`).join(", ")}; everything else in trainStep (split, validation, encoding) ${per(hostMs - [...phase.values()].reduce((a, b) => a + b, 0))}`);
 if (argValue("kernels", "0") !== "0") {
   const { Profiler } = await import("../src/gpu/timing.ts");
   const prof = new Profiler(device, 1024);

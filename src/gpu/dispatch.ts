@@ -32,16 +32,20 @@ export function encodeDispatches(encoder: GPUCommandEncoder, dispatches: readonl
     return;
   }
   const pass = encoder.beginComputePass({ label: dispatches.length === 1 ? dispatches[0]!.label : "dispatches" });
-  for (const d of dispatches) encodeOne(pass, d);
+  // Consecutive dispatches of one pipeline (the column chunks of a GEMM) set it once: fewer host calls per step.
+  let last: GPUComputePipeline | undefined;
+  for (const d of dispatches) if (encodeOne(pass, d, last)) last = d.kernel.pipeline;
   pass.end();
 }
 
-function encodeOne(pass: GPUComputePassEncoder, d: Dispatch): void {
+/** Encodes `d` (skipping setPipeline when `current` is already its pipeline); false when it has no workgroups. */
+function encodeOne(pass: GPUComputePassEncoder, d: Dispatch, current?: GPUComputePipeline): boolean {
   const [x, y = 1, z = 1] = d.workgroups;
-  if (x === 0 || y === 0 || z === 0) return;
-  pass.setPipeline(d.kernel.pipeline);
+  if (x === 0 || y === 0 || z === 0) return false;
+  if (d.kernel.pipeline !== current) pass.setPipeline(d.kernel.pipeline);
   d.bindGroups.forEach((g, i) => pass.setBindGroup(i, g));
   pass.dispatchWorkgroups(x, y, z);
+  return true;
 }
 
 /** Encodes and submits `dispatches` in one command buffer. */

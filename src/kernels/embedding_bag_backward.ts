@@ -188,10 +188,13 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   });
 
   const dispatches = [keysD, ...sort.dispatches, headsD, ...scan.dispatches, segD, rangesD, ...updD];
+  let current = -1; // the count the uniforms hold: an unchanged count (fixed-size bags) writes nothing
   const prepared: PreparedEmbeddingBackward = {
     dispatches,
     setNumIndices(dev: GPUDevice, n: number) {
       if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
+      if (n === current) return;
+      current = n;
       sort.setCount(dev, n);
       scan.setCount(dev, n);
       dev.queue.writeBuffer(runParams, 0, new Uint32Array([n, tables.chunks.length]));
