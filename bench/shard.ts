@@ -4,33 +4,41 @@
  *
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json:/usr/share/vulkan/icd.d/lvp_icd.json npx tsx bench/shard.ts
  *
- * 1. calibrates both adapters in this run (the figures the planner uses);
- * 2. plans the Kaggle-shaped config and the paper benchmark config (tables
- *    scaled to this machine) on N = 1, 2, 4 lavapipe devices and on the
- *    lavapipe + SwiftShader pair, and prints the planner's per-device estimates;
- * 3. when the multi-device trainer is present (src/shard/trainer.ts), trains a
- *    few steps of each and compares measured with estimated per-device time;
- * 4. projects the paper config to 8 ... 1024 devices per interconnect preset.
- * Writes the section "shard" of BENCHMARKS.md. Env: SHARD_STEPS (measured
- * steps per case, default 4), SHARD_QUICK=1 (Kaggle config only).
+ * 1. calibrates both adapters in this run (the microbenchmark figures);
+ * 2. for the Kaggle-shaped config and the paper benchmark config (tables
+ *    scaled to this machine) on 1 lavapipe, 1 SwiftShader, 2 and 4 lavapipe
+ *    devices and the lavapipe + SwiftShader pair: plans in the shared-host
+ *    mode, tunes the plan end to end (src/shard/autotune.ts: run, measure
+ *    every device's work alone, refit the cost model, re-plan), then trains
+ *    the final plan and compares the planner's per-device estimate with the
+ *    measured work, reports samples/s, the step profile, bytes moved, the
+ *    balance and the modelled interconnect times;
+ * 3. projects the paper config to 8 ... 1024 devices per interconnect preset.
+ * Writes the section "shard" of BENCHMARKS.md. Env: SHARD_STEPS (overlapped
+ * steps per case, default 3), SHARD_SERIAL_STEPS (2), SHARD_TUNE_ROUNDS (2),
+ * SHARD_QUICK=1 (Kaggle config only), SHARD_SETS ("2 x lavapipe,..." a subset;
+ * such a run does not write BENCHMARKS.md).
  */
 import { createContexts, type GpuContext } from "../src/gpu/context.ts";
 import { DEFAULT_TABLE_ROWS } from "../src/cli/flags.ts";
 import { interactionWidth } from "../src/model/config.ts";
 import { calibrate, type DeviceCalibration } from "../src/shard/calibrate.ts";
-import { type DeviceSpeed, estimatePlan, type ModelShape, PAPER_PROJECTION, projectStep } from "../src/shard/cost_model.ts";
+import { type DeviceSpeed, estimatePlan, isSoftwareAdapter, type ModelShape, PAPER_PROJECTION, projectStep } from "../src/shard/cost_model.ts";
 import { collectiveSeconds, INTERCONNECTS, type Interconnect, hostStaged, fmtLink } from "../src/shard/interconnect.ts";
-import { planSharding, type PlanResult } from "../src/shard/planner.ts";
-import { type BenchPreset, benchTraining } from "../src/cli/commands/bench.ts";
 import { table, writeSection } from "./report.ts";
 import type { Batch } from "../src/data/batch.ts";
 import { randomSource } from "../src/data/random.ts";
 import { type DlrmConfig, resolveConfig } from "../src/model/config.ts";
 import { initParameters, type StateDict } from "../src/model/params.ts";
 import type { ShardingPlan } from "../src/shard/plan.ts";
+import { ShardedDlrm, type StepProfile } from "../src/shard/model.ts";
+import { measuredStep, medianStep, type MeasuredStep, tunePlan } from "../src/shard/autotune.ts";
 import { envNumber } from "./util.ts";
 
 const STEPS = envNumber("SHARD_STEPS", 3);
+const SERIAL_STEPS = envNumber("SHARD_SERIAL_STEPS", 2);
+const TUNE_ROUNDS = envNumber("SHARD_TUNE_ROUNDS", 2);
+const ONLY = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.SHARD_SETS;
 const QUICK = envNumber("SHARD_QUICK", 0) === 1;
 const GiB = 2 ** 30;
 const out: string[] = [];
@@ -92,72 +100,33 @@ const sets: DeviceSet[] = [
   { key: "2 x lavapipe", names: ["llvmpipe", "llvmpipe"], cals: [lvpCal, lvpCal] },
   { key: "4 x lavapipe", names: ["llvmpipe", "llvmpipe", "llvmpipe", "llvmpipe"], cals: [lvpCal, lvpCal, lvpCal, lvpCal] },
   { key: "lavapipe + SwiftShader", names: ["llvmpipe", "swiftshader"], cals: [lvpCal, ssCal] },
-];
+].filter((s) => !ONLY || ONLY.split(",").includes(s.key));
 
-/** What the trainer measured for one case (filled by measureTraining when the trainer exists). */
+/** What one case measured. */
 interface Measured {
   samplesPerSec: number;
-  /** Mean per-step seconds per phase. */
+  /** Overlapped (normal) step, seconds (median). */
+  stepSec: number;
+  /** Serial profile (median of the serial steps), the cost model's terms. */
+  serial: MeasuredStep;
+  /** Mean per-step seconds per phase of the serial step (all devices). */
   profile: Record<string, number>;
   /** Host-staged bytes moved per step (all devices). */
   bytesPerStep: number;
-  /** Per-device seconds from the step's start until its queue was idle. */
-  perDeviceSec: number[];
-  /** Per-device queue busy seconds per step (host-observed). */
+  /** Per-device queue busy seconds per overlapped step (host-observed). */
   busySec: number[];
   /** Rounds of one step's collectives, for the interconnect presets. */
   rounds: { sent: number[]; received: number[]; pairs?: [number, number][] }[];
+  /** Host-staged collectives of the overlapped step, seconds. */
   hostStagedSec: number;
 }
-
-/** The single-device trainer (DlrmModel.trainStep through `bench` command's helper) for N = 1: same kernels, no collectives. */
-async function measureSingle(c: Case, ctx: GpuContext): Promise<Measured> {
-  const preset: BenchPreset = {
-    name: c.key, describe: c.describe, tableRows: [...c.shape.tableRows], dim: c.shape.dim, bottom: [...c.shape.bottomMlp], top: c.shape.topMlp.slice(1),
-    bagSize: c.shape.poolingFactor, batchSize: c.shape.batchSize,
-  };
-  const r = await benchTraining(ctx, preset, { steps: STEPS, warmup: 2, profileSteps: 0, optimizer: c.shape.optimizer });
-  const sec = r.stepMs / 1e3;
-  return { samplesPerSec: r.samplesPerSec, profile: { step: sec }, bytesPerStep: 0, perDeviceSec: [sec], busySec: [sec], rounds: [], hostStagedSec: 0 };
-}
-
-/** The multi-device trainer's surface this bench uses (src/shard/model.ts, loaded at run time: it may not exist yet). */
-interface CollectiveStatsLike {
-  rounds: { sent: number[]; received: number[]; pairs: [number, number][]; ms: number }[];
-  ms: number;
-}
-interface StepProfileLike {
-  totalMs: number;
-  phases: Record<string, number>;
-  collectives: { forward: CollectiveStatsLike; backward: CollectiveStatsLike; allreduce: CollectiveStatsLike };
-  bytesSent: number[];
-}
-interface ShardedLike {
-  trainStep(b: Batch): Promise<void>;
-  profileStep(b: Batch): Promise<StepProfileLike>;
-  readLosses(): Promise<number[]>;
-  lastProfile: StepProfileLike | undefined;
-  devices: GPUDevice[];
-  destroy(): void;
-}
-type ShardedCtor = new (ctxs: readonly GpuContext[], config: DlrmConfig, init: StateDict, plan: ShardingPlan) => ShardedLike;
-
-let Sharded: ShardedCtor | undefined;
-try {
-  const path = "../src/shard/model.ts";
-  Sharded = ((await import(/* @vite-ignore */ path)) as { ShardedDlrm?: ShardedCtor }).ShardedDlrm;
-} catch {
-  Sharded = undefined;
-}
-const contextsBySet = new Map<string, GpuContext[]>();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Per-device busy time from the host: every queue.submit is followed by an
  * onSubmittedWorkDone, and the device counts as busy from max(submit, end of
- * its previous work) until that resolves. Returns a reader of the seconds
- * accumulated per device and a function that removes the instrumentation.
+ * its previous work) until that resolves.
  */
 function instrumentQueues(devices: GPUDevice[]): { busy: () => number[]; reset: () => void; restore: () => void } {
   const acc = devices.map(() => 0);
@@ -176,69 +145,74 @@ function instrumentQueues(devices: GPUDevice[]): { busy: () => number[]; reset: 
       });
     } as GPUQueue["submit"];
   });
-  return {
-    busy: () => acc.map((x) => x / 1e3),
-    reset: () => acc.fill(0),
-    restore: () => devices.forEach((d, i) => (d.queue.submit = originals[i]!)),
-  };
+  return { busy: () => acc.map((x) => x / 1e3), reset: () => acc.fill(0), restore: () => devices.forEach((d, i) => (d.queue.submit = originals[i]!)) };
 }
 
-async function measureTraining(c: Case, s: DeviceSet, planned: PlanResult): Promise<Measured | undefined> {
-  if (s.names.length === 1) return measureSingle(c, s.names[0] === "swiftshader" ? ssCtx! : lvpCtx!);
-  if (!Sharded) return undefined;
+const contextsBySet = new Map<string, GpuContext[]>();
+async function contextsOf(s: DeviceSet): Promise<GpuContext[]> {
   let ctxs = contextsBySet.get(s.key);
   if (!ctxs) {
-    ctxs = await createContexts(s.names, { label: `bench-${s.key}` });
+    ctxs = s.names.length === 1 ? [s.names[0] === "swiftshader" ? ssCtx! : lvpCtx!] : await createContexts(s.names, { label: `bench-${s.key}` });
     contextsBySet.set(s.key, ctxs);
   }
-  const config = resolveConfig({
+  return ctxs;
+}
+
+function configOf(c: Case): DlrmConfig {
+  return resolveConfig({
     embeddingDim: c.shape.dim, tableRows: [...c.shape.tableRows], bottomMlp: [...c.shape.bottomMlp], topMlp: [...c.shape.topMlp],
     loss: "bce", optimizer: c.shape.optimizer, learningRate: 0.01, miniBatchSize: c.shape.batchSize,
   });
+}
+
+async function batchesOf(c: Case, n: number): Promise<Batch[]> {
   const source = randomSource({ numDense: c.shape.bottomMlp[0]!, tableRows: [...c.shape.tableRows], seed: 1, bagSize: c.shape.poolingFactor });
-  const batches: Batch[] = [];
-  const warm = 2, serialSteps = Math.max(1, Math.floor(STEPS / 2));
-  for await (const b of source.batches({ batchSize: c.shape.batchSize, limit: warm + serialSteps + STEPS })) batches.push(b);
-  const m = new Sharded(ctxs, config, initParameters(config), planned.plan);
+  const out: Batch[] = [];
+  for await (const b of source.batches({ batchSize: c.shape.batchSize, limit: n })) out.push(b);
+  return out;
+}
+
+/** Trains the plan (the sharded trainer, also for N = 1): serial steps (per-device phases) and overlapped steps (samples/s). */
+async function measureTraining(c: Case, ctxs: GpuContext[], plan: ShardingPlan, batches: Batch[]): Promise<Measured> {
+  const config = configOf(c);
+  const m = new ShardedDlrm(ctxs, config, initParameters(config), plan);
   try {
     let k = 0;
-    for (let i = 0; i < warm; i++) await m.trainStep(batches[k++]!);
+    const next = () => batches[k++ % batches.length]!;
+    for (let i = 0; i < 2; i++) await m.trainStep(next());
     await m.readLosses();
-    const serial: StepProfileLike[] = [];
-    for (let i = 0; i < serialSteps; i++) serial.push(await m.profileStep(batches[k++]!));
+    const serialProfiles: StepProfile[] = [];
+    for (let i = 0; i < SERIAL_STEPS; i++) serialProfiles.push(await m.profileStep(next()));
     await m.readLosses();
-    // Overlapped steps: per device, its queue's busy time (host-observed) and the time until its queue is idle.
-    const perDevice: number[][] = ctxs.map(() => []);
     const busy: number[][] = ctxs.map(() => []);
     const totals: number[] = [];
-    let last: StepProfileLike | undefined;
+    let last: StepProfile | undefined;
     const probe = instrumentQueues(m.devices);
     for (let i = 0; i < STEPS; i++) {
       probe.reset();
       const t0 = performance.now();
-      await m.trainStep(batches[k++]!);
-      const done = await Promise.all(m.devices.map((d) => d.queue.onSubmittedWorkDone().then(() => performance.now() - t0)));
+      await m.trainStep(next());
+      await Promise.all(m.devices.map((d) => d.queue.onSubmittedWorkDone()));
+      totals.push((performance.now() - t0) / 1e3);
       await new Promise((r) => setTimeout(r, 0));
       probe.busy().forEach((b, j) => busy[j]!.push(b));
-      done.forEach((t, j) => perDevice[j]!.push(t / 1e3));
-      totals.push(Math.max(...done) / 1e3);
       last = m.lastProfile;
     }
     probe.restore();
     await m.readLosses();
     const profile: Record<string, number> = {};
-    for (const key of Object.keys(serial[0]!.phases)) profile[key] = median(serial.map((p) => p.phases[key]!)) / 1e3;
+    for (const key of Object.keys(serialProfiles[0]!.phases)) profile[key] = median(serialProfiles.map((p) => p.phases[key]!)) / 1e3;
     const all = last ? [...last.collectives.forward.rounds, ...last.collectives.backward.rounds, ...last.collectives.allreduce.rounds] : [];
-    const hostStagedSec = last ? (last.collectives.forward.ms + last.collectives.backward.ms + last.collectives.allreduce.ms) / 1e3 : 0;
     const step = median(totals);
     return {
       samplesPerSec: c.shape.batchSize / step,
+      stepSec: step,
+      serial: medianStep(serialProfiles.map(measuredStep)),
       profile,
       bytesPerStep: last ? last.bytesSent.reduce((a, b) => a + b, 0) : 0,
-      perDeviceSec: perDevice.map(median),
       busySec: busy.map(median),
       rounds: all,
-      hostStagedSec,
+      hostStagedSec: last ? (last.collectives.forward.ms + last.collectives.backward.ms + last.collectives.allreduce.ms) / 1e3 : 0,
     };
   } finally {
     m.destroy();
@@ -247,74 +221,101 @@ async function measureTraining(c: Case, s: DeviceSet, planned: PlanResult): Prom
 
 const presets: Interconnect[] = Object.values(INTERCONNECTS);
 const hostIc = (cals: DeviceCalibration[]) => hostStaged(Math.max(...cals.map((c) => c.transferLatencyMs)), Math.min(...cals.map((c) => c.transferGBs)));
+const err = (est: number, meas: number) => (100 * (est - meas)) / meas;
+const worst = (xs: number[]) => xs.reduce((a, x) => (Math.abs(x) > Math.abs(a) ? x : a), 0);
+const balanceOf = (xs: number[]) => Math.max(...xs) / (xs.reduce((a, b) => a + b, 0) / xs.length);
 
-let trainerMissing = false;
+log(
+  `Method. Every device here is a software adapter on the same 2 cores, so the planner runs in its **shared-host** mode ` +
+    `(detected from the adapter names): a step costs the SUM of the devices' work plus the host-staged exchange plus the host's batch upload, ` +
+    `not the slowest device. Per configuration: (1) plan with the microbenchmark calibration above; (2) ${TUNE_ROUNDS} tune round(s): run ` +
+    `real steps of the plan profiled device by device (ShardedDlrm.profileStep: each device's phases run alone), fit per device an embedding-work ` +
+    `scale, an MLP-work scale and a cost per dispatch (src/shard/cost_model.ts fitStepCalibration, least squares over all rounds so far) and the ` +
+    `exchange's scale, and re-plan with the fitted speeds (src/shard/autotune.ts); (3) train the final plan afresh: ${SERIAL_STEPS} serial ` +
+    `step(s) (per-device work measured alone: the "measured" per-device times below) and ${STEPS} normal overlapped steps (samples/s). ` +
+    `The estimate is made before the final plan runs, so its error is a prediction error, not a fit residual. N = 1 rows use the same sharded trainer on one device.`,
+);
+log();
+
+interface SummaryRow {
+  cells: (string | number)[];
+}
 for (const c of cases) {
   log(`### ${c.key === "kaggle" ? "Kaggle-shaped config" : "Paper benchmark config (scaled)"}`);
   log();
   log(c.describe + ".");
   log();
-  const summary: (string | number)[][] = [];
+  const summary: SummaryRow[] = [];
+  const batches = await batchesOf(c, 8);
+  const config = configOf(c);
+  const init = initParameters(config);
   for (const s of sets) {
-    const plan = planSharding(c.shape, { speeds: s.cals, memoryBytes: s.cals.map(() => 2 * GiB), names: s.names });
-    const est = plan.estimate;
-    const measured = await measureTraining(c, s, plan);
-    if (!measured) trainerMissing = true;
+    const ctxs = await contextsOf(s);
+    const sharedHost = s.names.every((n) => isSoftwareAdapter(n));
+    const plannerOpts = { speeds: s.cals, memoryBytes: s.cals.map(() => 2 * GiB), names: s.names, estimate: { sharedHost } };
+    const t0 = performance.now();
+    const tuned = await tunePlan(ctxs, config, init, c.shape, plannerOpts, batches, { rounds: TUNE_ROUNDS, steps: 1, log: (x) => console.log(`  [${c.key} ${s.key}] ${x}`) });
+    const tuneSec = (performance.now() - t0) / 1e3;
+    const est = tuned.result.estimate;
+    const measured = await measureTraining(c, ctxs, tuned.result.plan, batches);
+    const first = tuned.rounds[0]!;
+    const dev = measured.serial.deviceSec;
     log(`#### ${s.key}`);
     log();
     log(
       table(
-        ["device", "adapter", "placements", "batch", "lookups/step", "memory", "sent+recv/step", "est. compute ms", "measured busy ms", "error", "est. transfer ms (host-staged)", "est. step ms", "measured step ms (queue idle)", "error"],
+        ["device", "adapter", "placements", "batch", "lookups/step", "memory", "sent+recv/step", "est. work ms", "measured work ms (alone)", "error", "fitted emb / MLP scale, µs per dispatch", "untuned est. ms (round 1)", "round 1 measured ms", "untuned error"],
         est.devices.map((d, i) => [
           i, s.names[i]!, d.shards.length > 6 ? `${d.shards.length} shards` : d.shards.join(", ") || "none", d.batch, Math.round(d.lookups), mib(d.memoryBytes), mib(d.sentBytes + d.receivedBytes),
-          ms(d.computeSec), measured ? ms(measured.busySec[i]!) : "-", measured ? pct(d.computeSec, measured.busySec[i]!) : "-",
-          ms(d.transferSec), ms(d.totalSec),
-          measured ? ms(measured.perDeviceSec[i]!) : "-", measured ? pct(d.totalSec, measured.perDeviceSec[i]!) : "-",
+          ms(d.deviceWorkSec), ms(dev[i]!), `${f(err(d.deviceWorkSec, dev[i]!), 1)}%`,
+          `${f(tuned.calibration.fits[i]![0], 2)} / ${f(tuned.calibration.fits[i]![1], 2)}, ${f(tuned.calibration.fits[i]![2] * 1e3, 0)}`,
+          ms(first.estimate.devices[i]!.deviceWorkSec), ms(first.measured.deviceSec[i]!), `${f(err(first.estimate.devices[i]!.deviceWorkSec, first.measured.deviceSec[i]!), 1)}%`,
         ]),
       ),
     );
     log();
-    const modelled = presets.map((ic) => estimatePlan(plan.plan, c.shape, s.cals, ic).collectiveSec);
+    const modelled = presets.map((ic) => estimatePlan(tuned.result.plan, c.shape, s.cals, ic).collectiveSec);
+    const onPreset = presets.map((ic) => collectiveSeconds(ic, measured.rounds));
+    const a2aSec = (measured.profile["all-to-all forward"] ?? 0) + (measured.profile["all-to-all backward"] ?? 0);
+    const exchSec = a2aSec + (measured.profile["MLP gradient allreduce"] ?? 0);
+    const serialTotal = Object.values(measured.profile).reduce((a, b) => a + b, 0);
+    const balMeasured = balanceOf(dev);
+    const roundsLine = tuned.rounds.map((r, k) => `round ${k + 1}: shares ${r.plan.batchShare.map((x) => f(x, 3)).join("/")}, measured balance ${f(balanceOf(r.measured.deviceSec), 3)}`).join("; ");
     log(
-      `batch shares ${plan.plan.batchShare.map((x) => f(x, 3)).join(" / ")}; estimated balance (slowest / mean) ${f(est.balance, 3)}; ` +
-        `collectives per step: ${est.rounds.length} rounds, ${ms(est.collectiveSec)} ms host-staged (estimated), modelled ${presets.map((ic, k) => `${ic.name} ${ms(modelled[k]!)} ms`).join(", ")}.`,
+      `Final plan: batch shares ${tuned.result.plan.batchShare.map((x) => f(x, 3)).join(" / ")}; estimated work balance ${f(est.workBalance, 3)}, **measured balance (slowest / mean device work, run alone) ${f(balMeasured, 3)}**` +
+        `${s.names.length > 1 ? `; tuning (${f(tuneSec, 0)} s): ${roundsLine}` : ""}. ` +
+        `Shared-host step: estimated ${ms(est.sharedHostStepSec)} ms (devices ${ms(est.devices.reduce((a, d) => a + d.deviceWorkSec, 0))} + exchange ${ms(est.exchangeSec)} + host ${ms(tuned.calibration.hostSec)}), ` +
+        `measured serial ${ms(measured.serial.stepSec)} ms (${f(err(est.sharedHostStepSec, measured.serial.stepSec), 1)}%), measured overlapped ${ms(measured.stepSec)} ms (${f(err(est.sharedHostStepSec, measured.stepSec), 1)}%); ` +
+        `devices-in-parallel estimate ${ms(estimatePlan(tuned.result.plan, c.shape, tuned.calibration.speeds).stepSec)} ms.`,
     );
     log();
-    let measuredBalance = NaN;
-    if (measured && s.names.length > 1) {
-      const per = measured.busySec;
-      measuredBalance = Math.max(...per) / (per.reduce((a, b) => a + b, 0) / per.length);
-      const stepSec = c.shape.batchSize / measured.samplesPerSec;
-      const onPreset = presets.map((ic) => collectiveSeconds(ic, measured.rounds));
-      const a2aSec = (measured.profile["all-to-all forward"] ?? 0) + (measured.profile["all-to-all backward"] ?? 0);
-      const serialTotal = Object.values(measured.profile).reduce((a, b) => a + b, 0);
-      log(
-        `Measured: ${f(measured.samplesPerSec, 1)} samples/s (step ${ms(stepSec)} ms, overlapped schedule); measured balance (busiest / mean device queue busy time) ${f(measuredBalance, 3)}; ` +
-          `host-staged bytes sent per step ${mib(measured.bytesPerStep)} (all devices); collectives ${ms(measured.hostStagedSec)} ms host-staged in the overlapped step, ` +
-          `the same rounds modelled on ${presets.map((ic, k) => `${ic.name} ${ms(onPreset[k]!)} ms`).join(", ")}.`,
-      );
-      log();
-      log(`Step profile (serial mode, every phase waited for; all devices; sum ${ms(serialTotal)} ms; all-to-all share ${f((100 * a2aSec) / Math.max(1e-12, serialTotal), 1)}%):`);
-      log();
-      log(table(["phase", "ms", "share"], Object.entries(measured.profile).map(([k, v]) => [k, ms(v), `${f((100 * v) / serialTotal, 1)}%`])));
-      log();
-    }
-    summary.push([
-      s.key, measured ? f(measured.samplesPerSec, 1) : "-", f(c.shape.batchSize / est.stepSec, 1), f(c.shape.batchSize / est.sharedHostStepSec, 1), f(est.balance, 3), Number.isFinite(measuredBalance) ? f(measuredBalance, 3) : "-",
-      measured ? `${f(Math.max(...measured.busySec.map((m, i) => Math.abs(est.devices[i]!.computeSec - m) / m)) * 100, 1)}%` : "-",
-      measured ? `${f((100 * (est.sharedHostStepSec - c.shape.batchSize / measured.samplesPerSec)) / (c.shape.batchSize / measured.samplesPerSec), 1)}%` : "-",
-      ms(est.collectiveSec), ...modelled.map(ms),
-    ]);
+    log(
+      `Measured ${f(measured.samplesPerSec, 1)} samples/s (overlapped step ${ms(measured.stepSec)} ms); host-staged bytes sent per step ${mib(measured.bytesPerStep)} (all devices), ` +
+        `collectives ${ms(measured.hostStagedSec)} ms host-staged in the overlapped step; ${est.rounds.length} rounds; the same rounds modelled on ${presets.map((ic, k) => `${ic.name} ${ms(onPreset[k]!)} ms`).join(", ")}.`,
+    );
+    log();
+    log(`Step profile (serial step: phases waited for; compute phases = the devices run one after another; sum ${ms(serialTotal)} ms; **host-staged all-to-all ${f((100 * a2aSec) / Math.max(1e-12, serialTotal), 1)}% of the step**, all collectives ${f((100 * exchSec) / Math.max(1e-12, serialTotal), 1)}%):`);
+    log();
+    log(table(["phase", "ms", "share"], Object.entries(measured.profile).map(([k, v]) => [k, ms(v), `${f((100 * v) / serialTotal, 1)}%`])));
+    log();
+    summary.push({
+      cells: [
+        s.key, f(measured.samplesPerSec, 1), f(c.shape.batchSize / est.sharedHostStepSec, 1), `${f(err(est.sharedHostStepSec, measured.stepSec), 1)}%`,
+        `${f(worst(est.devices.map((d, i) => err(d.deviceWorkSec, dev[i]!))), 1)}%`,
+        `${f(worst(first.estimate.devices.map((d, i) => err(d.deviceWorkSec, first.measured.deviceSec[i]!))), 1)}%`,
+        f(est.workBalance, 3), f(balMeasured, 3), f(s.names.length > 1 ? balanceOf(measured.busySec) : 1, 3),
+        mib(measured.bytesPerStep), `${f((100 * a2aSec) / Math.max(1e-12, serialTotal), 1)}%`, ms(est.collectiveSec), ...modelled.map(ms),
+      ],
+    });
   }
-  log(`Summary (${c.key}). Per device, "busy" = the time its queue had work (host-observed: each submit until its onSubmittedWorkDone, overlaps merged), compared with the estimated compute; "queue idle" = from the step's start until its queue was idle, compared with the estimated step (overlapped schedule, medians of ${STEPS} steps); N = 1 rows use the single-device trainer. The planner's estimate assumes independent devices; here every device is a software adapter on the same 2 shared cores, so the "devices share the CPU" estimate (sum of the devices' compute + the slowest transfer) is the one that describes this machine:`);
+  log(`Summary (${c.key}). "per-device error" = the final estimate of each device's work vs its measured work run alone (the largest by magnitude); "untuned" = the microbenchmark-only estimate of round 1's plan vs round 1's measurement; the step estimate is the shared-host sum vs the measured overlapped step; "busy" balance = queue busy time in the overlapped step (host-observed, inflated when devices wait for each other's CPU time):`);
   log();
-  log(table(["devices", "measured samples/s", "estimated samples/s (devices in parallel)", "estimated samples/s (devices share the CPU)", "est. balance", "measured balance (busy)", "largest per-device \\|compute estimate error\\|", "shared-CPU step estimate error", "collectives ms (host-staged, est.)", ...presets.map((p) => `modelled on ${p.name} ms`)], summary));
-  log();
-}
-if (trainerMissing && !Sharded) {
-  log("**Not measured:** the multi-device trainer (issue 9, shard-core) was not on main when this ran, so the");
-  log("measured samples/s, step profile, bytes moved, host-staged all-to-all share and the planner's estimate-vs-measured");
-  log("error are missing; the tables above are the planner's estimates from this run's calibration.");
+  log(
+    table(
+      ["devices", "measured samples/s", "estimated samples/s (shared host)", "step estimate error", "per-device error (tuned)", "per-device error (untuned)", "est. balance", "measured balance (work alone)", "measured balance (busy)", "bytes moved/step", "host-staged a2a share", "collectives ms (host-staged, est.)", ...presets.map((p) => `modelled on ${p.name} ms`)],
+      summary.map((r) => r.cells),
+    ),
+  );
   log();
 }
 
@@ -358,5 +359,8 @@ for (const [label, sp] of [
 log(`Links: ${[...presets].map((ic) => `${ic.name} = ${ic.describe}`).join("; ")}; host = ${fmtLink({ alpha: lvpCal.transferLatencyMs / 1e3, bandwidth: lvpCal.transferGBs * 1e9 })} (lavapipe's measured host-staged copy).`);
 
 for (const ctx of [lvpCtx, ssCtx, ...[...contextsBySet.values()].flat()] as GpuContext[]) ctx.destroy();
-writeSection("BENCHMARKS.md", "shard", out.join("\n"));
-console.log("\nwrote the 'shard' section of BENCHMARKS.md");
+if (ONLY || QUICK) console.log("\na partial run (SHARD_SETS / SHARD_QUICK): BENCHMARKS.md not written");
+else {
+  writeSection("BENCHMARKS.md", "shard", out.join("\n"));
+  console.log("\nwrote the 'shard' section of BENCHMARKS.md");
+}

@@ -3,9 +3,8 @@
  * model (src/shard/model.ts) for the devices opened by shard_setup.ts.
  */
 import type { GpuContext } from "../gpu/context.ts";
-import { ConfigError } from "../gpu/errors.ts";
 import type { DlrmConfig } from "../model/config.ts";
-import type { StateDict } from "../model/params.ts";
+import { layoutOf, type StateDict } from "../model/params.ts";
 import type { AllToAllSchedule } from "../shard/collectives.ts";
 import { shapeFromConfig } from "../shard/cost_model.ts";
 import { ShardedDlrm } from "../shard/model.ts";
@@ -27,6 +26,9 @@ export function wantsSharding(v: FlagValues): boolean {
 export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagValues, note: (msg: string) => void = () => {}): Promise<ShardingPlan> {
   const kind = v.shardPlan as string;
   const n = ctxs.length;
+  // QR / MD tables are placed whole (table-wise) on one device.
+  const layout = layoutOf(config);
+  const whole = new Set(layout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i])));
   if (kind === "auto") {
     if (n === 1) return uniformPlan("table", config.tableRows, config.embeddingDim, 1);
     const entries = await chooseAdapters(v);
@@ -37,15 +39,21 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
       names: ctxs.map((c) => c.adapter.name),
       // Row-wise Adagrad keeps one accumulator per whole row: no column-wise shards.
       kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
+      wholeTables: whole,
     });
     return r.plan;
   }
   if (kind === "column" && config.optimizer === "rwsadagrad") throw new UsageError("--shard-plan column cannot be used with --optimizer rwsadagrad (its accumulator needs whole rows); choose table, row or data");
-  return uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
+  const plan = uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
+  if (whole.size && kind !== "table") {
+    note(`QR/MD tables ${[...whole].join(" ")} are placed table-wise (whole, round-robin); the other tables ${kind}-wise`);
+    const table = uniformPlan("table", config.tableRows, config.embeddingDim, n);
+    plan.tables = plan.tables.map((p) => (whole.has(p.table) ? table.tables[p.table]! : p));
+  }
+  return plan;
 }
 
 export async function createSharded(ctxs: GpuContext[], config: DlrmConfig, initial: StateDict, v: FlagValues, note?: (msg: string) => void): Promise<ShardedDlrm> {
-  if (config.qr || config.md) throw new ConfigError("--devices/--adapters train plain embedding tables; QR (--qr-flag) and MD (--md-flag) embeddings run on one device");
   const plan = await makePlan(ctxs, config, v, note);
   return new ShardedDlrm(ctxs, config, initial, plan, { schedule: v.allToAll as AllToAllSchedule });
 }

@@ -20,6 +20,19 @@
  *              (default: this machine's measured host-staged copy)
  * The step of the plan is the slowest device (collectives synchronise);
  * balance = slowest / mean.
+ *
+ * Shared host (`sharedHost`): software adapters (lavapipe, SwiftShader) are
+ * the host's CPU cores, so N of them on one machine do not run in parallel:
+ * the step is then the SUM of the devices' work plus the exchange (host-staged
+ * rounds, one after another) plus the host's per-step work (batch routing and
+ * upload). A device's work is what it takes run alone: its phases' work
+ * (lookups, bottom MLP forward, top MLP forward + backward, bottom MLP
+ * backward, embedding backward + updates) + one queue round trip per phase +
+ * a cost per dispatch. `fitStepCalibration` calibrates that end to end from
+ * one real step profiled device by device (ShardedDlrm.profileStep): per
+ * device a scale of the embedding work, a scale of the MLP work and the cost
+ * per dispatch (least squares over the phases, non-negative), the exchange's
+ * scale against its α-β model, and the host's time per step.
  */
 import type { DlrmConfig } from "../model/config.ts";
 import { type Shard, type ShardingPlan, type ShardKind, splitBatch } from "./plan.ts";
@@ -49,6 +62,24 @@ export interface DeviceSpeed {
   perDispatchMs?: number;
   transferLatencyMs: number;
   transferGBs: number;
+}
+
+/** Options of an estimate beyond the plan and the devices. */
+export interface EstimateOptions {
+  /** The devices share the host's cores (software adapters): step = sum of the devices' work + exchange + host. */
+  sharedHost?: boolean;
+  /** Measured / modelled time of the collectives (from fitStepCalibration; default 1). */
+  exchangeScale?: number;
+  /** Host work per step (batch routing and upload), seconds (from fitStepCalibration; default 0). */
+  hostSec?: number;
+}
+
+/** The compute phases of a sharded step, as ShardedDlrm.profileStep names them. */
+export const STEP_PHASES = ["lookups", "bottom MLP forward", "top MLP forward + backward", "bottom MLP backward", "embedding backward + updates"] as const;
+
+/** Adapters that are the host's CPU (their devices share its cores): lavapipe/llvmpipe, SwiftShader, WARP, or a fallback adapter. */
+export function isSoftwareAdapter(name: string, isFallback = false): boolean {
+  return isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|warp|microsoft basic render/i.test(name);
 }
 
 /**
@@ -107,6 +138,143 @@ export function forwardFlopsPerSample(s: ModelShape): number {
   return mlp + inter;
 }
 
+/** Forward FLOPs per sample of the bottom MLP alone. */
+export function bottomFlopsPerSample(s: ModelShape): number {
+  return layers(s.bottomMlp).reduce((a, [i, o]) => a + 2 * i * o, 0);
+}
+
+/**
+ * Work seconds of each compute phase (STEP_PHASES order) of a device that
+ * looks up `elems` f32 elements and runs `batch` MLP samples, split into the
+ * embedding part and the MLP part (no overheads): lookups, bottom forward
+ * (1x bottom), top forward + backward (3x top + interaction), bottom backward
+ * (2x bottom), embedding backward + updates.
+ */
+export function phaseWork(shape: ModelShape, elems: number, batch: number, sp: DeviceSpeed): { emb: number; mlp: number }[] {
+  const bottom = bottomFlopsPerSample(shape);
+  const top = forwardFlopsPerSample(shape) - bottom;
+  const g = sp.gemmGflops * 1e9;
+  return [
+    { emb: elems * sp.lookupSecPerElem, mlp: 0 },
+    { emb: 0, mlp: (bottom * batch) / g },
+    { emb: 0, mlp: (3 * top * batch) / g },
+    { emb: 0, mlp: (2 * bottom * batch) / g },
+    { emb: elems * sp.backwardSecPerElem, mlp: 0 },
+  ];
+}
+
+/** One device's phases of a real step, measured alone (ShardedDlrm.profileStep's devicePhases). */
+export interface MeasuredPhases {
+  /** Seconds per phase, STEP_PHASES order. */
+  sec: number[];
+  /** Dispatches per phase. */
+  dispatches: number[];
+}
+
+/** Least squares y ~ X c with c >= 0 (every subset of columns tried; X has few columns). */
+function nnls(X: number[][], y: number[]): number[] {
+  const k = X[0]?.length ?? 0;
+  let best: { c: number[]; r: number } = { c: new Array<number>(k).fill(0), r: y.reduce((a, v) => a + v * v, 0) };
+  for (let mask = 1; mask < 1 << k; mask++) {
+    const cols = [...Array(k).keys()].filter((j) => mask & (1 << j));
+    const m = cols.length;
+    // Normal equations A c = b.
+    const A = cols.map((a) => cols.map((b) => X.reduce((s, row) => s + row[a]! * row[b]!, 0)));
+    const b = cols.map((a) => X.reduce((s, row, i) => s + row[a]! * y[i]!, 0));
+    // Gaussian elimination.
+    const M = A.map((row, i) => [...row, b[i]!]);
+    let ok = true;
+    for (let i = 0; i < m && ok; i++) {
+      let piv = i;
+      for (let r = i + 1; r < m; r++) if (Math.abs(M[r]![i]!) > Math.abs(M[piv]![i]!)) piv = r;
+      if (Math.abs(M[piv]![i]!) < 1e-30) ok = false;
+      else {
+        [M[i], M[piv]] = [M[piv]!, M[i]!];
+        for (let r = 0; r < m; r++) {
+          if (r === i) continue;
+          const f = M[r]![i]! / M[i]![i]!;
+          for (let c = i; c <= m; c++) M[r]![c]! -= f * M[i]![c]!;
+        }
+      }
+    }
+    if (!ok) continue;
+    const sol = cols.map((_, i) => M[i]![m]! / M[i]![i]!);
+    if (sol.some((v) => !(v >= 0))) continue;
+    const c = new Array<number>(k).fill(0);
+    cols.forEach((j, i) => (c[j] = sol[i]!));
+    const r = y.reduce((acc, v, i) => acc + (v - X[i]!.reduce((a, x, j) => a + x * c[j]!, 0)) ** 2, 0);
+    if (r < best.r) best = { c, r };
+  }
+  return best.c;
+}
+
+/** What one real step taught the cost model. */
+export interface StepCalibration {
+  /** The devices' speeds refitted: lookups/backward and GEMM scaled by the measured work, perDispatchMs measured. */
+  speeds: DeviceSpeed[];
+  /** Per device: [embedding work scale, MLP work scale, ms per dispatch] as fitted. */
+  fits: [number, number, number][];
+  /** Measured / modelled seconds of the step's collectives. */
+  exchangeScale: number;
+  /** Host work per step, seconds. */
+  hostSec: number;
+}
+
+/** One profiled step of a plan: each device's phases run alone, the exchange and the host's work. */
+export interface StepSample {
+  plan: ShardingPlan;
+  measured: readonly MeasuredPhases[];
+  /** Seconds of the step's collectives (host-staged, serial). */
+  exchangeSec: number;
+  /** Seconds of host work (routing and upload of the batch). */
+  hostSec: number;
+}
+
+/**
+ * Fits the cost model to real steps (see the header): for device i, every
+ * measured phase p of every sample ~ a_i emb_p + b_i mlp_p + o_i dispatches_p
+ * + one round trip (its calibrated dispatchMs), with the work priced at the
+ * given (microbenchmark) speeds. Devices without embedding work (or MLP
+ * samples) in every sample keep a scale of 1 for that part. Several samples
+ * (e.g. the plans of successive re-plans) make the fit better determined.
+ */
+export function fitStepCalibration(samples: readonly StepSample[], shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect): StepCalibration {
+  const ests = samples.map((x) => estimatePlan(x.plan, shape, speeds, interconnect));
+  const fits: [number, number, number][] = [];
+  const out = speeds.map((sp, i) => {
+    const X: number[][] = [];
+    const y: number[] = [];
+    samples.forEach((x, k) => {
+      const d = ests[k]!.devices[i]!;
+      const m = x.measured[i]!;
+      phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
+        X.push([w.emb, w.mlp, m.dispatches[p]! / 1e3]);
+        y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
+      });
+    });
+    const hasEmb = X.some((r) => r[0]! > 0), hasMlp = X.some((r) => r[1]! > 0);
+    // Columns with no data are fixed at their default (scale 1) and moved to the left side.
+    const cols = [hasEmb ? 0 : -1, hasMlp ? 1 : -1, 2].filter((c) => c >= 0);
+    const yy = y.map((v, p) => v - (hasEmb ? 0 : X[p]![0]!) - (hasMlp ? 0 : X[p]![1]!));
+    const c = nnls(X.map((r) => cols.map((j) => r[j]!)), yy);
+    const full: [number, number, number] = [1, 1, 0];
+    cols.forEach((j, k) => (full[j] = c[k]!));
+    // A zero scale would make work free; keep a floor of 5% of the microbenchmark's time.
+    full[0] = Math.max(full[0], 0.05);
+    full[1] = Math.max(full[1], 0.05);
+    fits.push(full);
+    return { ...sp, lookupSecPerElem: sp.lookupSecPerElem * full[0], backwardSecPerElem: sp.backwardSecPerElem * full[0], gemmGflops: sp.gemmGflops / full[1], perDispatchMs: full[2] };
+  });
+  const modelled = ests.reduce((a, e) => a + e.collectiveSec, 0);
+  const measured = samples.reduce((a, x) => a + x.exchangeSec, 0);
+  return {
+    speeds: out,
+    fits,
+    exchangeScale: modelled > 0 && measured > 0 ? measured / modelled : 1,
+    hostSec: samples.length ? samples.reduce((a, x) => a + x.hostSec, 0) / samples.length : 0,
+  };
+}
+
 /** Activation widths (floats per sample) kept for the backward: every layer output, the interaction input and output. */
 function activationFloatsPerSample(s: ModelShape): number {
   const f = s.tableRows.length + 1;
@@ -131,6 +299,8 @@ export interface DeviceEstimate {
   mlpSec: number;
   overheadSec: number;
   computeSec: number;
+  /** Its work run alone (the shared-host unit): embedding + MLP + one round trip per phase + dispatches x perDispatchMs. */
+  deviceWorkSec: number;
   /** This device's share of the collectives: per round α + max(sent, received)/β. */
   transferSec: number;
   /** compute + transfer. */
@@ -148,6 +318,12 @@ export interface PlanEstimate {
   sharedHostStepSec: number;
   /** Slowest / mean of the devices' totals. */
   balance: number;
+  /** Slowest / mean of the devices' work run alone (deviceWorkSec). */
+  workBalance: number;
+  /** True when stepSec is the shared-host step (the sum). */
+  sharedHost: boolean;
+  /** Host-staged exchange of one step in the shared-host model (collectives x exchangeScale), seconds. */
+  exchangeSec: number;
   /** Bytes each device sends in the forward all-to-all, [from][to]. */
   a2aBytes: number[][];
   /** Bytes per device reduced by the allreduce (MLP gradients + data-parallel tables). */
@@ -203,7 +379,7 @@ function transpose(m: readonly (readonly number[])[]): number[][] {
 }
 
 /** Estimates every device's step on `plan`. `interconnect` defaults to the host-staged copy of the slowest device. */
-export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect): PlanEstimate {
+export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect, options: EstimateOptions = {}): PlanEstimate {
   const N = plan.devices;
   const B = shape.batchSize;
   const batch = splitBatch(plan, B);
@@ -249,14 +425,22 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
       transferSec += link.alpha + busy / link.bandwidth;
     }
     const memoryBytes = d.bytes + mlpBytes + batch[i]! * activationFloatsPerSample(shape) * 2 * F32 + batch[i]! * (shape.tableRows.length + 1) * shape.dim * 2 * F32 + Math.max(sent, received);
-    const computeSec = embeddingSec + mlpSec + overheadSec;
-    return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, transferSec, totalSec: computeSec + transferSec };
+    const hasShards = d.shards.length > 0;
+    const deviceWorkSec = embeddingSec + mlpSec + (STEP_PHASES.length * sp.dispatchMs + dispatchesPerStep(shape, hasShards) * (sp.perDispatchMs ?? 0)) / 1e3;
+    const computeSec = options.sharedHost ? deviceWorkSec : embeddingSec + mlpSec + overheadSec;
+    return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, deviceWorkSec, transferSec, totalSec: computeSec + transferSec };
   });
   const totals = devices.map((d) => d.totalSec);
-  const stepSec = Math.max(...totals);
   const mean = totals.reduce((a, b) => a + b, 0) / N;
-  const sharedHostStepSec = devices.reduce((a, d) => a + d.computeSec, 0) + Math.max(...devices.map((d) => d.transferSec));
-  return { devices, stepSec, sharedHostStepSec, balance: mean > 0 ? stepSec / mean : 1, a2aBytes: a2a, allreduceBytes, rounds, collectiveSec, interconnect: ic.name };
+  const exchangeSec = collectiveSec * (options.exchangeScale ?? 1);
+  const sharedHostStepSec = devices.reduce((a, d) => a + d.deviceWorkSec, 0) + exchangeSec + (options.hostSec ?? 0);
+  const work = devices.map((d) => d.deviceWorkSec);
+  const workMean = work.reduce((a, b) => a + b, 0) / N;
+  const stepSec = options.sharedHost ? sharedHostStepSec : Math.max(...totals);
+  return {
+    devices, stepSec, sharedHostStepSec, balance: mean > 0 ? Math.max(...totals) / mean : 1, workBalance: workMean > 0 ? Math.max(...work) / workMean : 1, sharedHost: Boolean(options.sharedHost), exchangeSec,
+    a2aBytes: a2a, allreduceBytes, rounds, collectiveSec, interconnect: ic.name,
+  };
 }
 
 /** Bag indices a shard serves per step (row shards: their share of the rows, uniform popularity assumed). */

@@ -23,8 +23,14 @@
  *
  * Checkpoints: stateDict() gathers every table from its shards under the
  * reference's names; loadStateDict() cuts them again for this plan, so a
- * checkpoint moves between any N and any plan. QR/MD embeddings are not
- * sharded (ConfigError).
+ * checkpoint moves between any N and any plan.
+ *
+ * QR and MD tables (quotient-remainder, mixed dimensions) are placed whole on
+ * one device (table-wise): their owner runs a ModelEmbeddings of its own over
+ * them (sub-tables, combine, MD projections, the projections' dense
+ * optimizer) for the global batch, exactly as one device does, and a route
+ * copies the combined d-wide vectors into its exchanged columns (and their
+ * gradients back); from there they travel like a plain table-wise table.
  */
 import { createStorage, readF32, writeBuffer } from "../gpu/buffers.ts";
 import type { GpuContext } from "../gpu/context.ts";
@@ -40,9 +46,13 @@ import type { EmbeddingOptimizerState, EmbeddingTableSet } from "../kernels/embe
 import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimizer_params.ts";
 import { prepareRoute } from "../kernels/shard.ts";
 import type { DlrmConfig } from "../model/config.ts";
-import { DenseMlp, type DenseStep } from "../model/dense.ts";
+import { DENSE_OPT, DenseMlp, type DenseStep } from "../model/dense.ts";
+import { embeddingParameters, type EmbeddingLayout } from "../model/embedding_layout.ts";
+import { type EmbeddingPlan, ModelEmbeddings } from "../model/embeddings.ts";
+import { denseOptimizerStateSizes } from "../kernels/dense_optimizer.ts";
+import type { RouteColumn } from "../kernels/shard.ts";
 import { checkTensors } from "../model/dlrm.ts";
-import { parameterShapes, type StateDict } from "../model/params.ts";
+import { layoutOf, parameterShapes, type StateDict } from "../model/params.ts";
 import { learningRateAt } from "../model/schedule.ts";
 import { AllToAll, type AllToAllSchedule, type CollectiveStats, type Message, RingAllreduce } from "./collectives.ts";
 import { type ShardingPlan, validatePlan } from "./plan.ts";
@@ -70,13 +80,33 @@ interface ReplicaSet {
   state: EmbeddingOptimizerState;
 }
 
+/** The QR/MD tables a device holds whole, in table order, and the ModelEmbeddings that runs them. */
+interface CompositeTables {
+  set: ShardSet;
+  tables: number[];
+  emb: ModelEmbeddings;
+}
+
+/** Renames the emb_l.<t>.* (and optim.emb_l.<t>.*) entries of `sd` by `map` (from -> to); others are left out. */
+function renameTables(sd: StateDict, map: ReadonlyMap<number, number>): StateDict {
+  const out: StateDict = {};
+  for (const [name, v] of Object.entries(sd)) {
+    const m = /^(optim\.)?emb_l\.(\d+)\.(.*)$/.exec(name);
+    if (m && map.has(Number(m[2]))) out[`${m[1] ?? ""}emb_l.${map.get(Number(m[2]))}.${m[3]}`] = v;
+  }
+  return out;
+}
+
 interface Replica {
   ctx: GpuContext;
   device: GPUDevice;
   dense: DenseMlp;
   optim: GPUBuffer;
   layout: DeviceLayout;
+  /** Plain shard sets (EmbeddingTableSets of their own). */
   sets: ReplicaSet[];
+  /** QR/MD tables held whole by this device. */
+  composite: CompositeTables | undefined;
   gradFlat: GPUBuffer;
   lossHistory: GPUBuffer;
   /** The dense optimizer on every MLP parameter (same on every replica). */
@@ -113,6 +143,8 @@ interface DevicePlan {
   routeForward: Dispatch[];
   routeBackward: Dispatch[];
   setBackward: PreparedEmbeddingBackward[];
+  /** QR/MD tables: their embedding plan and the routes between its output and Px. */
+  comp: { plan: EmbeddingPlan; toPx: Dispatch[]; fromPx: Dispatch[] } | undefined;
   buffers: GPUBuffer[];
 }
 
@@ -139,6 +171,15 @@ export interface StepProfile {
   bytesSent: number[];
   /** What ran while the host-staged transfers were in flight (overlapped mode). */
   overlapped: string[];
+  /**
+   * serial mode: each device's own work per compute phase, run alone (device j's
+   * part submitted and waited for before device j+1's), so software adapters
+   * sharing the host's cores do not inflate each other's times: ms [device] and
+   * dispatches [device] per phase name. The collective phases are in `phases` only.
+   */
+  devicePhases: Record<string, { ms: number[]; dispatches: number[] }>;
+  /** serial mode: host time to validate, route and upload the batch (ms). */
+  uploadMs: number;
 }
 
 export interface ShardedOptions {
@@ -168,6 +209,10 @@ export class ShardedDlrm {
   private lossCount = 0;
   private destroyed = false;
   private readonly embKind: "sgd" | "adagrad" | "rowwise-adagrad";
+  /** The whole model's embedding layout (plain, QR and MD tables). */
+  private readonly fullLayout: EmbeddingLayout;
+  /** Tables that are QR or MD. */
+  private readonly composite: Set<number>;
 
   constructor(
     readonly contexts: readonly GpuContext[],
@@ -176,18 +221,19 @@ export class ShardedDlrm {
     readonly plan: ShardingPlan,
     readonly shardOptions: ShardedOptions = {},
   ) {
-    if (config.qr || config.md) throw new ConfigError("sharded training supports plain embedding tables; QR (--qr-flag) and MD (--md-flag) embeddings run on one device");
     if (plan.devices !== contexts.length) throw new ConfigError(`the plan is for ${plan.devices} devices, ${contexts.length} were given`);
     validatePlan(plan, config.tableRows, config.embeddingDim);
     checkPlanOptimizer(plan, config.optimizer);
     checkTensors(initial, parameterShapes(config), "initial parameters");
     this.embKind = EMB_OPT[config.optimizer];
-    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim);
+    this.fullLayout = layoutOf(config);
+    this.composite = new Set(this.fullLayout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i])));
+    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite);
     this.replicas = contexts.map((ctx, i) => {
       const device = ctx.device;
       const layout = this.layouts[i]!;
       const dense = new DenseMlp(device, config, initial, true);
-      const sets = layout.sets.map((set, s): ReplicaSet => {
+      const sets = layout.sets.filter((set) => !set.composite).map((set, s): ReplicaSet => {
         const tables = createTableSet(device, { rows: set.shards.map((sh) => sh.rowEnd - sh.rowStart), dim: set.dim, maxChunkBytes: shardOptions.maxChunkBytes, label: `dev${i}-${set.region}set${s}(d=${set.dim})` });
         return { set, tables, state: createEmbeddingOptimizerState(device, tables, this.embKind) };
       });
@@ -201,6 +247,7 @@ export class ShardedDlrm {
         update: dense.prepareUpdate(optim),
         layout,
         sets,
+        composite: this.makeComposite(device, layout, initial, i),
         gradFlat: createStorage(device, gradFloats * 4, `dev${i}-mlp-grads`),
         lossHistory: createStorage(device, LOSS_HISTORY * 4, `dev${i}-loss-history`),
       };
@@ -213,6 +260,30 @@ export class ShardedDlrm {
       { label: "mlp-grad-allreduce" },
     );
     this.writeEmbeddings(initial);
+  }
+
+  /** A ModelEmbeddings over the QR/MD tables device i holds (their own sub-config: same tricks, MD dims fixed to the whole model's). */
+  private makeComposite(device: GPUDevice, layout: DeviceLayout, initial: StateDict, i: number): CompositeTables | undefined {
+    const set = layout.sets.find((x) => x.composite);
+    if (!set) return undefined;
+    const c = this.config;
+    const tables = set.shards.map((sh) => sh.table);
+    const sub: DlrmConfig = {
+      ...c,
+      tableRows: tables.map((t) => c.tableRows[t]!),
+      md: c.md ? { ...c.md, dims: tables.map((t) => this.fullLayout.tables[t]!.mdDim ?? c.embeddingDim) } : null,
+    };
+    const toLocal = new Map(tables.map((t, k) => [t, k] as const));
+    const emb = new ModelEmbeddings(device, sub, renameTables(initial, toLocal), {
+      training: true,
+      embKind: this.embKind,
+      denseKind: DENSE_OPT[c.optimizer],
+      maxChunkBytes: this.shardOptions.maxChunkBytes,
+    });
+    const kinds = emb.layout.tables.map((t) => t.kind).join();
+    const want = tables.map((t) => this.fullLayout.tables[t]!.kind).join();
+    if (kinds !== want) throw new Error(`device ${i}: the QR/MD sub-layout (${kinds}) differs from the model's (${want})`);
+    return { set, tables, emb };
   }
 
   get devices(): GPUDevice[] {
@@ -230,14 +301,19 @@ export class ShardedDlrm {
 
   // ---------------------------------------------------------------- plans
 
-  private stepPlan(batch: Batch, bags: { offsets: Uint32Array; indices: Uint32Array; batchSize: number }[][]): StepPlan {
+  /** The plan for this batch size, rebuilt when a slot's indices (need [device][slot]) outgrow its capacity. */
+  private stepPlan(batch: Batch, need: number[][]): StepPlan {
     const B = batch.size;
     let p = this.plans.get(B);
-    const need = bags.map((per) => per.map((b) => b.indices.length));
-    if (p && need.every((per, i) => per.every((c, s) => p!.devices[i]!.bags[s]!.capacityIndices >= c))) return p;
+    if (p && need.every((per, i) => per.every((c, s) => p!.capacities[i]![s]! >= c))) return p;
     const old = p?.capacities;
     if (p) this.destroyPlan(p);
-    const capacities = need.map((per, i) => per.map((c, s) => Math.max(c, old ? 2 * old[i]![s]! : B * this.replicas[i]!.sets[s]!.set.shards.length)));
+    // One slot per plain set, then one for the composite set (QR/MD tables) when the device has one.
+    const slotTables = (i: number, s: number) => {
+      const rep = this.replicas[i]!;
+      return s < rep.sets.length ? rep.sets[s]!.set.shards.length : rep.composite!.tables.length;
+    };
+    const capacities = need.map((per, i) => per.map((c, s) => Math.max(c, old ? 2 * old[i]![s]! : B * slotTables(i, s))));
     p = this.buildPlan(B, capacities);
     this.plans.set(B, p);
     return p;
@@ -294,7 +370,30 @@ export class ShardedDlrm {
       const rf = prepareRoute(device, { input: r, output: emb, batch: bj, columns: forwardRoute(this.plan, this.layouts, j, bj, d), label: `dev${j}-route-forward` });
       const rb = prepareRoute(device, { input: gradEmb, output: g, batch: bj, columns: backwardRoute(this.plan, this.layouts, j, bj, d), label: `dev${j}-route-backward` });
       buffers.push(...rf.buffers, ...rb.buffers);
-      return { bags, px, pd, gpx, gpd, r, g, dense, labels, emb, gradEmb, step, lookups, routeForward: rf.dispatches, routeBackward: rb.dispatches, setBackward, buffers };
+      let comp: DevicePlan["comp"];
+      if (rep.composite) {
+        // QR/MD tables: their own embedding plan over the global batch -> Ec [B, nc, d], copied into Px's columns (and back).
+        const nc = rep.composite.tables.length;
+        const ec = buf(B * nc * d, "Ec");
+        const gec = buf(B * nc * d, "dEc");
+        const cap = capacities[j]![rep.sets.length]!;
+        const ep = rep.composite.emb.createPlan(B, rep.composite.emb.sets.map(() => cap), ec, gec, rep.optim);
+        const base = rep.composite.set.offset;
+        const to: RouteColumn[] = [];
+        const from: RouteColumn[] = [];
+        for (let c = 0; c < nc; c++) {
+          for (let k = 0; k < d; k++) {
+            to.push({ offset: base + c * d + k, stride: l.wx, sources: [{ offset: c * d + k, stride: nc * d }] });
+            from.push({ offset: c * d + k, stride: nc * d, sources: [{ offset: base + c * d + k, stride: l.wx }] });
+          }
+        }
+        const rt = prepareRoute(device, { input: ec, output: px, batch: B, columns: to, label: `dev${j}-route-composite` });
+        const rfr = prepareRoute(device, { input: gpx, output: gec, batch: B, columns: from, label: `dev${j}-route-composite-back` });
+        buffers.push(...rt.buffers, ...rfr.buffers);
+        lookups.push(...ep.forward, ...rt.dispatches);
+        comp = { plan: ep, toPx: rt.dispatches, fromPx: rfr.dispatches };
+      }
+      return { bags, px, pd, gpx, gpd, r, g, dense, labels, emb, gradEmb, step, lookups, routeForward: rf.dispatches, routeBackward: rb.dispatches, setBackward, comp, buffers };
     });
     const fwd: Message[] = [];
     const bwd: Message[] = [];
@@ -324,6 +423,7 @@ export class ShardedDlrm {
         b.indices.destroy();
       }
       for (const s of d.setBackward) s.destroy();
+      if (d.comp) this.replicas[p.devices.indexOf(d)]!.composite!.emb.destroyPlan(d.comp.plan);
     }
     p.forward.destroy();
     p.backward.destroy();
@@ -337,6 +437,14 @@ export class ShardedDlrm {
     if (batch.numTables !== this.numTables) throw new KernelInputError(`batch has ${batch.numTables} sparse features, the model has ${this.numTables} embedding tables`);
     validateBags({ batchSize: batch.size, offsets: batch.offsets, indices: batch.indices }, c.tableRows);
     const bags = this.replicas.map((rep) => rep.sets.map((s) => setBags(s.set, batch)));
+    // QR/MD tables: the owner's bags for them, split into its sub-table sets (a set may hold a table's q and r
+    // sub-tables); the slot's need is the largest set's indices.
+    const compBags = this.replicas.map((rep, j) => {
+      if (!rep.composite) return undefined;
+      const hb = setBags(rep.composite.set, batch);
+      const split = rep.composite.emb.split({ size: batch.size, offsets: hb.offsets, indices: hb.indices });
+      return split;
+    });
     if (this.shardOptions.fault === "misroute-row") {
       // The first lookup of the first row-wise shard with at least two rows goes to its neighbour row.
       outer: for (const [j, rep] of this.replicas.entries()) {
@@ -353,10 +461,17 @@ export class ShardedDlrm {
         }
       }
     }
-    const p = this.stepPlan(batch, bags);
+    const need = bags.map((per, j) => {
+      const n = per.map((b) => b.indices.length);
+      const split = compBags[j];
+      if (split) n.push(Math.max(...split.map((x) => x.indices.length)));
+      return n;
+    });
+    const p = this.stepPlan(batch, need);
     const m = batch.numDense;
     this.replicas.forEach((rep, j) => {
       const dp = p.devices[j]!;
+      if (rep.composite) rep.composite.emb.write(dp.comp!.plan, compBags[j]!);
       rep.sets.forEach((s, k) => {
         writeBagBatch(rep.device, dp.bags[k]!, bags[j]![k]!, s.set.shards.map((sh) => sh.rowEnd - sh.rowStart));
         dp.setBackward[k]!.setNumIndices(rep.device, bags[j]![k]!.indices.length);
@@ -429,6 +544,7 @@ export class ShardedDlrm {
     if (this.lossCount >= LOSS_HISTORY) throw new Error("loss history full: call readLosses() at least every 256 steps");
     const t0 = performance.now();
     const phases: Record<string, number> = {};
+    const devicePhases: StepProfile["devicePhases"] = {};
     let tp = t0;
     const phase = async (name: string) => {
       if (!serial) return;
@@ -437,26 +553,51 @@ export class ShardedDlrm {
       phases[name] = now - tp;
       tp = now;
     };
+    const N = this.replicas.length;
+    // A compute phase: device j's part is submitted by work(j), which returns its dispatch count. Serial mode runs
+    // the devices one after another, each waited for, and keeps each device's time.
+    const perDevice = async (name: string, work: (j: number) => number) => {
+      if (!serial) {
+        for (let j = 0; j < N; j++) work(j);
+        return;
+      }
+      await this.allDone();
+      const ms: number[] = [];
+      const dispatches: number[] = [];
+      for (let j = 0; j < N; j++) {
+        const a = performance.now();
+        dispatches.push(work(j));
+        await this.replicas[j]!.device.queue.onSubmittedWorkDone();
+        ms.push(performance.now() - a);
+      }
+      devicePhases[name] = { ms, dispatches };
+      await phase(name);
+    };
     const p = this.upload(batch);
     const lr = this.learningRate;
-    const N = this.replicas.length;
     this.replicas.forEach((rep) => writeOptimizerParams(rep.device, rep.optim, { lr, eps: 1e-10, step: this.step + 1 }));
+    const uploadMs = performance.now() - t0;
+    if (serial) await phase("upload");
     const dp = p.devices;
     // 1. lookups over the global batch.
-    for (let j = 0; j < N; j++) this.submit(j, "lookups", (enc) => encodeDispatches(enc, dp[j]!.lookups));
-    await phase("lookups");
+    await perDevice("lookups", (j) => {
+      this.submit(j, "lookups", (enc) => encodeDispatches(enc, dp[j]!.lookups));
+      return dp[j]!.lookups.length;
+    });
     // 2. forward all-to-all; the bottom MLP forward overlaps it (submitted once round 0's copies are issued).
-    const bottomForward = () => {
-      for (let j = 0; j < N; j++) if (dp[j]!.step) this.submit(j, "bottom-forward", (enc) => encodeDispatches(enc, dp[j]!.step!.bottomForward));
+    const bottomForwardOf = (j: number) => {
+      if (!dp[j]!.step) return 0;
+      this.submit(j, "bottom-forward", (enc) => encodeDispatches(enc, dp[j]!.step!.bottomForward));
+      return dp[j]!.step!.bottomForward.length;
     };
-    if (serial) {
-      bottomForward();
-      await phase("bottom MLP forward");
-    }
+    const bottomForward = () => {
+      for (let j = 0; j < N; j++) bottomForwardOf(j);
+    };
+    if (serial) await perDevice("bottom MLP forward", bottomForwardOf);
     const fwdStats = await p.forward.run({ between: serial ? undefined : bottomForward });
     await phase("all-to-all forward");
     // 3. route, interaction, top MLP, loss, top backward, route back; the loss into the history.
-    for (let j = 0; j < N; j++) {
+    await perDevice("top MLP forward + backward", (j) => {
       const d = dp[j]!;
       const rep = this.replicas[j]!;
       this.submit(j, "dense", (enc) => {
@@ -471,32 +612,33 @@ export class ShardedDlrm {
           enc.clearBuffer(rep.lossHistory, this.lossCount * 4, 4);
         }
       });
-    }
-    await phase("top MLP forward + backward");
+      return d.step ? d.routeForward.length + d.step.topForward.length + d.step.topBackward.length + d.routeBackward.length : 0;
+    });
     // 4. backward all-to-all and MLP gradient allreduce, concurrently; the bottom MLP backward overlaps the exchange.
-    const bottomBackward = () => {
-      for (let j = 0; j < N; j++) {
-        const d = dp[j]!;
-        const rep = this.replicas[j]!;
-        this.submit(j, "bottom-backward", (enc) => {
-          if (d.step) {
-            encodeDispatches(enc, d.step.bottomBackward);
-            let at = 0;
-            for (const g of rep.dense.gradientBuffers()) {
-              enc.copyBufferToBuffer(g.buffer, 0, rep.gradFlat, at * 4, g.floats * 4);
-              at += g.floats;
-            }
-          } else {
-            enc.clearBuffer(rep.gradFlat);
+    const bottomBackwardOf = (j: number) => {
+      const d = dp[j]!;
+      const rep = this.replicas[j]!;
+      this.submit(j, "bottom-backward", (enc) => {
+        if (d.step) {
+          encodeDispatches(enc, d.step.bottomBackward);
+          let at = 0;
+          for (const g of rep.dense.gradientBuffers()) {
+            enc.copyBufferToBuffer(g.buffer, 0, rep.gradFlat, at * 4, g.floats * 4);
+            at += g.floats;
           }
-        });
-      }
+        } else {
+          enc.clearBuffer(rep.gradFlat);
+        }
+      });
+      return d.step ? d.step.bottomBackward.length : 0;
+    };
+    const bottomBackward = () => {
+      for (let j = 0; j < N; j++) bottomBackwardOf(j);
     };
     let bwdStats: CollectiveStats;
     let arStats: CollectiveStats;
     if (serial) {
-      bottomBackward();
-      await phase("bottom MLP backward");
+      await perDevice("bottom MLP backward", bottomBackwardOf);
       bwdStats = await p.backward.run();
       await phase("all-to-all backward");
       arStats = await this.allreduce.run();
@@ -507,19 +649,21 @@ export class ShardedDlrm {
       [bwdStats, arStats] = await Promise.all([bwd, ar]);
     }
     // 5. updates: summed MLP gradients back in place, embedding backward (fused update), dense optimizer.
-    for (let j = 0; j < N; j++) {
+    await perDevice("embedding backward + updates", (j) => {
       const d = dp[j]!;
       const rep = this.replicas[j]!;
+      const comp = d.comp ? [...d.comp.fromPx, ...d.comp.plan.backward, ...d.comp.plan.setBackward.flatMap((s) => s.dispatches), ...d.comp.plan.update] : [];
+      const list = [...d.setBackward.flatMap((s) => s.dispatches), ...comp, ...rep.update];
       this.submit(j, "update", (enc) => {
         let at = 0;
         for (const g of rep.dense.gradientBuffers()) {
           enc.copyBufferToBuffer(rep.gradFlat, at * 4, g.buffer, 0, g.floats * 4);
           at += g.floats;
         }
-        encodeDispatches(enc, [...d.setBackward.flatMap((s) => s.dispatches), ...rep.update]);
+        encodeDispatches(enc, list);
       });
-    }
-    await phase("embedding backward + updates");
+      return list.length;
+    });
     this.lossCount++;
     this.step++;
     const bytesSent = new Array<number>(N).fill(0);
@@ -532,6 +676,8 @@ export class ShardedDlrm {
       collectives: { forward: fwdStats, backward: bwdStats, allreduce: arStats },
       bytesSent,
       overlapped: serial ? [] : ["bottom MLP forward || forward all-to-all", "bottom MLP backward || backward all-to-all", "MLP gradient allreduce || backward all-to-all"],
+      devicePhases,
+      uploadMs: serial ? uploadMs : 0,
     };
   }
 
@@ -582,7 +728,7 @@ export class ShardedDlrm {
 
   /** Checks that every bad lookup seen by the fused backward was reported (throws KernelInputError naming it). */
   async checkIndices(): Promise<void> {
-    for (const p of this.plans.values()) for (const [j, d] of p.devices.entries()) for (const s of d.setBackward) await s.checkIndices(this.devices[j]!);
+    for (const p of this.plans.values()) for (const [j, d] of p.devices.entries()) for (const s of [...d.setBackward, ...(d.comp?.plan.setBackward ?? [])]) await s.checkIndices(this.devices[j]!);
   }
 
   // ---------------------------------------------------------------- state
@@ -637,14 +783,33 @@ export class ShardedDlrm {
   }
 
   private writeEmbeddings(sd: StateDict): void {
-    this.config.tableRows.forEach((_, t) => this.scatterTable(t, sd[`emb_l.${t}.weight`]!.data, this.config.embeddingDim, false));
+    this.config.tableRows.forEach((_, t) => {
+      if (!this.composite.has(t)) this.scatterTable(t, sd[`emb_l.${t}.weight`]!.data, this.config.embeddingDim, false);
+    });
+    for (const r of this.replicas) if (r.composite) r.composite.emb.load(renameTables(sd, new Map(r.composite.tables.map((t, k) => [t, k] as const))));
+  }
+
+  /** The QR/MD tables' parameters (or optimizer state) from their owners, under the whole model's names. */
+  private async compositeState(optimizer: boolean): Promise<StateDict> {
+    let out: StateDict = {};
+    for (const r of this.replicas) {
+      if (!r.composite) continue;
+      const local = optimizer ? await r.composite.emb.optimizerState() : await r.composite.emb.stateDict();
+      out = { ...out, ...renameTables(local, new Map(r.composite.tables.map((t, k) => [k, t] as const))) };
+    }
+    return out;
   }
 
   /** Parameters gathered from the shards, under the reference's names. */
   async stateDict(): Promise<StateDict> {
     return this.guard(async () => {
       const sd = await this.replicas[0]!.dense.stateDict();
-      for (let t = 0; t < this.numTables; t++) sd[`emb_l.${t}.weight`] = { shape: [this.config.tableRows[t]!, this.config.embeddingDim], data: await this.gatherTable(t, this.config.embeddingDim, false) };
+      const comp = await this.compositeState(false);
+      // In the whole model's parameter order.
+      for (const p of embeddingParameters(this.fullLayout)) {
+        const t = Number(p.name.split(".")[1]);
+        sd[p.name] = this.composite.has(t) ? comp[p.name]! : { shape: [this.config.tableRows[t]!, this.config.embeddingDim], data: await this.gatherTable(t, this.config.embeddingDim, false) };
+      }
       return sd;
     });
   }
@@ -670,10 +835,17 @@ export class ShardedDlrm {
     this.writeEmbeddings(sd);
   }
 
+  /** As DlrmModel's: the MLPs', then every embedding parameter's in the model's order (tables: ".sum"; MD projections: the dense optimizer's). */
   optimizerStateShapes(): [string, number[]][] {
     const out = this.replicas[0]!.dense.optimizerStateShapes();
-    const k = stateValuesPerRow(this.embKind, this.config.embeddingDim);
-    if (k) this.config.tableRows.forEach((rows, t) => out.push([`optim.emb_l.${t}.weight.sum`, k === 1 ? [rows] : [rows, this.config.embeddingDim]]));
+    for (const p of embeddingParameters(this.fullLayout)) {
+      if (p.place.kind === "table") {
+        const k = stateValuesPerRow(this.embKind, p.shape[1]!);
+        if (k) out.push([`optim.${p.name}.sum`, k === 1 ? [p.shape[0]!] : p.shape]);
+      } else {
+        denseOptimizerStateSizes(DENSE_OPT[this.config.optimizer], p.shape[0]! * p.shape[1]!).forEach((_, i) => out.push([`optim.${p.name}.${i}`, p.shape]));
+      }
+    }
     return out;
   }
 
@@ -685,11 +857,12 @@ export class ShardedDlrm {
     return this.guard(async () => {
       const sd = await this.replicas[0]!.dense.optimizerState();
       const k = stateValuesPerRow(this.embKind, this.config.embeddingDim);
-      if (k) {
-        for (let t = 0; t < this.numTables; t++) {
-          const rows = this.config.tableRows[t]!;
-          sd[`optim.emb_l.${t}.weight.sum`] = { shape: k === 1 ? [rows] : [rows, this.config.embeddingDim], data: await this.gatherTable(t, k, true) };
-        }
+      const comp = await this.compositeState(true);
+      for (const [name, shape] of this.optimizerStateShapes()) {
+        const m = /^optim\.emb_l\.(\d+)\./.exec(name);
+        if (!m) continue;
+        const t = Number(m[1]);
+        sd[name] = this.composite.has(t) ? comp[name]! : { shape, data: await this.gatherTable(t, k, true) };
       }
       return sd;
     });
@@ -699,7 +872,8 @@ export class ShardedDlrm {
     this.validateOptimizerState(sd);
     for (const r of this.replicas) r.dense.loadOptimizerState(sd);
     const k = stateValuesPerRow(this.embKind, this.config.embeddingDim);
-    if (k) this.config.tableRows.forEach((_, t) => this.scatterTable(t, sd[`optim.emb_l.${t}.weight.sum`]!.data, k, true));
+    if (k) this.config.tableRows.forEach((_, t) => !this.composite.has(t) && this.scatterTable(t, sd[`optim.emb_l.${t}.weight.sum`]!.data, k, true));
+    for (const r of this.replicas) if (r.composite) r.composite.emb.loadOptimizerState(renameTables(sd, new Map(r.composite.tables.map((t, j) => [t, j] as const))));
   }
 
   destroy(): void {
@@ -713,6 +887,7 @@ export class ShardedDlrm {
         destroyTableSet(s.tables);
         destroyEmbeddingOptimizerState(s.state);
       });
+      r.composite?.emb.destroy();
       r.optim.destroy();
       r.gradFlat.destroy();
       r.lossHistory.destroy();

@@ -21,7 +21,7 @@
  *              the missing bytes, before anything is allocated
  */
 import { ConfigError } from "../gpu/errors.ts";
-import { denseBytes, type DeviceSpeed, estimatePlan, forwardFlopsPerSample, type ModelShape, type PlanEstimate, shardBytes, shardLookups, shardMemory } from "./cost_model.ts";
+import { denseBytes, type DeviceSpeed, estimatePlan, type EstimateOptions, forwardFlopsPerSample, type ModelShape, type PlanEstimate, shardBytes, shardLookups, shardMemory } from "./cost_model.ts";
 import type { Interconnect } from "./interconnect.ts";
 import { type ShardingPlan, type ShardKind, splitBatch, type TablePlacement, validatePlan } from "./plan.ts";
 
@@ -48,6 +48,15 @@ export interface PlannerOptions {
   dataParallelMaxBytes?: number;
   /** Only these placement kinds (default: all four). */
   kinds?: readonly ShardKind[];
+  /**
+   * Shared host (software adapters on the host's cores) and the end-to-end
+   * calibration's exchange scale and host time (cost_model.ts): the estimate's
+   * step is then the sum of the devices' work; the batch shares still balance
+   * each device's own work.
+   */
+  estimate?: EstimateOptions;
+  /** Tables that may only be placed whole on one device (QR / MD embeddings). */
+  wholeTables?: ReadonlySet<number>;
 }
 
 export interface PlanOption {
@@ -71,8 +80,8 @@ const fmtMiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 export const SPLIT_GAIN = 0.02;
 
 /** Placement options for table t on N devices. */
-export function enumerateOptions(shape: ModelShape, t: number, N: number, opts: Pick<PlannerOptions, "dataParallelMaxBytes" | "kinds"> = {}): PlanOption[] {
-  const kinds = new Set(opts.kinds ?? ["table", "row", "column", "data"]);
+export function enumerateOptions(shape: ModelShape, t: number, N: number, opts: Pick<PlannerOptions, "dataParallelMaxBytes" | "kinds" | "wholeTables"> = {}): PlanOption[] {
+  const kinds = new Set(opts.wholeTables?.has(t) ? ["table"] : (opts.kinds ?? ["table", "row", "column", "data"]));
   const rows = shape.tableRows[t]!;
   const out: PlanOption[] = [];
   if (kinds.has("table")) for (let d = 0; d < N; d++) out.push({ kind: "table", device: d });
@@ -304,20 +313,23 @@ export function planSharding(shape: ModelShape, opts: PlannerOptions): PlanResul
     const { plan: placed, considered: c } = made;
     considered += c;
     // Batch shares from the full estimate (overheads and transfers included): every device finishes together.
-    const first = estimatePlan({ ...placed, batchShare: [...shares] }, shape, opts.speeds, opts.interconnect);
+    const first = estimatePlan({ ...placed, batchShare: [...shares] }, shape, opts.speeds, opts.interconnect, opts.estimate);
     const perSample = opts.speeds.map((sp) => perSampleSec(shape, sp));
-    const fixed = first.devices.map((d) => d.totalSec - d.mlpSec);
+    // Shared host: balance the devices' own work (the exchange is paid once, by all); else their totals.
+    const fixed = first.devices.map((d) => (opts.estimate?.sharedHost ? d.deviceWorkSec : d.totalSec) - d.mlpSec);
     const plan: ShardingPlan = { ...placed, batchShare: N === 1 ? [1] : balanceShares(fixed, perSample, shape.batchSize) };
     validatePlan(plan, shape.tableRows, shape.dim);
-    const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect);
+    const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect, opts.estimate);
     const fits = est.devices.every((d, i) => d.memoryBytes <= opts.memoryBytes[i]!);
-    if (fits && (!best || est.stepSec < best.estimate.stepSec)) best = { plan, estimate: est, optionsConsidered: 0 };
+    // Shared host: the pass whose busiest device has the least work (balance); else the fastest step.
+    const key = (e: PlanEstimate) => (e.sharedHost ? Math.max(...e.devices.map((d) => d.deviceWorkSec)) : e.stepSec);
+    if (fits && (!best || key(est) < key(best.estimate))) best = { plan, estimate: est, optionsConsidered: 0 };
     shares = plan.batchShare;
   }
   if (!best) {
     // Balanced shares overflowed a device: fall back to the first pass's GEMM-proportional shares.
     const { plan } = partition(shape, opts, gemm.map((g) => g / gemm.reduce((a, b) => a + b, 0)));
-    const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect);
+    const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect, opts.estimate);
     const over = est.devices.find((d, i) => d.memoryBytes > opts.memoryBytes[i]!)!;
     const missing = over.memoryBytes - opts.memoryBytes[over.device]!;
     throw new PlanMemoryError(`device ${over.device} (${(opts.names ?? [])[over.device] ?? "?"}) needs ${fmtMiB(over.memoryBytes)} with its MLP slice, ${missing} bytes more than its ${fmtMiB(opts.memoryBytes[over.device]!)}`, -1, missing);

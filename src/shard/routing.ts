@@ -48,6 +48,12 @@ export interface ShardSet {
   /** First column of the set in its region. */
   offset: number;
   region: "x" | "d";
+  /**
+   * QR / MD tables held whole (table-wise) by this device: their pooled and
+   * combined d-wide vectors are computed by a ModelEmbeddings of their own
+   * (sub-tables, combine, projections) and copied into the set's columns.
+   */
+  composite?: boolean;
 }
 
 export interface DeviceLayout {
@@ -85,9 +91,18 @@ function layoutRegion(shards: LocalShard[], region: "x" | "d"): { sets: ShardSet
   return { sets, width, column };
 }
 
-/** The shard sets and region widths of every device. */
-export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], dim: number): DeviceLayout[] {
+/**
+ * The shard sets and region widths of every device. `composite`: tables that
+ * are QR or MD (not plain); they must be placed table-wise and form one
+ * composite set per device, after its plain exchanged sets.
+ */
+export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], dim: number, composite: ReadonlySet<number> = new Set()): DeviceLayout[] {
   validatePlan(plan, tableRows, dim);
+  for (const p of plan.tables) {
+    if (composite.has(p.table) && p.kind !== "table") {
+      throw new ConfigError(`plan: table ${p.table} is a QR/MD embedding; these are placed whole on one device (table-wise), not ${p.kind}-wise`);
+    }
+  }
   return Array.from({ length: plan.devices }, (_, i) => {
     const local: LocalShard[] = [];
     for (const p of plan.tables) {
@@ -95,9 +110,19 @@ export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], 
         if (s.device === i) local.push({ table: p.table, kind: p.kind, rowStart: s.rowStart, rowEnd: s.rowEnd, colStart: s.colStart, colEnd: s.colEnd, shard: k });
       });
     }
-    const x = layoutRegion(local.filter((s) => s.kind !== "data"), "x");
+    const x = layoutRegion(local.filter((s) => s.kind !== "data" && !composite.has(s.table)), "x");
+    const comp = local.filter((s) => composite.has(s.table)).sort((a, b) => a.table - b.table);
+    let wx = x.width;
+    const compSets: ShardSet[] = [];
+    if (comp.length) {
+      const at = dim % 4 === 0 ? Math.ceil(wx / 4) * 4 : wx;
+      compSets.push({ dim, shards: comp, offset: at, region: "x", composite: true });
+      comp.forEach((s, k) => x.column.set(key(s.table, s.shard), at + k * dim));
+      wx = at + comp.length * dim;
+      if (dim % 4 === 0) wx = Math.ceil(wx / 4) * 4;
+    }
     const d = layoutRegion(local.filter((s) => s.kind === "data"), "d");
-    return { device: i, sets: [...x.sets, ...d.sets], wx: x.width, wd: d.width, column: new Map([...x.column, ...d.column]) };
+    return { device: i, sets: [...x.sets, ...compSets, ...d.sets], wx, wd: d.width, column: new Map([...x.column, ...d.column]) };
   });
 }
 

@@ -65,8 +65,9 @@ async function runSharded(plan: ShardingPlan, opts: ShardedOptions = {}) {
 
 const worst = (actual: ArrayLike<number>, expected: ArrayLike<number>) => worstOverBound(actual, expected, FACTOR);
 
-/** The worst ratio over losses, every parameter and the optimizer state, and what it was. */
-function compare(got: { losses: number[]; params: StateDict; optim: StateDict }): { ratio: number; what: string } {
+/** The worst ratio over losses, every parameter and the optimizer state, and what it was (against `r`, default the plain model's run). */
+function compare(got: { losses: number[]; params: StateDict; optim: StateDict }, r = ref): { ratio: number; what: string } {
+  const ref = r;
   let out = { ratio: 0, what: "" };
   const take = (what: string, w: { ratio: number; at: number }) => {
     if (w.ratio > out.ratio) out = { ratio: w.ratio, what: `${what}[${w.at}]` };
@@ -124,6 +125,38 @@ describe("sharded training equals one device", () => {
   it("a lookup routed to the wrong row fails the check", { timeout: 600_000 }, async () => {
     const got = await runSharded(makePlan("row", config.tableRows, config.embeddingDim, 2), { fault: "misroute-row" });
     expect(compare(got).ratio).toBeGreaterThan(10);
+  });
+
+  it("QR and MD tables placed whole (N = 3, QR on devices 0 and 2, MD on 1 and 2, a plain table row-wise, uneven shares): within the bound; names and shapes as one device's", { timeout: 600_000 }, async () => {
+    // Rows 37, 50, 23, 64, 11: tables 1 and 3 QR (> 40 rows; mult, 4 collisions), 0 and 2 MD (> 20 rows), 4 plain.
+    const qc = smallConfig({ qr: { operation: "mult", collisions: 4, threshold: 40 }, md: { temperature: 0.3, roundDims: false, threshold: 20 } });
+    const qinit = initParameters(qc);
+    const one = new DlrmModel(ctxs[0]!.device, qc, qinit);
+    for (const b of batches) one.trainStep(b);
+    const qref = { losses: await one.readLosses(), params: await one.stateDict(), optim: await one.optimizerState() };
+    one.destroy();
+    expect(Object.keys(qref.params).some((k) => k.endsWith("weight_q")) && Object.keys(qref.params).some((k) => k.endsWith("proj.weight")), "the config has QR tables and projected MD tables").toBe(true);
+    const whole = (table: number, device: number) => ({ table, kind: "table" as const, shards: [{ device, rowStart: 0, rowEnd: qc.tableRows[table]!, colStart: 0, colEnd: qc.embeddingDim }] });
+    const plan: ShardingPlan = {
+      devices: 3,
+      tables: [whole(0, 1), whole(1, 0), whole(2, 2), whole(3, 2), { table: 4, kind: "row", shards: [0, 1, 2].map((device) => ({ device, rowStart: [0, 4, 8][device]!, rowEnd: [4, 8, 11][device]!, colStart: 0, colEnd: qc.embeddingDim })) }],
+      batchShare: [0.5, 1 / 3, 1 / 6],
+    };
+    const m = new ShardedDlrm(ctxs.slice(0, 3), qc, qinit, plan);
+    for (const b of batches) await m.trainStep(b);
+    const got = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState() };
+    expect(Object.keys(got.params)).toEqual(Object.keys(qref.params));
+    expect(Object.keys(got.optim).sort()).toEqual(Object.keys(qref.optim).sort());
+    const c = compare(got, qref);
+    expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
+    // The checkpoint's parameters load back (resharded on another plan) bit-exactly.
+    const m2 = new ShardedDlrm(ctxs.slice(0, 2), qc, got.params, { ...plan, devices: 2, tables: plan.tables.map((p) => (p.kind === "table" ? whole(p.table, p.table % 2) : { ...p, shards: [{ ...p.shards[0]!, device: 0, rowEnd: 11 }] })), batchShare: [0.5, 0.5] });
+    m2.loadOptimizerState(got.optim);
+    const back = { params: await m2.stateDict(), optim: await m2.optimizerState() };
+    for (const [name, t] of Object.entries(got.params)) expectBitIdentical(back.params[name]!.data, t.data, name);
+    for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
+    m2.destroy();
+    m.destroy();
   });
 
   it("a dropped gradient block fails the check", { timeout: 600_000 }, async () => {
