@@ -15,7 +15,7 @@
  *    balance and the modelled interconnect times;
  * 3. projects the paper config to 8 ... 1024 devices per interconnect preset.
  * Writes the section "shard" of BENCHMARKS.md. Env: SHARD_STEPS (overlapped
- * steps per case, default 3), SHARD_SERIAL_STEPS (2), SHARD_TUNE_ROUNDS (2),
+ * steps per case, default 3), SHARD_SERIAL_STEPS (3), SHARD_TUNE_ROUNDS (2), SHARD_TUNE_STEPS (2, profiled steps per round),
  * SHARD_QUICK=1 (Kaggle config only), SHARD_SETS ("2 x lavapipe,..." a subset;
  * such a run does not write BENCHMARKS.md).
  */
@@ -36,7 +36,8 @@ import { measuredStep, medianStep, type MeasuredStep, tunePlan } from "../src/sh
 import { envNumber } from "./util.ts";
 
 const STEPS = envNumber("SHARD_STEPS", 3);
-const SERIAL_STEPS = envNumber("SHARD_SERIAL_STEPS", 2);
+const SERIAL_STEPS = envNumber("SHARD_SERIAL_STEPS", 3);
+const TUNE_STEPS = envNumber("SHARD_TUNE_STEPS", 2);
 const TUNE_ROUNDS = envNumber("SHARD_TUNE_ROUNDS", 2);
 const ONLY = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.SHARD_SETS;
 const QUICK = envNumber("SHARD_QUICK", 0) === 1;
@@ -254,7 +255,7 @@ for (const c of cases) {
     const sharedHost = s.names.every((n) => isSoftwareAdapter(n));
     const plannerOpts = { speeds: s.cals, memoryBytes: s.cals.map(() => 2 * GiB), names: s.names, estimate: { sharedHost } };
     const t0 = performance.now();
-    const tuned = await tunePlan(ctxs, config, init, c.shape, plannerOpts, batches, { rounds: TUNE_ROUNDS, steps: 1, log: (x) => console.log(`  [${c.key} ${s.key}] ${x}`) });
+    const tuned = await tunePlan(ctxs, config, init, c.shape, plannerOpts, batches, { rounds: TUNE_ROUNDS, steps: TUNE_STEPS, log: (x) => console.log(`  [${c.key} ${s.key}] ${x}`) });
     const tuneSec = (performance.now() - t0) / 1e3;
     const est = tuned.result.estimate;
     const measured = await measureTraining(c, ctxs, tuned.result.plan, batches);

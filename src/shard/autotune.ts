@@ -176,14 +176,16 @@ export async function tunePlan(
     const measured = await profilePlan(contexts, config, initial, result.plan, batches, opts);
     rounds.push({ plan: result.plan, estimate: result.estimate, measured });
     samples.push({ plan: result.plan, measured: measured.phases, exchangeSec: measured.exchangeSec, hostSec: measured.hostSec });
-    calibration = fitStepCalibration(samples, shape, base, planner.interconnect);
+    calibration = fitStepCalibration(samples, shape, base, planner.interconnect, planner.names);
     opts.log?.(
       `tune round ${r + 1}: batch shares ${result.plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}, measured device work ${measured.deviceSec.map((s) => (s * 1e3).toFixed(1)).join(" / ")} ms, ` +
         `estimated ${result.estimate.devices.map((d) => (d.deviceWorkSec * 1e3).toFixed(1)).join(" / ")} ms`,
     );
     result = planSharding(shape, { ...planner, speeds: calibration.speeds, estimate: estimateOpts() });
   }
-  const lines = fitLines(rounds, shape.batchSize);
+  // Lines only for a device whose adapter no other device has (a group of identical adapters is fitted as one, above).
+  const names = planner.names ?? [];
+  const lines = fitLines(rounds, shape.batchSize).map((l, i) => (names.filter((n) => n === names[i]).length > 1 ? undefined : l));
   if (contexts.length > 1 && lines.some(Boolean)) {
     // Re-split the last measured plan's batch on the measured lines (its placements kept: the lines hold for them).
     const last = rounds.at(-1)!.plan;

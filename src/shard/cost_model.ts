@@ -238,18 +238,23 @@ export interface StepSample {
  * samples) in every sample keep a scale of 1 for that part. Several samples
  * (e.g. the plans of successive re-plans) make the fit better determined.
  */
-export function fitStepCalibration(samples: readonly StepSample[], shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect): StepCalibration {
+export function fitStepCalibration(samples: readonly StepSample[], shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect, groups?: readonly string[]): StepCalibration {
   const ests = samples.map((x) => estimatePlan(x.plan, shape, speeds, interconnect));
   const fits: [number, number, number][] = [];
+  // Devices of one group (the same adapter) are fitted together: same adapter, same speed.
+  const group = (i: number) => groups?.[i] ?? String(i);
   const out = speeds.map((sp, i) => {
     const X: number[][] = [];
     const y: number[] = [];
-    samples.forEach((x, k) => {
-      const d = ests[k]!.devices[i]!;
-      const m = x.measured[i]!;
-      phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
-        X.push([w.emb, w.mlp, m.dispatches[p]! / 1e3]);
-        y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
+    speeds.forEach((_, j) => {
+      if (group(j) !== group(i)) return;
+      samples.forEach((x, k) => {
+        const d = ests[k]!.devices[j]!;
+        const m = x.measured[j]!;
+        phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
+          X.push([w.emb, w.mlp, m.dispatches[p]! / 1e3]);
+          y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
+        });
       });
     });
     const hasEmb = X.some((r) => r[0]! > 0), hasMlp = X.some((r) => r[1]! > 0);

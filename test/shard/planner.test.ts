@@ -1,6 +1,12 @@
 /** The planner and its cost model: pure CPU arithmetic, no GPU. */
 import { describe, expect, it } from "vitest";
-import { allToAllBytes, type DeviceSpeed, estimatePlan, type ModelShape, shardMemory } from "../../src/shard/cost_model.ts";
+import { allToAllBytes, type DeviceSpeed, estimatePlan, fitStepCalibration, forwardFlopsPerSample, isSoftwareAdapter, type ModelShape, phaseWork, shardMemory } from "../../src/shard/cost_model.ts";
+import { fitLines, speedsFromLines } from "../../src/shard/autotune.ts";
+import { deviceLayouts } from "../../src/shard/routing.ts";
+import { makePlan } from "../../src/cli/shard.ts";
+import type { FlagValues } from "../../src/cli/args.ts";
+import type { GpuContext } from "../../src/gpu/context.ts";
+import { resolveConfig } from "../../src/model/config.ts";
 import { splitBatch, validatePlan } from "../../src/shard/plan.ts";
 import { balanceShares, enumerateOptions, placementCost, placementOf, planSharding, PlanMemoryError, proportionalRanges } from "../../src/shard/planner.ts";
 
@@ -149,5 +155,75 @@ describe("partition", () => {
       placed = (e as PlanMemoryError).table !== 1;
     }
     expect(placed).toBe(true);
+  });
+});
+
+describe("shared host and end-to-end calibration", () => {
+  const plan2 = (shares: number[]) => ({ ...planSharding(KAGGLE, { speeds: [FAST, FAST], memoryBytes: [GiB, GiB] }).plan, batchShare: shares });
+
+  it("shared host: the step is the sum of the devices' work + the exchange + the host, not the slowest device", () => {
+    const plan = plan2([0.5, 0.5]);
+    const par = estimatePlan(plan, KAGGLE, [FAST, FAST]);
+    const shared = estimatePlan(plan, KAGGLE, [FAST, FAST], undefined, { sharedHost: true, exchangeScale: 2, hostSec: 0.003 });
+    expect(shared.sharedHost).toBe(true);
+    const work = shared.devices.reduce((a, d) => a + d.deviceWorkSec, 0);
+    expect(shared.stepSec).toBeCloseTo(work + 2 * shared.collectiveSec + 0.003, 12);
+    expect(shared.stepSec).toBeGreaterThan(par.stepSec);
+    expect(isSoftwareAdapter("llvmpipe (LLVM 15.0.6, 256 bits)") && isSoftwareAdapter("SwiftShader driver 5.0.0") && !isSoftwareAdapter("NVIDIA A100")).toBe(true);
+  });
+
+  it("fits per-device work scales and the cost per dispatch from measured phases, and the exchange's scale", () => {
+    const plans = [plan2([0.5, 0.5]), plan2([0.3, 0.7])];
+    const truth: [number, number, number][] = [[2, 3, 0.05], [1.5, 0.8, 0.2]];
+    const samples = plans.map((plan) => {
+      const est = estimatePlan(plan, KAGGLE, [FAST, FAST]);
+      const measured = est.devices.map((d, i) => {
+        const [a, b, o] = truth[i]!;
+        const dispatches = [3, 6, 20, 12, 30 + i];
+        const sec = phaseWork(KAGGLE, d.lookupElems, d.batch, FAST).map((w, p) => a * w.emb + b * w.mlp + (o * dispatches[p]! + FAST.dispatchMs) / 1e3);
+        return { sec, dispatches };
+      });
+      return { plan, measured, exchangeSec: 1.5 * est.collectiveSec, hostSec: 0.002 };
+    });
+    const cal = fitStepCalibration(samples, KAGGLE, [FAST, FAST]);
+    cal.fits.forEach((f, i) => f.forEach((v, k) => expect(v).toBeCloseTo(truth[i]![k]!, 6)));
+    expect(cal.exchangeScale).toBeCloseTo(1.5, 9);
+    expect(cal.hostSec).toBeCloseTo(0.002, 12);
+    expect(cal.speeds[1]!.gemmGflops).toBeCloseTo(FAST.gemmGflops / 0.8, 9);
+    // Devices of one group share their fit.
+    const pooled = fitStepCalibration(samples, KAGGLE, [FAST, FAST], undefined, ["a", "a"]);
+    expect(pooled.fits[0]).toEqual(pooled.fits[1]);
+  });
+
+  it("re-splits a batch on measured lines (work = fixed + per sample x samples) so that the devices finish together", () => {
+    const plan = plan2([0.5, 0.5]);
+    const B = KAGGLE.batchSize;
+    const line = [{ fixed: 0.1, per: 0.004 }, { fixed: 0.3, per: 0.01 }];
+    const rounds = [[0.5, 0.5], [0.7, 0.3]].map((shares) => ({
+      plan: { ...plan, batchShare: shares },
+      estimate: estimatePlan(plan, KAGGLE, [FAST, FAST]),
+      measured: { phases: [], deviceSec: shares.map((s, i) => line[i]!.fixed + line[i]!.per * Math.round(s * B)), exchangeSec: 0, hostSec: 0, stepSec: 0 },
+    }));
+    const lines = fitLines(rounds, B);
+    lines.forEach((l, i) => {
+      expect(l!.fixedSec).toBeCloseTo(line[i]!.fixed, 9);
+      expect(l!.perSampleSec).toBeCloseTo(line[i]!.per, 9);
+    });
+    const speeds = speedsFromLines(plan, KAGGLE, [FAST, FAST], lines);
+    const shares = balanceShares(estimatePlan(plan, KAGGLE, speeds, undefined, { sharedHost: true }).devices.map((d) => d.deviceWorkSec - d.mlpSec), speeds.map((sp) => (3 * forwardFlopsPerSample(KAGGLE)) / (sp.gemmGflops * 1e9)), B);
+    const work = shares.map((s, i) => line[i]!.fixed + line[i]!.per * s * B);
+    expect(Math.abs(work[0]! - work[1]!) / work[0]!).toBeLessThan(1e-6);
+  });
+});
+
+describe("QR / MD tables", () => {
+  it("are offered only table-wise; --shard-plan row places them whole (round-robin) and the plain tables row-wise", async () => {
+    expect(enumerateOptions(KAGGLE, 2, 4, { wholeTables: new Set([2]) }).map((o) => o.kind)).toEqual(["table", "table", "table", "table"]);
+    const qc = resolveConfig({ embeddingDim: 8, tableRows: [37, 500, 23], bottomMlp: [5, 16, 8], topMlp: [14, 16, 1], qr: { operation: "mult", collisions: 4, threshold: 100 } });
+    const notes: string[] = [];
+    const plan = await makePlan([{}, {}] as GpuContext[], qc, { shardPlan: "row" } as unknown as FlagValues, (m) => notes.push(m));
+    expect(plan.tables.map((p) => p.kind)).toEqual(["row", "table", "row"]);
+    expect(notes.join()).toMatch(/QR\/MD tables 1 are placed table-wise/);
+    expect(() => deviceLayouts({ ...plan, tables: plan.tables.map((p) => ({ ...p, kind: "row" as const })) }, qc.tableRows, 8, new Set([1]))).toThrow(/table 1 is a QR\/MD embedding/);
   });
 });

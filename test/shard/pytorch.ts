@@ -1,5 +1,6 @@
 /**
  * The PyTorch fixtures of test/model/pytorch.test.ts, trained sharded: the
+ * QR / MD cases on 2 devices (those tables whole, the plain ones row-wise), the
  * plain-embedding cases on 3 devices with a mixed plan (table 0 row-wise,
  * table 1 column-wise or data-parallel, table 2 table-wise) and uneven
  * batch shares, and on 2 devices row-wise, against PyTorch's losses of all 10
@@ -9,13 +10,15 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { GpuContext } from "../../src/gpu/context.ts";
-import type { StateDict } from "../../src/model/params.ts";
+import { layoutOf, type StateDict } from "../../src/model/params.ts";
 import { ShardedDlrm } from "../../src/shard/model.ts";
 import { rowWisePlan, type ShardingPlan } from "../../src/shard/plan.ts";
 import { U32 } from "../helpers/assert.ts";
 import { type Fixture, loadFixture } from "../model/fixtures.ts";
 
 const CASES = ["dot_mse_sgd", "dot_itself_bce_adagrad_lrsched", "cat_wbce_rwsadagrad"];
+/** QR / MD fixtures: those tables are placed whole (table-wise), the plain ones row-wise. */
+const TRICK_CASES = ["qr_concat_dot_mse_adagrad", "qr_add_cat_bce_rwsadagrad", "md_dot_bce_rwsadagrad", "md_cat_mse_sgd", "qr_mult_dot_bce_sgd_clamp"];
 
 let ctxs: GpuContext[] = [];
 
@@ -53,6 +56,22 @@ function mixed(f: Fixture): ShardingPlan {
   };
 }
 
+/** 2 devices: QR/MD tables whole on device t mod 2, plain tables row-wise; shares 2/3, 1/3. */
+function whole(f: Fixture): ShardingPlan {
+  const c = f.config;
+  const kinds = layoutOf(c).tables.map((t) => t.kind);
+  const d = c.embeddingDim;
+  return {
+    devices: 2,
+    tables: c.tableRows.map((rows, t) =>
+      kinds[t] !== "plain" || rows < 2
+        ? { table: t, kind: "table" as const, shards: [{ device: t % 2, rowStart: 0, rowEnd: rows, colStart: 0, colEnd: d }] }
+        : { table: t, kind: "row" as const, shards: [0, 1].map((device) => ({ device, rowStart: device ? Math.floor(rows / 2) : 0, rowEnd: device ? rows : Math.floor(rows / 2), colStart: 0, colEnd: d })) },
+    ),
+    batchShare: [2 / 3, 1 / 3],
+  };
+}
+
 /** The PyTorch fixtures sharded over `devices()` (at least 3 contexts, set up by the caller). */
 export function pytorchSuite(devices: () => GpuContext[]): void {
 beforeAll(() => {
@@ -75,5 +94,22 @@ describe.each(CASES)("sharded DLRM vs PyTorch: %s", (name) => {
       m.destroy();
     });
   }
+});
+describe.each(TRICK_CASES)("sharded DLRM vs PyTorch (QR/MD tables whole): %s", (name) => {
+  const f = loadFixture(name);
+  const k = depth(f);
+  it("2 devices, QR/MD tables table-wise, plain tables row-wise, shares 2/3 1/3: 10 steps, losses and parameters", { timeout: 600_000 }, async () => {
+    const plan = whole(f);
+    expect(layoutOf(f.config).tables.some((t) => t.kind !== "plain")).toBe(true);
+    const m = new ShardedDlrm(ctxs.slice(0, 2), f.config, f.stateDict("init"), plan);
+    for (const b of f.batches) await m.trainStep(b);
+    expectClose(await m.readLosses(), f.tensors["losses"]!.data as Float32Array, 11 * 4 * k, "losses");
+    const sd: StateDict = await m.stateDict();
+    for (const [n, t] of Object.entries(f.stateDict("step10"))) {
+      expect(sd[n]?.shape, n).toEqual(t.shape);
+      expectClose(sd[n]!.data, t.data, 11 * 4 * k, `step10 ${n}`);
+    }
+    m.destroy();
+  });
 });
 }
