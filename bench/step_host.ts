@@ -31,13 +31,15 @@ const batches: Batch[] = [];
 for await (const b of randomSource({ numDense: p.bottom[0]!, tableRows: p.tableRows, seed: 1, bagSize: p.bagSize }).batches({ batchSize: p.batchSize, limit: 8 })) batches.push(b);
 const ab = argValue("ab");
 const { setUboDw } = await import("../src/kernels/linear.ts");
+const { setUboSplit } = await import("../src/kernels/gemm_ubo.ts");
+const knob = ab === "ubo-dw" ? setUboDw : ab === "ubo-split" ? setUboSplit : undefined;
 let modelB: DlrmModel | undefined;
-if (ab === "ubo-dw") {
-  setUboDw(device, false);
+if (knob) {
+  knob(device, false);
   modelB = new DlrmModel(device, config, initParameters(config));
   modelB.trainStep(batches[0]!); // plans are built at the first step
   await modelB.readLosses();
-  setUboDw(device, true);
+  knob(device, true);
 }
 const model = new DlrmModel(device, config, initParameters(config));
 if (modelB) {
@@ -60,7 +62,7 @@ if (modelB) {
       for (let s = 0; s < 3; s++) { m.trainStep(batches[s % 8]!, prof); await prof.collect(); }
       await m.readLosses();
       const rows = prof.rows();
-      console.log(`${name}: timestamp total ${(rows.reduce((x, r) => x + r.ms, 0) / 3).toFixed(1)} ms/step; ` + rows.filter((r) => /dw|dz/.test(r.label)).map((r) => `${r.label} ${(r.ms / 3).toFixed(2)}`).join("; "));
+      console.log(`${name}: timestamp total ${(rows.reduce((x, r) => x + r.ms, 0) / 3).toFixed(1)} ms/step; ` + rows.filter((r) => new RegExp(argValue("filter", "dw|dz")!).test(r.label)).map((r) => `${r.label} ${(r.ms / 3).toFixed(2)}`).join("; "));
       prof.destroy();
     }
   }

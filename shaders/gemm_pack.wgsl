@@ -1,16 +1,17 @@
 // gemm_pack: packs a GEMM operand into rows of KP floats (zero padded) for
 // shaders/gemm_ubo_nt.wgsl, which binds chunks of these rows as uniform buffers:
-//   dst[s*KP + k] = k < K ? (TRANS ? src[k*S + s] : src[s*K + k]) : 0,  s < S, k < KP
+//   dst[s*KP + k] = k0 + k < K ? (TRANS ? src[(k0+k)*S + s] : src[s*K + k0 + k]) : 0,  s < S, k < KP
+// (k0 > 0: one slice of the reduction, for a GEMM split along K into accumulating passes)
 // TRANS = 0: W [S, K] (the layer forward); TRANS = 1: W [K, S] read transposed
 // (dX = dZ W: P(s, k) = W[k, s]).
-// Bindings: params {S, K, KP}, src (read), dst (read_write).
+// Bindings: params {S, K, KP, k0}, src (read), dst (read_write).
 // Dispatch: ceil(S*KP / WG) workgroups, folded by grid(); linear workgroup = wid.x + wid.y * nwg.x.
 // Reference: src/kernels/reference/gemm.ts (the packed operand is checked through gemm_ubo_nt's results).
 
 override WG: u32 = 256;
 override TRANS: bool = false;
 
-struct Params { S: u32, K: u32, KP: u32 }
+struct Params { S: u32, K: u32, KP: u32, k0: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -27,6 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let s = i / KP;
   let k = i % KP;
   var v = 0.0;
-  if (k < K) { v = src[select(s * K + k, k * S + s, TRANS)]; }
+  let kk = params.k0 + k;
+  if (kk < K) { v = src[select(s * K + kk, kk * S + s, TRANS)]; }
   dst[i] = v;
 }

@@ -18,7 +18,11 @@
 // and zeroed by select (P's padding is zero too).
 // TN: 1, 2 or 4 (SC*KP <= 16384 floats: one 64 KiB binding). BIAS: 0 none,
 // 1 bias[s]. ACT: 0 none, 1 relu, 2 sigmoid.
-// Bindings: params {R, S, K, KP, s0}, a, w (uniform), mask, bias (read),
+// K split into slices (a long reduction, e.g. dW over a batch of 2048, keeps
+// TN = 4): this pass sums k in [k0, k0 + KL) (A(r, k) = a[r*K + k0 + k], P
+// packed per slice) and with ACCUM adds its sum to C (passes in slice order:
+// a fixed summation order); ACCUM is used without bias and activation.
+// Bindings: params {R, S, K, KP, s0, k0, KL}, a, w (uniform), mask, bias (read),
 // c (read_write); unused mask / bias bound to any read-only buffer (never read).
 // Dispatch per chunk: (1, ceil(R / TM)) workgroups.
 // Reference: src/kernels/reference/gemm.ts (gemmRef with transB, linearForwardRef).
@@ -29,8 +33,9 @@ override TN: u32 = 4;          // columns per invocation: 1, 2 or 4
 override MASK_A: bool = false;
 override BIAS: u32 = 0;
 override ACT: u32 = 0;
+override ACCUM: bool = false;
 
-struct Params { R: u32, S: u32, K: u32, KP: u32, s0: u32 }
+struct Params { R: u32, S: u32, K: u32, KP: u32, s0: u32, k0: u32, KL: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -51,9 +56,9 @@ fn aval(i: u32) -> f32 {
   return v;
 }
 
-/** A(r, k..k+3) for row offset o: whole vec4 when k + 4 <= K, else the tail with zeros. */
+/** A(r, k..k+3) for row offset o: whole vec4 when k + 4 <= KL, else the tail with zeros. */
 fn lda(o: u32, k: u32) -> vec4<f32> {
-  let K = params.K;
+  let K = params.KL;
   if (k + 4u <= K) { return vec4<f32>(aval(o + k), aval(o + k + 1u), aval(o + k + 2u), aval(o + k + 3u)); }
   let l = K - 1u;
   return vec4<f32>(
@@ -82,7 +87,7 @@ fn store_row(r: u32, lid: u32, acc: vec4<f32>) {
     if (s < S) {
       var v = acc[j];
       if (BIAS == 1u) { v += bias[s]; }
-      c[r * S + s] = act(v);
+      if (ACCUM) { c[r * S + s] = c[r * S + s] + v; } else { c[r * S + s] = act(v); }
     }
   }
 }
@@ -91,20 +96,22 @@ fn store_row(r: u32, lid: u32, acc: vec4<f32>) {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let R = params.R;
   let K = params.K;
+  let KL = params.KL;
+  let k0 = params.k0;
   let KP4 = params.KP / 4u;
   let r0 = wid.y * TM;
   // Rows past R are clamped (computed, never stored).
-  let o0 = min(r0, R - 1u) * K; let o1 = min(r0 + 1u, R - 1u) * K;
-  let o2 = min(r0 + 2u, R - 1u) * K; let o3 = min(r0 + 3u, R - 1u) * K;
-  let o4 = min(r0 + 4u, R - 1u) * K; let o5 = min(r0 + 5u, R - 1u) * K;
-  let o6 = min(r0 + 6u, R - 1u) * K; let o7 = min(r0 + 7u, R - 1u) * K;
+  let o0 = min(r0, R - 1u) * K + k0; let o1 = min(r0 + 1u, R - 1u) * K + k0;
+  let o2 = min(r0 + 2u, R - 1u) * K + k0; let o3 = min(r0 + 3u, R - 1u) * K + k0;
+  let o4 = min(r0 + 4u, R - 1u) * K + k0; let o5 = min(r0 + 5u, R - 1u) * K + k0;
+  let o6 = min(r0 + 6u, R - 1u) * K + k0; let o7 = min(r0 + 7u, R - 1u) * K + k0;
   // Chunk-local rows of P (the binding always holds SC full rows).
   let p0 = lid * KP4;
   let p1 = (lid + WG) * KP4;
   let p2 = (lid + 2u * WG) * KP4;
   let p3 = (lid + 3u * WG) * KP4;
   let zero = vec4<f32>(0.0);
-  for (var k4 = 0u; k4 * 4u < K; k4++) {
+  for (var k4 = 0u; k4 * 4u < KL; k4++) {
     let w0 = w[p0 + k4];
     var w1 = zero; var w2 = zero; var w3 = zero;
     if (TN > 1u) { w1 = w[p1 + k4]; }

@@ -37,6 +37,8 @@ export interface UboGemmSpec {
   mask?: GPUBuffer;
   bias?: GPUBuffer;
   activation?: Activation;
+  /** false: never split a long reduction into accumulating slices (A/B benchmarks). */
+  split?: boolean;
   label: string;
 }
 
@@ -56,10 +58,10 @@ export function prefersUboGemm(device: GPUDevice): boolean {
 
 const packed = new WeakMap<GPUBuffer, Map<string, GPUBuffer>>();
 
-function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: number): GPUBuffer {
+function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: number, slice = 0): GPUBuffer {
   let m = packed.get(w);
   if (!m) packed.set(w, (m = new Map()));
-  const key = `${trans}:${bytes}`;
+  const key = `${trans}:${bytes}:${slice}`;
   let buf = m.get(key);
   if (!buf) {
     buf = device.createBuffer({ label: `${w.label || "w"}:packed${trans ? "T" : ""}`, size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM });
@@ -68,45 +70,70 @@ function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: nu
   return buf;
 }
 
-/** The pack dispatch and one GEMM dispatch per column chunk (uniforms and bind groups made once here). */
+const noSplit = new WeakSet<GPUDevice>();
+
+/** Turns the K split off (false) or back on for later prepares on `device` (A/B benchmarks). */
+export function setUboSplit(device: GPUDevice, on: boolean): void {
+  if (on) noSplit.delete(device);
+  else noSplit.add(device);
+}
+
+/** Reduction slice of a K-split GEMM: 512 keeps 4 columns per invocation (uboTile(512).TN = 4). */
+export const UBO_K_SLICE = 512;
+
+/**
+ * The pack dispatch and one GEMM dispatch per column chunk (uniforms and bind groups made once here).
+ * A reduction too long for 4 columns per invocation (k > 512) is split, when the GEMM has no bias or
+ * activation (dW), into slices of 512: per slice a pack and the chunk dispatches, the later slices
+ * adding to C in slice order.
+ */
 export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[] {
   const { m, n, k, label } = spec;
   for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new KernelInputError(`${label}: ${name} must be a positive integer, got ${v}`);
   }
   if (spec.c === spec.a || spec.c === spec.w) throw new KernelInputError(`${label}: the output buffer must not alias an input`);
-  const { TN, KP } = uboTile(k);
+  const plain = !spec.bias && (spec.activation ?? "none") === "none";
+  const split = plain && uboTile(k).TN < 4 && spec.split !== false && !noSplit.has(device);
+  const KS = split ? UBO_K_SLICE : k;
+  const { TN, KP } = uboTile(KS);
   if (!TN) throw new RangeError(`${label}: reduction length ${k} too long for the uniform-buffer GEMM`);
   const SC = WG * TN;
   const chunks = Math.ceil(n / SC);
+  const slices = Math.ceil(k / KS);
   // Every chunk's binding holds a full 64 KiB, past the last packed row too.
   const bytes = (chunks - 1) * SC * KP * 4 + UBO_BYTES;
-  const p = packedBuffer(device, spec.w, spec.trans, bytes);
-  const packKernel = getKernel(device, { shader: gemm_pack, constants: { WG: 256, TRANS: Number(spec.trans) } });
-  const packParams = uploadUniform(device, new Uint32Array([n, k, KP, 0]), `${label}:pack-params`);
-  const out: Dispatch[] = [{
-    label: `${label}:pack`,
-    kernel: packKernel,
-    bindGroups: [bindGroup(device, packKernel, { params: packParams, src: spec.w, dst: p }, `${label}:pack`)],
-    workgroups: grid(Math.ceil((n * KP) / 256), device.limits.maxComputeWorkgroupsPerDimension),
-  }];
   const TM = Math.min(8, m);
-  const kernel = getKernel(device, {
-    shader: gemm_ubo_nt,
-    constants: { WG, TM, TN, MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias ? 1 : 0, ACT: ACT_CODE[spec.activation ?? "none"] },
-  });
   const rowGroups = Math.ceil(m / TM);
   if (rowGroups > device.limits.maxComputeWorkgroupsPerDimension) {
     throw new KernelInputError(`${label}: ${m} rows need ${rowGroups} workgroups, over the limit ${device.limits.maxComputeWorkgroupsPerDimension}; split the batch`);
   }
-  for (let ch = 0; ch < chunks; ch++) {
-    const s0 = ch * SC;
-    const params = uploadUniform(device, new Uint32Array([m, n, k, KP, s0, 0, 0, 0]), `${label}:params${ch}`);
-    const group = bindGroup(device, kernel, {
-      params, a: spec.a, w: { buffer: p, offset: s0 * KP * 4, size: UBO_BYTES },
-      mask: spec.mask ?? spec.a, bias: spec.bias ?? spec.a, c: spec.c,
-    }, `${label}:chunk${ch}`);
-    out.push({ label, kernel, bindGroups: [group], workgroups: [1, rowGroups] });
+  const packKernel = getKernel(device, { shader: gemm_pack, constants: { WG: 256, TRANS: Number(spec.trans) } });
+  const out: Dispatch[] = [];
+  for (let sl = 0; sl < slices; sl++) {
+    const k0 = sl * KS;
+    const KL = Math.min(KS, k - k0);
+    const p = packedBuffer(device, spec.w, spec.trans, bytes, sl);
+    const packParams = uploadUniform(device, new Uint32Array([n, k, KP, k0]), `${label}:pack-params${sl}`);
+    out.push({
+      label: `${label}:pack`,
+      kernel: packKernel,
+      bindGroups: [bindGroup(device, packKernel, { params: packParams, src: spec.w, dst: p }, `${label}:pack${sl}`)],
+      workgroups: grid(Math.ceil((n * KP) / 256), device.limits.maxComputeWorkgroupsPerDimension),
+    });
+    const kernel = getKernel(device, {
+      shader: gemm_ubo_nt,
+      constants: { WG, TM, TN, MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias ? 1 : 0, ACT: ACT_CODE[spec.activation ?? "none"], ACCUM: Number(sl > 0) },
+    });
+    for (let ch = 0; ch < chunks; ch++) {
+      const s0 = ch * SC;
+      const params = uploadUniform(device, new Uint32Array([m, n, k, KP, s0, k0, KL, 0]), `${label}:params${sl}.${ch}`);
+      const group = bindGroup(device, kernel, {
+        params, a: spec.a, w: { buffer: p, offset: s0 * KP * 4, size: UBO_BYTES },
+        mask: spec.mask ?? spec.a, bias: spec.bias ?? spec.a, c: spec.c,
+      }, `${label}:chunk${ch}${slices > 1 ? `:slice${sl}` : ""}`);
+      out.push({ label, kernel, bindGroups: [group], workgroups: [1, rowGroups] });
+    }
   }
   return out;
 }

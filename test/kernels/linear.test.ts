@@ -94,7 +94,7 @@ describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
     expect(uboTile(1500)).toEqual({ TN: 1, KP: 1504 });
     expect(uboTile(2049).TN).toBe(0);
   });
-  it("long K (2 and 1 columns per invocation), partial last chunk, K % 4 tails, relu mask on dX", async () => {
+  it("long K (2 and 1 columns per invocation; split into slices without bias), partial last chunk, K % 4 tails, relu mask on dX", async () => {
     for (const activation of ["none", "relu"] as const) {
       await forward("ubo", 33, 40, 700, activation);
       await forward("ubo", 9, 24, 1501, activation);
@@ -105,6 +105,9 @@ describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
       await backward("ubo", 700, 20, 40, activation, false);
       await backward("ubo", 1501, 17, 19, activation, true);
       await backward("ubo", 2100, 16, 17, activation, false);
+      // Reductions past 512 (dW over the batch, dX over n) split into accumulating slices of 512: 512 + 512 + a 6-term tail.
+      await backward("ubo", 1030, 20, 24, activation, true);
+      await backward("ubo", 24, 1030, 20, activation, true);
     }
   });
 });
