@@ -10,12 +10,13 @@
  * file and renamed, so a crash never leaves half a file.
  * Loading validates every name, shape and dtype before touching the model.
  */
-import { CheckpointError, NonFiniteTensorError } from "./errors.ts";
+import { CheckpointError, NonFiniteTensorError, SafetensorsError } from "./errors.ts";
 import { type DlrmConfig, interactionWidth, resolveConfig } from "../model/config.ts";
 import type { DlrmModel } from "../model/dlrm.ts";
-import type { StateDict } from "../model/params.ts";
+import { rowSize, type StateDict, type TensorRows } from "../model/params.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
-import { readFileBytes, writeFileAtomic } from "./atomic_write.ts";
+import { type AtomicWriter, openAtomicWriter, openFileReader, readFileBytes } from "./atomic_write.ts";
+import { checkTensorFile, openTensorFile, readTensorStream, type TensorFile, writeTensorStream } from "./checkpoint_stream.ts";
 import { isTensor, loadTorchSave, torchSaveKind } from "./torch_zip.ts";
 
 export const CHECKPOINT_FORMAT = "webgpu-dlrm/1";
@@ -61,6 +62,12 @@ export function firstNonFinite(tensors: StateDict): [string, number, number] | u
  */
 export type CheckpointModel = Pick<DlrmModel, "config" | "step" | "stateDict" | "optimizerState" | "validateStateDict" | "validateOptimizerState" | "loadStateDict" | "loadOptimizerState"> & {
   readonly options: { inferenceOnly?: boolean };
+  /**
+   * Parameters, then optimizer state, readable and writable in row ranges
+   * (DlrmModel, ShardedDlrm): saves and streaming loads then hold only pieces
+   * of the model in host memory. Without it, tensors go whole through stateDict().
+   */
+  checkpointTensors?(): TensorRows[];
 };
 
 export async function checkpointBytes(model: CheckpointModel, extra: Record<string, string> = {}): Promise<Uint8Array> {
@@ -76,21 +83,69 @@ export async function checkpointBytes(model: CheckpointModel, extra: Record<stri
   return encodeSafetensors(tensors, { ...extra, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config), step: String(model.step) });
 }
 
-export async function saveCheckpoint(path: string, model: CheckpointModel, extra: Record<string, string> = {}): Promise<void> {
-  const all = decodeSafetensors(await checkpointBytes(model, extra), { copy: true });
-  const params: Parameters<typeof encodeSafetensors>[0] = {};
-  const optim: Parameters<typeof encodeSafetensors>[0] = {};
-  for (const [name, t] of Object.entries(all.tensors)) (name.startsWith("optim.") ? optim : params)[name] = t;
-  const meta = { ...all.metadata };
-  if (Object.keys(optim).length) {
-    // The sidecar first: the main file never names optimizer state that is not on disk.
-    const side = optimizerSidecar(path);
-    const bytes = encodeSafetensors(optim, { format: OPTIMIZER_FORMAT, step: String(model.step), optimizer: model.config.optimizer });
-    await writeFileAtomic(side, bytes);
-    meta.optimizer_file = side.slice(side.lastIndexOf("/") + 1);
-    meta.optimizer_sha256 = await sha256Hex(bytes);
+/**
+ * The tensors a save writes, in order (parameters, then optimizer state unless
+ * inference-only): the model's checkpointTensors() when it has them (read in
+ * row ranges from the GPU), else stateDict() / optimizerState() read whole.
+ */
+async function tensorsToSave(model: CheckpointModel): Promise<TensorRows[]> {
+  if (model.checkpointTensors) {
+    const all = model.checkpointTensors();
+    return model.options.inferenceOnly ? all.filter((t) => !t.name.startsWith("optim.")) : all;
   }
-  await writeFileAtomic(path, encodeSafetensors(params, meta));
+  const sd = { ...(await model.stateDict()), ...(model.options.inferenceOnly ? {} : await model.optimizerState()) };
+  return Object.entries(sd).map(([name, t]) => ({
+    name,
+    shape: t.shape,
+    read: async (start: number, count: number) => {
+      const k = rowSize(t.shape);
+      return t.data.subarray(start * k, (start + count) * k);
+    },
+    write: () => {
+      throw new CheckpointError("this model's tensors are read-only here");
+    },
+    flush: async () => {},
+  }));
+}
+
+/**
+ * Saves `model` to `path` (and its optimizer state to the sidecar
+ * optimizerSidecar(path)), streaming: each tensor is read from the GPU in
+ * pieces of at most `chunkBytes` (default 64 MiB) and written straight to a
+ * temporary file, so host memory stays bounded whatever the model's size.
+ * Both files are complete and flushed before either replaces its old version
+ * (sidecar first, then the main file); a NaN/Inf anywhere leaves the old files
+ * as they were. The files are the same bytes encodeSafetensors writes.
+ */
+export async function saveCheckpoint(path: string, model: CheckpointModel, extra: Record<string, string> = {}, opts: { chunkBytes?: number } = {}): Promise<void> {
+  const all = await tensorsToSave(model);
+  const params = all.filter((t) => !t.name.startsWith("optim."));
+  const optim = all.filter((t) => t.name.startsWith("optim."));
+  const step = model.step;
+  // A checkpoint is a point to come back to: never write one that holds NaN or Infinity.
+  const onNonFinite = (name: string, index: number, value: number) =>
+    new NonFiniteTensorError(name, index, value, `the model at step ${step} holds ${value} in ${name} (element ${index}): checkpoint not written`);
+  const meta: Record<string, string> = { ...extra, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config), step: String(step) };
+  const writers: AtomicWriter[] = [];
+  try {
+    if (optim.length) {
+      // The sidecar first: the main file never names optimizer state that is not on disk.
+      const side = optimizerSidecar(path);
+      const w = await openAtomicWriter(side);
+      writers.push(w);
+      const { sha256 } = await writeTensorStream(w, optim, { format: OPTIMIZER_FORMAT, step: String(step), optimizer: model.config.optimizer }, { chunkBytes: opts.chunkBytes, onNonFinite });
+      meta.optimizer_file = side.slice(side.lastIndexOf("/") + 1);
+      meta.optimizer_sha256 = sha256;
+    }
+    const w = await openAtomicWriter(path);
+    writers.push(w);
+    await writeTensorStream(w, params, meta, { chunkBytes: opts.chunkBytes, onNonFinite });
+    for (const x of writers) await x.close();
+    for (const x of writers) await x.commit();
+  } catch (e) {
+    for (const x of writers) await x.abort();
+    throw e;
+  }
 }
 
 /**
@@ -255,5 +310,148 @@ export function inferConfig(sd: StateDict, source: string, fallback: Partial<Dlr
     return resolveConfig({ ...fallback, embeddingDim: dim, tableRows, bottomMlp, topMlp, interaction: match[0], interactionItself: match[1] });
   } catch (e) {
     throw new CheckpointError(`${source}: ${(e as Error).message}`);
+  }
+}
+
+/** What loadCheckpointInto read besides the tensors. */
+export type LoadedCheckpoint = Omit<Checkpoint, "params" | "optimizer"> & { optimizerLoaded: boolean };
+
+/** A shape-only stand-in for a tensor of the file, for the model's validate*() (which read shape and length only). */
+function shapesOf(file: TensorFile, names: (n: string) => boolean): StateDict {
+  const sd: StateDict = {};
+  for (const t of file.tensors) {
+    if (!names(t.name)) continue;
+    const length = t.shape.reduce((a, b) => a * b, 1);
+    sd[t.name] = { shape: [...t.shape], data: { length } as unknown as Float32Array };
+  }
+  return sd;
+}
+
+/**
+ * Loads checkpoint `path` into `model` in bounded host memory: a first pass
+ * reads the header(s) and checks names, shapes, dtypes, the architecture, the
+ * optimizer sidecar's SHA-256 and that every value is finite; only then a
+ * second pass reads each tensor in pieces of at most `chunkBytes` and writes
+ * them to the model where they live (checkpointTensors()). Nothing changes if
+ * anything is wrong. A torch.save file (the reference's) is small and goes
+ * through parseCheckpoint / applyCheckpoint.
+ */
+export async function loadCheckpointInto(
+  path: string,
+  model: CheckpointModel,
+  opts: { withOptimizer?: boolean; allowNonFinite?: boolean; chunkBytes?: number; fallback?: Partial<DlrmConfig> } = {},
+): Promise<LoadedCheckpoint> {
+  if (!model.checkpointTensors) {
+    const ck = await loadCheckpointFile(path, opts.fallback, opts);
+    applyCheckpoint(model, ck, opts);
+    const { params: _p, optimizer, ...rest } = ck;
+    return { ...rest, optimizerLoaded: Object.keys(optimizer).length > 0 && (opts.withOptimizer ?? true) && !model.options.inferenceOnly };
+  }
+  let main: TensorFile;
+  try {
+    main = await openTensorFile(path);
+  } catch (e) {
+    if (!(e instanceof SafetensorsError)) throw e instanceof CheckpointError ? e : new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
+    const first = await readFirstBytes(path, 16);
+    if (torchSaveKind(first)) {
+      const ck = parseCheckpoint(await readFileBytes(path), path, opts.fallback, opts);
+      applyCheckpoint(model, ck, opts);
+      const { params: _p, optimizer: _o, ...rest } = ck;
+      return { ...rest, optimizerLoaded: false };
+    }
+    throw new CheckpointError(`${path}: not a readable safetensors checkpoint: ${e.message}`);
+  }
+  let side: TensorFile | undefined;
+  try {
+    const meta = main.metadata;
+    const native = meta.format === CHECKPOINT_FORMAT;
+    const extra: Record<string, string> = {};
+    let config: DlrmConfig;
+    let step = 0;
+    if (native) {
+      try {
+        config = resolveConfig(JSON.parse(meta.config ?? "null"));
+      } catch (e) {
+        throw new CheckpointError(`${path}: its configuration is invalid: ${(e as Error).message}`);
+      }
+      step = Number(meta.step ?? 0);
+      if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${path}: bad step '${meta.step}' in metadata`);
+      for (const [k, v] of Object.entries(meta)) if (!["format", "config", "step"].includes(k)) extra[k] = v;
+    } else {
+      config = inferConfig(shapesOf(main, (n) => !n.startsWith("optim.")), path, opts.fallback ?? {});
+    }
+    for (const t of main.tensors) if (t.dtype !== "F32") throw new CheckpointError(`${path}: tensor '${t.name}' is ${t.dtype}; webgpu-dlrm checkpoints hold F32 only`);
+    const arch = (c: DlrmConfig) => JSON.stringify([c.embeddingDim, c.tableRows, c.bottomMlp, c.topMlp, c.interaction, c.interactionItself]);
+    if (arch(model.config) !== arch(config)) throw new CheckpointError(`checkpoint architecture ${arch(config)} does not match the model's ${arch(model.config)}`);
+    const wantOpt = (opts.withOptimizer ?? true) && !model.options.inferenceOnly;
+    const describe = (file: string) => (name: string, index: number, value: number) =>
+      `${file}: tensor ${name} holds ${value} at element ${index}; a model with non-finite weights predicts garbage (--allow-non-finite loads it anyway)`;
+    // Inline optimizer state ("optim.*" in the main file, as checkpointBytes writes) or the sidecar.
+    const inlineOpt = main.tensors.some((t) => t.name.startsWith("optim."));
+    let optimizerMissing: string | undefined;
+    if (wantOpt && extra.optimizer_file) {
+      const sidePath = `${path.slice(0, path.lastIndexOf("/") + 1)}${extra.optimizer_file}`;
+      try {
+        side = await openTensorFile(sidePath);
+      } catch (e) {
+        optimizerMissing = `${sidePath} cannot be read (${(e as Error).message})`;
+      }
+      if (side) {
+        for (const t of side.tensors) if (t.dtype !== "F32") throw new CheckpointError(`${sidePath}: tensor '${t.name}' is ${t.dtype}; webgpu-dlrm checkpoints hold F32 only`);
+      }
+    }
+    if (wantOpt && optimizerMissing) {
+      throw new CheckpointError(`the optimizer state of this checkpoint is missing: ${optimizerMissing}; keep the .optim.safetensors file beside the checkpoint, or start from the weights alone with --load-model and another optimizer`);
+    }
+    const withOpt = wantOpt && (side !== undefined || inlineOpt);
+    if (withOpt && model.config.optimizer !== config.optimizer) {
+      throw new CheckpointError(`checkpoint optimizer state is for '${config.optimizer}', the run uses '${model.config.optimizer}'`);
+    }
+    // Validate both parts (names and shapes) before reading any data.
+    model.validateStateDict(shapesOf(main, (n) => !n.startsWith("optim.")));
+    if (withOpt) model.validateOptimizerState({ ...(inlineOpt ? shapesOf(main, (n) => n.startsWith("optim.")) : {}), ...(side ? shapesOf(side, () => true) : {}) });
+    // First pass: every value finite, the sidecar the one this save wrote.
+    await checkTensorFile(main, { chunkBytes: opts.chunkBytes, allowNonFinite: opts.allowNonFinite, describe: describe(path) });
+    if (side) {
+      const sha = await checkTensorFile(side, { chunkBytes: opts.chunkBytes, allowNonFinite: opts.allowNonFinite, hash: true, describe: describe(side.path) });
+      if (sha !== extra.optimizer_sha256) {
+        throw new CheckpointError(
+          `the optimizer state of this checkpoint is missing: ${side.path} belongs to another save of the model (SHA-256 differs); keep the .optim.safetensors file beside the checkpoint, or start from the weights alone with --load-model and another optimizer`,
+        );
+      }
+    }
+    // Second pass: write the pieces where they live.
+    const targets = new Map(model.checkpointTensors().map((t) => [t.name, t]));
+    const write = async (file: TensorFile, keep: (name: string) => boolean) => {
+      let last: TensorRows | undefined;
+      await readTensorStream(
+        file,
+        async (t, start, data) => {
+          if (!keep(t.name)) return;
+          const target = targets.get(t.name)!;
+          target.write(start, data);
+          await target.flush();
+          last = target;
+        },
+        { chunkBytes: opts.chunkBytes },
+      );
+      await last?.flush();
+    };
+    await write(main, (n) => !n.startsWith("optim.") || (withOpt && inlineOpt));
+    if (withOpt && side) await write(side, () => true);
+    model.step = step;
+    return { config, step, extra, native, optimizerLoaded: withOpt };
+  } finally {
+    await main.close();
+    await side?.close();
+  }
+}
+
+async function readFirstBytes(path: string, n: number): Promise<Uint8Array> {
+  const r = await openFileReader(path);
+  try {
+    return await r.read(0, Math.min(n, r.size));
+  } finally {
+    await r.close();
   }
 }

@@ -107,26 +107,37 @@ function elementCount(shape: readonly number[], what: string, problem: "entry" |
   return n;
 }
 
+/** A tensor's name, dtype and shape: what the header says of it. */
+export interface TensorEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: readonly number[];
+}
+
+/** Where a tensor's bytes lie, relative to the start of the data section. */
+export interface PlacedTensor extends TensorEntry {
+  begin: number;
+  end: number;
+}
+
 /**
- * Writes tensors (and optional string metadata) as a safetensors file.
- * Tensors are laid out by decreasing element size (so every tensor is aligned
- * to its element size), in insertion order within a size.
+ * The header of a safetensors file holding `entries` (8-byte length + JSON
+ * padded with spaces to a multiple of 8) and where each tensor's bytes go, in
+ * file order: by decreasing element size (so every tensor is aligned to its
+ * element size), in the given order within a size. encodeSafetensors and the
+ * streaming checkpoint writer both use it, so their files are byte-identical.
  */
-export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+export function safetensorsLayout(entries: readonly TensorEntry[], metadata?: Record<string, string>): { header: Uint8Array; tensors: PlacedTensor[]; dataBytes: number } {
   requireLittleEndian();
-  const entries = Object.entries(tensors).map(([name, t], order) => {
+  const checked = entries.map((t, order) => {
+    const name = t.name;
     if (name === METADATA_KEY) throw new SafetensorsError("encode", `'${METADATA_KEY}' is reserved and cannot name a tensor`);
     if (!isSafetensorsDtype(t.dtype)) throw new SafetensorsError("encode", `tensor '${name}': unknown dtype '${String(t.dtype)}'`);
     const size = dtypeSize(t.dtype);
     const count = elementCount(t.shape, `tensor '${name}'`, "encode");
-    if (!ArrayBuffer.isView(t.data)) throw new SafetensorsError("encode", `tensor '${name}': data must be a typed array or DataView`);
-    if (t.data.byteLength !== count * size) {
-      throw new SafetensorsError("encode", `tensor '${name}': shape [${t.shape.join(", ")}] ${t.dtype} needs ${count * size} bytes, data has ${t.data.byteLength}`);
-    }
-    return { name, order, size, t };
+    return { t, order, size, bytes: count * size };
   });
-  entries.sort((a, b) => b.size - a.size || a.order - b.order);
-
+  checked.sort((a, b) => b.size - a.size || a.order - b.order);
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -135,26 +146,43 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
     header[METADATA_KEY] = metadata;
   }
   let pos = 0;
-  for (const e of entries) {
-    const bytes = e.t.data.byteLength;
-    header[e.name] = { dtype: e.t.dtype, shape: [...e.t.shape], data_offsets: [pos, pos + bytes] };
-    pos += bytes;
+  const tensors: PlacedTensor[] = [];
+  for (const e of checked) {
+    header[e.t.name] = { dtype: e.t.dtype, shape: [...e.t.shape], data_offsets: [pos, pos + e.bytes] };
+    tensors.push({ name: e.t.name, dtype: e.t.dtype, shape: [...e.t.shape], begin: pos, end: pos + e.bytes });
+    pos += e.bytes;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const out = new Uint8Array(8 + json.length + pos);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  const out = new Uint8Array(8 + padded).fill(0x20, 8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
   out.set(json, 8);
-  let at = 8 + json.length;
-  for (const e of entries) {
-    const d = e.t.data;
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
-    at += d.byteLength;
+  return { header: out, tensors, dataBytes: pos };
+}
+
+/**
+ * Writes tensors (and optional string metadata) as a safetensors file.
+ * Tensors are laid out by decreasing element size (so every tensor is aligned
+ * to its element size), in insertion order within a size.
+ */
+export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+  requireLittleEndian();
+  const named = Object.entries(tensors);
+  for (const [name, t] of named) {
+    if (name === METADATA_KEY) throw new SafetensorsError("encode", `'${METADATA_KEY}' is reserved and cannot name a tensor`);
+    if (!isSafetensorsDtype(t.dtype)) throw new SafetensorsError("encode", `tensor '${name}': unknown dtype '${String(t.dtype)}'`);
+    const count = elementCount(t.shape, `tensor '${name}'`, "encode");
+    if (!ArrayBuffer.isView(t.data)) throw new SafetensorsError("encode", `tensor '${name}': data must be a typed array or DataView`);
+    if (t.data.byteLength !== count * dtypeSize(t.dtype)) {
+      throw new SafetensorsError("encode", `tensor '${name}': shape [${t.shape.join(", ")}] ${t.dtype} needs ${count * dtypeSize(t.dtype)} bytes, data has ${t.data.byteLength}`);
+    }
+  }
+  const layout = safetensorsLayout(named.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), metadata);
+  const out = new Uint8Array(layout.header.length + layout.dataBytes);
+  out.set(layout.header);
+  for (const p of layout.tensors) {
+    const d = tensors[p.name]!.data;
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), layout.header.length + p.begin);
   }
   return out;
 }
@@ -248,6 +276,37 @@ function checkCoverage(spans: Span[], dataLength: number): void {
   if (covered !== dataLength) {
     throw new SafetensorsError("trailing", `${dataLength - covered} bytes after the last tensor (data section ${dataLength} bytes, tensors end at ${covered})`);
   }
+}
+
+/**
+ * The header of a safetensors file of `fileSize` bytes from its first bytes
+ * (at least 8 + the header length; headerLength() tells how many): the
+ * tensors in file order, the metadata, and where the data section starts.
+ * Checks everything decodeSafetensors checks except the data itself.
+ */
+export function decodeSafetensorsHeader(head: Uint8Array, fileSize: number): { tensors: PlacedTensor[]; metadata: Record<string, string>; dataStart: number } {
+  requireLittleEndian();
+  if (fileSize < 8) {
+    throw new SafetensorsError("too-short", `file has ${fileSize} bytes; a safetensors file starts with an 8-byte header length (truncated or not safetensors?)`);
+  }
+  const n = headerLength(head);
+  if (8 + n > fileSize) {
+    throw new SafetensorsError("header-length", `header length ${n} runs past the end of the ${fileSize}-byte file (truncated or not safetensors?)`);
+  }
+  const { spans, metadata, dataStart } = parseHeader(head.subarray(0, 8 + n));
+  checkCoverage(spans, fileSize - dataStart);
+  const tensors = [...spans].sort((a, b) => a.begin - b.begin).map((s) => ({ name: s.name, dtype: s.dtype, shape: s.shape, begin: s.begin, end: s.end }));
+  return { tensors, metadata, dataStart };
+}
+
+/** The JSON header's length from a file's first 8 bytes (checked against the 100 MB limit). */
+export function headerLength(first8: Uint8Array): number {
+  if (first8.length < 8) throw new SafetensorsError("too-short", `file has ${first8.length} bytes; a safetensors file starts with an 8-byte header length (truncated or not safetensors?)`);
+  const n64 = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafetensorsError("header-length", `header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+  }
+  return Number(n64);
 }
 
 /**

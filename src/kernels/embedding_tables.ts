@@ -59,18 +59,26 @@ export function createTableSet(
   return { dim: opts.dim, rows: [...opts.rows], rowBase, chunks };
 }
 
-/** The parts of table `table` held by each chunk: chunk, first table row, first chunk row, row count. */
-export function tableSpans(set: EmbeddingTableSet, table: number): { chunk: EmbeddingChunk; tableRow: number; chunkRow: number; count: number }[] {
+/**
+ * The parts of rows [rowStart, rowStart + rowCount) of table `table` held by each
+ * chunk (default: the whole table): chunk, first table row, first chunk row, row count.
+ */
+export function tableSpans(set: EmbeddingTableSet, table: number, rowStart = 0, rowCount?: number): { chunk: EmbeddingChunk; tableRow: number; chunkRow: number; count: number }[] {
   if (!Number.isInteger(table) || table < 0 || table >= set.rows.length) {
     throw new KernelInputError(`table ${table} does not exist (the set has ${set.rows.length} tables)`);
   }
-  const lo = set.rowBase[table]!;
-  const hi = lo + set.rows[table]!;
+  const rows = set.rows[table]!;
+  const count = rowCount ?? rows - rowStart;
+  if (!Number.isInteger(rowStart) || !Number.isInteger(count) || rowStart < 0 || count < 0 || rowStart + count > rows) {
+    throw new KernelInputError(`rows [${rowStart}, ${rowStart + count}) are not inside table ${table} (${rows} rows)`);
+  }
+  const lo = set.rowBase[table]! + rowStart;
+  const hi = lo + count;
   const spans = [];
   for (const chunk of set.chunks) {
     const a = Math.max(lo, chunk.rowStart);
     const b = Math.min(hi, chunk.rowStart + chunk.rowCount);
-    if (a < b) spans.push({ chunk, tableRow: a - lo, chunkRow: a - chunk.rowStart, count: b - a });
+    if (a < b) spans.push({ chunk, tableRow: a - set.rowBase[table]!, chunkRow: a - chunk.rowStart, count: b - a });
   }
   return spans;
 }
@@ -78,24 +86,36 @@ export function tableSpans(set: EmbeddingTableSet, table: number): { chunk: Embe
 /** Uploads table `table` (rows[table] * dim floats, row-major), split across its chunks. */
 export function writeTable(device: GPUDevice, set: EmbeddingTableSet, table: number, data: Float32Array): void {
   requireTypedArray(`writeTable: table ${table} data`, data, "Float32Array");
-  const spans = tableSpans(set, table);
+  tableSpans(set, table); // the table exists
   const want = set.rows[table]! * set.dim;
   if (data.length !== want) {
     throw new KernelInputError(`writeTable: table ${table} needs ${want} floats (${set.rows[table]} rows x ${set.dim}), got ${data.length}`);
   }
-  for (const s of spans) {
-    const d = set.dim;
-    device.queue.writeBuffer(s.chunk.buffer, s.chunkRow * d * 4, data.buffer, data.byteOffset + s.tableRow * d * 4, s.count * d * 4);
+  writeTableRows(device, set, table, 0, data);
+}
+
+/** Uploads rows [rowStart, rowStart + data.length / dim) of table `table` (row-major), split across its chunks. */
+export function writeTableRows(device: GPUDevice, set: EmbeddingTableSet, table: number, rowStart: number, data: Float32Array): void {
+  requireTypedArray(`writeTableRows: table ${table} data`, data, "Float32Array");
+  const d = set.dim;
+  if (data.length % d !== 0) throw new KernelInputError(`writeTableRows: table ${table} rows are ${d} floats; got ${data.length} floats (not whole rows)`);
+  for (const s of tableSpans(set, table, rowStart, data.length / d)) {
+    device.queue.writeBuffer(s.chunk.buffer, s.chunkRow * d * 4, data.buffer, data.byteOffset + (s.tableRow - rowStart) * d * 4, s.count * d * 4);
   }
 }
 
 /** Reads table `table` back (rows[table] * dim floats). */
 export async function readTable(device: GPUDevice, set: EmbeddingTableSet, table: number): Promise<Float32Array> {
-  const spans = tableSpans(set, table);
+  return readTableRows(device, set, table, 0, set.rows[table]!);
+}
+
+/** Reads rows [rowStart, rowStart + rowCount) of table `table` back (rowCount * dim floats). */
+export async function readTableRows(device: GPUDevice, set: EmbeddingTableSet, table: number, rowStart: number, rowCount: number): Promise<Float32Array> {
+  const spans = tableSpans(set, table, rowStart, rowCount);
   const d = set.dim;
-  const out = new Float32Array(set.rows[table]! * d);
+  const out = new Float32Array(rowCount * d);
   for (const s of spans) {
-    out.set(new Float32Array(await readBuffer(device, s.chunk.buffer, s.count * d * 4, s.chunkRow * d * 4)), s.tableRow * d);
+    out.set(new Float32Array(await readBuffer(device, s.chunk.buffer, s.count * d * 4, s.chunkRow * d * 4)), (s.tableRow - rowStart) * d);
   }
   return out;
 }

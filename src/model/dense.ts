@@ -21,7 +21,7 @@ import { prepareLoss, type LossKind } from "../kernels/loss.ts";
 import { prepareDenseOptimizer, denseOptimizerStateSizes, type DenseOptimizerKind } from "../kernels/dense_optimizer.ts";
 import { prepareReduceSum } from "../kernels/reduce.ts";
 import { type DlrmConfig, interactionWidth } from "./config.ts";
-import type { StateDict } from "./params.ts";
+import { bufferRows, type StateDict, type TensorRows } from "./params.ts";
 
 export interface Linear {
   name: string; // state-dict prefix, e.g. "bot_l.0"
@@ -254,6 +254,20 @@ export class DenseMlp {
       l.stateW.forEach((b, i) => writeBuffer(this.device, b, sd[`optim.${l.name}.weight.${i}`]!.data));
       l.stateB.forEach((b, i) => writeBuffer(this.device, b, sd[`optim.${l.name}.bias.${i}`]!.data));
     }
+  }
+
+  /** The MLP parameters ("params", stateDict() order) or optimizer state ("optimizer", optimizerState() order) as TensorRows. */
+  tensorRows(what: "params" | "optimizer"): TensorRows[] {
+    const out: TensorRows[] = [];
+    for (const l of this.layers) {
+      if (what === "params") {
+        out.push(bufferRows(this.device, `${l.name}.weight`, [l.outDim, l.inDim], l.w), bufferRows(this.device, `${l.name}.bias`, [l.outDim], l.b));
+      } else {
+        l.stateW.forEach((b, i) => out.push(bufferRows(this.device, `optim.${l.name}.weight.${i}`, [l.outDim, l.inDim], b)));
+        l.stateB.forEach((b, i) => out.push(bufferRows(this.device, `optim.${l.name}.bias.${i}`, [l.outDim], b)));
+      }
+    }
+    return out;
   }
 
   destroy(): void {

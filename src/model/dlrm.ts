@@ -21,7 +21,7 @@ import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimize
 import type { DlrmConfig } from "./config.ts";
 import { DENSE_OPT, DenseMlp, type Linear } from "./dense.ts";
 import { learningRateAt } from "./schedule.ts";
-import { parameterShapes, type StateDict } from "./params.ts";
+import { parameterShapes, type StateDict, type TensorRows } from "./params.ts";
 
 /** Buffers and dispatches for one batch size. */
 interface StepPlan {
@@ -232,6 +232,16 @@ export class DlrmModel {
 
   async optimizerState(): Promise<StateDict> {
     return { ...(await this.dense.optimizerState()), ...(await this.embeddings.optimizerState()) };
+  }
+
+  /**
+   * Every parameter (stateDict() order), then the optimizer state of a
+   * training model (optimizerState() order), as TensorRows: checkpoints read
+   * and write them in bounded pieces (src/io/checkpoint_stream.ts).
+   */
+  checkpointTensors(): TensorRows[] {
+    const params = [...this.dense.tensorRows("params"), ...this.embeddings.tensorRows("params")];
+    return this.options.inferenceOnly ? params : [...params, ...this.dense.tensorRows("optimizer"), ...this.embeddings.tensorRows("optimizer")];
   }
 
   /** Restores optimizer state saved by optimizerState(); validated before writing. */

@@ -17,12 +17,12 @@ import { prepareEmbeddingBagBackward, type PreparedEmbeddingBackward } from "../
 import { prepareEmbeddingBagForward } from "../kernels/embedding_bag_forward.ts";
 import { type CombineDescriptors, prepareEmbeddingCombineBackward, prepareEmbeddingCombineForward, prepareEmbeddingProjGrad, uploadCombineDescriptors } from "../kernels/embedding_combine.ts";
 import { createEmbeddingOptimizerState, destroyEmbeddingOptimizerState } from "../kernels/embedding_optimizer_state.ts";
-import { createTableSet, destroyTableSet, readTable, writeTable } from "../kernels/embedding_tables.ts";
+import { createTableSet, destroyTableSet, readTable, readTableRows, writeTable, writeTableRows } from "../kernels/embedding_tables.ts";
 import type { EmbeddingOptimizerState, EmbeddingTableSet } from "../kernels/embedding_types.ts";
 import { type DenseOptimizerKind, denseOptimizerStateSizes, prepareDenseOptimizer } from "../kernels/dense_optimizer.ts";
 import type { DlrmConfig } from "./config.ts";
 import { embeddingParameters, type EmbeddingLayout, packProjections, type SetBags, splitBags } from "./embedding_layout.ts";
-import { layoutOf, type StateDict } from "./params.ts";
+import { bufferRows, flushWrites, layoutOf, type StateDict, type TensorRows } from "./params.ts";
 
 export type EmbeddingOptimizerKind = EmbeddingOptimizerState["kind"];
 
@@ -144,6 +144,37 @@ export class ModelEmbeddings {
         this.proj!.state.forEach((buf, i) => writeBuffer(this.device, buf, sd[`optim.${p.name}.${i}`]!.data, offset));
       }
     }
+  }
+
+  /**
+   * The embedding parameters ("params", stateDict() order) or their optimizer
+   * state ("optimizer", optimizerState() order) as TensorRows: a table's rows
+   * are read from and written to the chunks that hold them, nothing more.
+   */
+  tensorRows(what: "params" | "optimizer"): TensorRows[] {
+    const out: TensorRows[] = [];
+    const shapes = new Map(this.optimizerStateShapes());
+    for (const p of embeddingParameters(this.layout)) {
+      const place = p.place;
+      if (place.kind === "table") {
+        const name = what === "params" ? p.name : `optim.${p.name}.sum`;
+        const shape = what === "params" ? p.shape : shapes.get(name);
+        if (!shape) continue;
+        const set = () => (what === "params" ? this.sets[place.set]! : this.stateAsTables(place.set));
+        out.push({
+          name,
+          shape,
+          read: (start, count) => readTableRows(this.device, set(), place.table, start, count),
+          write: (start, data) => writeTableRows(this.device, set(), place.table, start, data),
+          flush: () => flushWrites(this.device),
+        });
+      } else if (what === "params") {
+        out.push(bufferRows(this.device, p.name, p.shape, this.proj!.w, place.offset));
+      } else {
+        this.proj!.state.forEach((buf, i) => out.push(bufferRows(this.device, `optim.${p.name}.${i}`, p.shape, buf, place.offset)));
+      }
+    }
+    return out;
   }
 
   /** The batch's bags per set (all-plain models use the batch as is). */

@@ -41,7 +41,7 @@ import { type BagBatchBuffers, createBagBatchBuffers, validateBags, writeBagBatc
 import { prepareEmbeddingBagBackward, type PreparedEmbeddingBackward } from "../kernels/embedding_bag_backward.ts";
 import { prepareEmbeddingBagForward } from "../kernels/embedding_bag_forward.ts";
 import { createEmbeddingOptimizerState, destroyEmbeddingOptimizerState, stateValuesPerRow } from "../kernels/embedding_optimizer_state.ts";
-import { createTableSet, destroyTableSet, readTable, writeTable } from "../kernels/embedding_tables.ts";
+import { createTableSet, destroyTableSet, readTable, readTableRows, writeTable, writeTableRows } from "../kernels/embedding_tables.ts";
 import type { EmbeddingOptimizerState, EmbeddingTableSet } from "../kernels/embedding_types.ts";
 import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimizer_params.ts";
 import { prepareRoute } from "../kernels/shard.ts";
@@ -52,7 +52,7 @@ import { type EmbeddingPlan, ModelEmbeddings } from "../model/embeddings.ts";
 import { denseOptimizerStateSizes } from "../kernels/dense_optimizer.ts";
 import type { RouteColumn } from "../kernels/shard.ts";
 import { checkTensors } from "../model/dlrm.ts";
-import { layoutOf, parameterShapes, type StateDict } from "../model/params.ts";
+import { flushWrites, layoutOf, parameterShapes, type StateDict, type TensorRows } from "../model/params.ts";
 import { learningRateAt } from "../model/schedule.ts";
 import { AllToAll, type AllToAllSchedule, type CollectiveStats, type Message, RingAllreduce } from "./collectives.ts";
 import { type ShardingPlan, validatePlan } from "./plan.ts";
@@ -812,6 +812,99 @@ export class ShardedDlrm {
       }
       return sd;
     });
+  }
+
+  /**
+   * Checkpoint tensors in row ranges (src/io streams them in bounded pieces):
+   * an MLP tensor is read from replica 0 and written to every replica; a
+   * table's rows are gathered from / cut into the shards that hold them, so a
+   * checkpoint streams between any N and any plan. Same names and order as
+   * stateDict() then optimizerState().
+   */
+  checkpointTensors(): TensorRows[] {
+    const d = this.config.embeddingDim;
+    const k = stateValuesPerRow(this.embKind, d);
+    const replicated = (what: "params" | "optimizer"): TensorRows[] => {
+      const per = this.replicas.map((r) => r.dense.tensorRows(what));
+      return per[0]!.map((t0, i) => ({
+        name: t0.name,
+        shape: t0.shape,
+        read: (start, count) => this.guard(() => t0.read(start, count)),
+        write: (start, data) => per.forEach((p) => p[i]!.write(start, data)),
+        flush: () => this.flushAll(),
+      }));
+    };
+    const table = (t: number, perRow: number, state: boolean): TensorRows => ({
+      name: state ? `optim.emb_l.${t}.weight.sum` : `emb_l.${t}.weight`,
+      shape: perRow === 1 && state ? [this.config.tableRows[t]!] : [this.config.tableRows[t]!, perRow],
+      read: (start, count) => this.guard(() => this.gatherRows(t, perRow, state, start, count)),
+      write: (start, data) => this.scatterRows(t, perRow, state, start, data),
+      flush: () => this.flushAll(),
+    });
+    // QR/MD tables: their owner's ModelEmbeddings, under the whole model's names.
+    const composite = new Map<string, TensorRows>();
+    for (const r of this.replicas) {
+      if (!r.composite) continue;
+      const tables = r.composite.tables;
+      for (const t of [...r.composite.emb.tensorRows("params"), ...r.composite.emb.tensorRows("optimizer")]) {
+        const m = /^(optim\.)?emb_l\.(\d+)\.(.*)$/.exec(t.name)!;
+        const name = `${m[1] ?? ""}emb_l.${tables[Number(m[2])]!}.${m[3]}`;
+        composite.set(name, { ...t, name, read: (start, count) => this.guard(() => t.read(start, count)) });
+      }
+    }
+    const tableOf = (name: string) => Number(/emb_l\.(\d+)\./.exec(name)![1]);
+    const out = replicated("params");
+    for (const p of embeddingParameters(this.fullLayout)) {
+      const t = tableOf(p.name);
+      out.push(this.composite.has(t) ? composite.get(p.name)! : table(t, d, false));
+    }
+    out.push(...replicated("optimizer"));
+    for (const [name] of this.optimizerStateShapes()) {
+      if (!name.startsWith("optim.emb_l.")) continue;
+      const t = tableOf(name);
+      out.push(this.composite.has(t) ? composite.get(name)! : table(t, k, true));
+    }
+    return out;
+  }
+
+  private async flushAll(): Promise<void> {
+    await Promise.all(this.replicas.map((r) => flushWrites(r.device)));
+  }
+
+  /** Rows [start, start + count) of table t (perRow floats each) from the shards that hold them. */
+  private async gatherRows(t: number, perRow: number, state: boolean, start: number, count: number): Promise<Float32Array> {
+    const d = this.config.embeddingDim;
+    const out = new Float32Array(count * perRow);
+    for (const s of this.shardsOf(t)) {
+      if (s.kind === "data" && s.device !== this.plan.tables[t]!.shards[0]!.device) continue;
+      const a = Math.max(start, s.rowStart);
+      const b = Math.min(start + count, s.rowEnd);
+      if (a >= b) continue;
+      const w = perRow === d ? s.colEnd - s.colStart : perRow;
+      const col = perRow === d ? s.colStart : 0;
+      const part = await readTableRows(s.rep.device, state ? this.stateAsTables(s.rs) : s.rs.tables, s.k, a - s.rowStart, b - a);
+      for (let r = 0; r < b - a; r++) out.set(part.subarray(r * w, (r + 1) * w), (a - start + r) * perRow + col);
+    }
+    return out;
+  }
+
+  /** Writes rows from `start` on of table t (perRow floats each) into every shard that holds them. */
+  private scatterRows(t: number, perRow: number, state: boolean, start: number, data: Float32Array): void {
+    const d = this.config.embeddingDim;
+    const count = data.length / perRow;
+    for (const s of this.shardsOf(t)) {
+      const a = Math.max(start, s.rowStart);
+      const b = Math.min(start + count, s.rowEnd);
+      if (a >= b) continue;
+      const w = perRow === d ? s.colEnd - s.colStart : perRow;
+      const col = perRow === d ? s.colStart : 0;
+      const part = new Float32Array((b - a) * w);
+      for (let r = 0; r < b - a; r++) {
+        const src = (a - start + r) * perRow + col;
+        part.set(data.subarray(src, src + w), r * w);
+      }
+      writeTableRows(s.rep.device, state ? this.stateAsTables(s.rs) : s.rs.tables, s.k, a - s.rowStart, part);
+    }
   }
 
   /** The MLP parameters of every replica (to check they are identical). */
