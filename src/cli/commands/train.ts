@@ -60,9 +60,13 @@ async function readJsonFile(path: string): Promise<unknown> {
   }
 }
 
-/** The data options of a run, recorded in its checkpoints so eval/predict see the same data. */
-function dataFlags(v: FlagValues): FlagValues {
-  const keys = ["dataGeneration", "dataSet", "rawDataFile", "processedDataFile", "maxIndRange", "dataSize", "numIndicesPerLookup", "numIndicesPerLookupFixed", "zipfExponent", "roundTargets", "seed", "numpyRandSeed", "testMiniBatchSize", "testNumBatches"];
+/**
+ * The data options of a run, recorded in its checkpoints (metadata "data") so
+ * eval/predict see the same data and --resume reads the same rows in the same
+ * order (--data-randomize, --data-shard-rows and the seed that shuffles).
+ */
+export function dataFlags(v: FlagValues): FlagValues {
+  const keys = ["dataGeneration", "dataSet", "rawDataFile", "processedDataFile", "maxIndRange", "dataSize", "numIndicesPerLookup", "numIndicesPerLookupFixed", "zipfExponent", "roundTargets", "dataRandomize", "dataShardRows", "seed", "numpyRandSeed", "testMiniBatchSize", "testNumBatches"];
   return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
