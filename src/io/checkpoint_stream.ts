@@ -47,6 +47,16 @@ function firstBad(data: Float32Array): number {
   return -1;
 }
 
+/**
+ * `p`, marked as handled: a read started ahead fails only when awaited (an
+ * unhandled rejection while the current piece is written would end the
+ * process before the temporary files are removed).
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 function bytesOf(f: Float32Array): Uint8Array {
   return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
 }
@@ -83,11 +93,11 @@ export async function writeTensorStream(
       if (data.length !== count * perRow) throw new SafetensorsError("encode", `tensor '${t.name}': rows [${start}, ${start + count}) gave ${data.length} floats, expected ${count * perRow}`);
       return data;
     };
-    let next = rows > 0 ? t.read(0, Math.min(step, rows)).then((d) => expect(0, Math.min(step, rows), d)) : undefined;
+    let next = rows > 0 ? handled(t.read(0, Math.min(step, rows)).then((d) => expect(0, Math.min(step, rows), d))) : undefined;
     for (let start = 0; start < rows; start += step) {
       const data = await next!;
       const after = start + step;
-      next = after < rows ? t.read(after, Math.min(step, rows - after)).then((d) => expect(after, Math.min(step, rows - after), d)) : undefined;
+      next = after < rows ? handled(t.read(after, Math.min(step, rows - after)).then((d) => expect(after, Math.min(step, rows - after), d))) : undefined;
       const bad = firstBad(data);
       if (bad >= 0) {
         await next?.catch(() => undefined);
@@ -150,11 +160,11 @@ export async function readTensorStream(
       jobs.push({ t, start, at: file.dataStart + t.begin + start * perRow * 4, bytes: count * perRow * 4 });
     }
   }
-  let next = jobs.length ? file.reader.read(jobs[0]!.at, jobs[0]!.bytes) : undefined;
+  let next = jobs.length ? handled(file.reader.read(jobs[0]!.at, jobs[0]!.bytes)) : undefined;
   for (let i = 0; i < jobs.length; i++) {
     const bytes = await next!;
     const j = jobs[i + 1];
-    next = j ? file.reader.read(j.at, j.bytes) : undefined;
+    next = j ? handled(file.reader.read(j.at, j.bytes)) : undefined;
     hash?.update(bytes);
     try {
       await each(jobs[i]!.t, jobs[i]!.start, new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));

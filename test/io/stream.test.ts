@@ -154,6 +154,23 @@ describe("streamed checkpoints", () => {
     model.destroy();
   });
 
+  it("a failed read of the GPU (here in a later piece, while the previous one is written) removes the temporary files, the old ones intact", async () => {
+    const device = await testDevice();
+    const f = loadFixture("dot_itself_bce_adagrad_lrsched");
+    const model = new DlrmModel(device, f.config, f.stateDict("init"));
+    const sub = mkdtempSync(join(dir, "fail-"));
+    const path = join(sub, "m.safetensors");
+    await saveCheckpoint(path, model);
+    const good = readFileSync(path);
+    const failing = Object.create(model) as DlrmModel;
+    failing.checkpointTensors = () =>
+      model.checkpointTensors().map((t) => (t.name === "emb_l.1.weight" ? { ...t, read: async (start: number, count: number) => (start >= 4 ? Promise.reject(new Error("device lost")) : t.read(start, count)) } : t));
+    await expect(saveCheckpoint(path, failing, {}, { chunkBytes: 16 })).rejects.toThrow(/device lost/);
+    expect(readFileSync(path).equals(good)).toBe(true);
+    expect(readdirSync(sub).sort()).toEqual(["m.optim.safetensors", "m.safetensors"]);
+    model.destroy();
+  });
+
   it("refuses a bad file before writing anything: NaN, truncated, another architecture, a stale sidecar", async () => {
     const device = await testDevice();
     const f = loadFixture("dot_itself_bce_adagrad_lrsched");
