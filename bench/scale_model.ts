@@ -6,9 +6,11 @@
  * Measures creation, ms/step at batch 2048 with the prefetching loader
  * (shuffled Arrow cache, or Zipf synthetic batches), checkpoint write and load.
  * Prints one JSON line.
- *   deno run -A bench/scale_model.ts CACHE_DIR|synthetic OUT_DIR [STEPS]
+ *   deno run -A bench/scale_model.ts CACHE_DIR|synthetic OUT_DIR [STEPS] [sgd|adagrad|rwsadagrad]
+ * Each phase's peak RSS is VmHWM, reset (/proc/self/clear_refs) at the phase's start.
+ * SCALE_KEEP=1 keeps the checkpoint files.
  */
-import { statSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { arrowCacheSource } from "../src/data/arrow_cache.ts";
 import { KAGGLE_CARDINALITIES } from "../src/data/criteo_gen.ts";
@@ -16,17 +18,43 @@ import { prefetch } from "../src/data/prefetch.ts";
 import type { DataSource } from "../src/data/source.ts";
 import { syntheticSource } from "../src/data/synthetic.ts";
 import { createContext } from "../src/gpu/context.ts";
-import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../src/io/checkpoint.ts";
+import { loadCheckpointInto, saveCheckpoint } from "../src/io/checkpoint.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DlrmModel } from "../src/model/dlrm.ts";
 import { initParameters } from "../src/model/params.ts";
 
 const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
-const [data, outDir, stepsArg] = args;
-const steps = Number(stepsArg ?? 20);
+const [data, outDir, stepsArg, optArg] = args;
+const steps = Number(stepsArg ?? 10);
+const optimizer = (optArg ?? "sgd") as "sgd" | "adagrad" | "rwsadagrad";
+const keep = Boolean((globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get("SCALE_KEEP") ?? process.env.SCALE_KEEP);
+const WRITER = "streaming";
+/** Loads checkpoint `path` into `model` (parameters and optimizer state), streaming. */
+async function loadInto(path: string, m: DlrmModel): Promise<void> {
+  await loadCheckpointInto(path, m);
+}
 const warmup = 3;
 const B = 2048;
 const log = (s: string) => console.error(`[scale_model ${new Date().toISOString().slice(11, 19)}] ${s}`);
+/** Peak RSS (VmHWM) since the last reset, and the current RSS, in bytes (Linux /proc). */
+function rss(): { peak: number; now: number } {
+  const st = readFileSync("/proc/self/status", "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) * 1024;
+  return { peak: kb("VmHWM"), now: kb("VmRSS") };
+}
+/** Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs), so the next rss().peak is a phase's own peak. */
+function resetPeak(): void {
+  try { writeFileSync("/proc/self/clear_refs", "5"); } catch { /* not Linux: peaks stay cumulative */ }
+}
+const phases: Record<string, { seconds: number; peakRss: number; rssAfter: number }> = {};
+function phase(name: string, t0: number): number {
+  const s = (performance.now() - t0) / 1000;
+  const r = rss();
+  phases[name] = { seconds: s, peakRss: r.peak, rssAfter: r.now };
+  log(`${name}: ${s.toFixed(1)} s, peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB, now ${(r.now / 2 ** 30).toFixed(2)} GiB`);
+  resetPeak();
+  return s;
+}
 
 const source: DataSource = data === "synthetic"
   ? syntheticSource({ numDense: 13, tableRows: KAGGLE_CARDINALITIES, seed: 1, distribution: { kind: "zipf", s: 1.05 } })
@@ -35,60 +63,69 @@ const ctx = await createContext({ label: "scale" });
 const lim = ctx.device.limits;
 const config = resolveConfig({
   embeddingDim: 16, tableRows: [...source.tableRows], bottomMlp: [13, 512, 256, 64, 16], topMlp: [367, 512, 256, 1],
-  loss: "bce", optimizer: "sgd", learningRate: 0.1, miniBatchSize: B,
+  loss: "bce", optimizer, learningRate: 0.1, miniBatchSize: B,
 });
 const rows = config.tableRows.reduce((a, b) => a + b, 0);
-log(`adapter ${ctx.adapter.name}; ${rows} rows; maxStorageBufferBindingSize ${lim.maxStorageBufferBindingSize}, maxBufferSize ${lim.maxBufferSize}`);
+log(`adapter ${ctx.adapter.name}; ${rows} rows; ${optimizer}; maxStorageBufferBindingSize ${lim.maxStorageBufferBindingSize}, maxBufferSize ${lim.maxBufferSize}`);
+resetPeak();
 let t = performance.now();
-const model = new DlrmModel(ctx.device, config, initParameters(config));
+const init = initParameters(config);
+phase("init", t);
+t = performance.now();
+const model = new DlrmModel(ctx.device, config, init);
 await ctx.device.queue.onSubmittedWorkDone();
-const createSeconds = (performance.now() - t) / 1000;
-log(`created in ${createSeconds.toFixed(1)} s`);
+for (const k of Object.keys(init)) delete init[k];
+const createSeconds = phase("create", t);
 
 const loader = prefetch(source.batches({ batchSize: B, split: "train", limit: warmup + steps }), 4);
 const times: number[] = [];
 let waitAfterWarmup = 0;
 let k = 0;
-let tStep = performance.now();
+t = performance.now();
+let tStep = t;
 let tMeasured = 0;
 for await (const batch of loader) {
   if (k === warmup) { tMeasured = performance.now(); waitAfterWarmup = loader.stats.waitMs; }
   model.trainStep(batch);
   await ctx.device.queue.onSubmittedWorkDone();
   const now = performance.now();
-  if (k >= warmup) times.push(now - tStep);
+  const dt = now - tStep;
+  if (k >= warmup) times.push(dt);
   tStep = now;
   k++;
-  if (k % 5 === 0) log(`step ${k}: ${(times.at(-1) ?? 0).toFixed(0)} ms`);
+  log(`step ${k}: ${dt.toFixed(0)} ms`);
 }
 const measured = performance.now() - tMeasured;
 const losses = await model.readLosses();
 const msPerStep = times.reduce((a, b) => a + b, 0) / times.length;
 const loaderShare = (loader.stats.waitMs - waitAfterWarmup) / measured;
+phase("steps", t);
 
 const ckpt = join(outDir, "uncapped.safetensors");
+const side = ckpt.replace(/\.safetensors$/, ".optim.safetensors");
 rmSync(ckpt, { force: true });
+rmSync(side, { force: true });
 t = performance.now();
 await saveCheckpoint(ckpt, model);
-const saveSeconds = (performance.now() - t) / 1000;
+const saveSeconds = phase("save", t);
 const checkpointBytes = statSync(ckpt).size;
-log(`checkpoint ${checkpointBytes} bytes in ${saveSeconds.toFixed(1)} s`);
+const optimizerBytes = optimizer === "sgd" ? 0 : statSync(side).size;
+log(`checkpoint ${checkpointBytes} + ${optimizerBytes} bytes in ${saveSeconds.toFixed(1)} s`);
 t = performance.now();
-const loaded = await loadCheckpointFile(ckpt, config);
-applyCheckpoint(model, loaded, { withOptimizer: false });
+await loadInto(ckpt, model);
 await ctx.device.queue.onSubmittedWorkDone();
-const loadSeconds = (performance.now() - t) / 1000;
-log(`loaded in ${loadSeconds.toFixed(1)} s`);
+const loadSeconds = phase("load", t);
 // The loaded model still steps.
 const again = prefetch(source.batches({ batchSize: B, split: "train", limit: 1 }), 1);
 for await (const b of again) model.trainStep(b);
 const after = await model.readLosses();
-rmSync(ckpt, { force: true });
+if (!keep) { rmSync(ckpt, { force: true }); rmSync(side, { force: true }); }
 const chunks = Math.ceil((rows * 16 * 4) / Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize));
+const gpuBytes = rows * 16 * 4 * (optimizer === "adagrad" ? 2 : optimizer === "rwsadagrad" ? 1 + 1 / 16 : 1);
 console.log(JSON.stringify({
-  data, adapter: ctx.adapter.name, tableRows: rows, embeddingBytes: rows * 16 * 4, chunks, maxBinding: lim.maxStorageBufferBindingSize, maxBuffer: lim.maxBufferSize,
-  optimizer: "sgd", lr: 0.1, createSeconds, steps: times.length, warmup, msPerStep, loaderShare, saveSeconds, loadSeconds, checkpointBytes,
-  firstLoss: losses[0], lastLoss: losses.at(-1), lossAfterLoad: after.at(-1), rssAfter: (globalThis as { process?: { memoryUsage(): { rss: number } } }).process?.memoryUsage().rss,
+  data, host: (globalThis as { Deno?: unknown }).Deno ? "deno" : "node", adapter: ctx.adapter.name, tableRows: rows, embeddingBytes: rows * 16 * 4, gpuBytes, chunks, maxBinding: lim.maxStorageBufferBindingSize, maxBuffer: lim.maxBufferSize,
+  optimizer, lr: 0.1, createSeconds, steps: times.length, warmup, msPerStep, stepTimes: times.map(Math.round), loaderShare, saveSeconds, loadSeconds, checkpointBytes, optimizerBytes,
+  firstLoss: losses[0], lastLoss: losses.at(-1), lossAfterLoad: after.at(-1), phases, writer: WRITER,
 }));
 model.destroy();
 ctx.destroy();
