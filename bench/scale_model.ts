@@ -7,6 +7,8 @@
  * (shuffled Arrow cache, or Zipf synthetic batches), checkpoint write and load.
  * Prints one JSON line.
  *   deno run -A bench/scale_model.ts CACHE_DIR|synthetic OUT_DIR [STEPS] [sgd|adagrad|rwsadagrad]
+ * SCALE_DEVICES=N runs it on N devices of the adapter (the sharded model, as train --devices N
+ * --shard-plan SCALE_SHARD_PLAN, default row), then loads the N-device checkpoint on one device.
  * Each phase's peak RSS is VmHWM, reset (/proc/self/clear_refs) at the phase's start.
  * SCALE_KEEP=1 keeps the checkpoint files.
  */
@@ -17,7 +19,10 @@ import { KAGGLE_CARDINALITIES } from "../src/data/criteo_gen.ts";
 import { prefetch } from "../src/data/prefetch.ts";
 import type { DataSource } from "../src/data/source.ts";
 import { syntheticSource } from "../src/data/synthetic.ts";
-import { createContext } from "../src/gpu/context.ts";
+import { createContext, createContexts } from "../src/gpu/context.ts";
+import { resolveTrainFlags } from "../src/cli/commands/train.ts";
+import { createSharded } from "../src/cli/shard.ts";
+import { ShardedDlrm } from "../src/shard/model.ts";
 import { loadCheckpointInto, saveCheckpoint } from "../src/io/checkpoint.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DlrmModel } from "../src/model/dlrm.ts";
@@ -29,8 +34,12 @@ const steps = Number(stepsArg ?? 10);
 const optimizer = (optArg ?? "sgd") as "sgd" | "adagrad" | "rwsadagrad";
 const keep = Boolean((globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get("SCALE_KEEP") ?? process.env.SCALE_KEEP);
 const WRITER = "streaming";
+const env = (k: string) => (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(k) ?? process.env[k];
+/** SCALE_DEVICES=N: N devices of the adapter under the sharding scheduler (train --devices N --shard-plan SCALE_SHARD_PLAN, default row). */
+const devices = Number(env("SCALE_DEVICES") ?? 1);
+const shardPlan = env("SCALE_SHARD_PLAN") ?? "row";
 /** Loads checkpoint `path` into `model` (parameters and optimizer state), streaming. */
-async function loadInto(path: string, m: DlrmModel): Promise<void> {
+async function loadInto(path: string, m: DlrmModel | ShardedDlrm): Promise<void> {
   await loadCheckpointInto(path, m);
 }
 const warmup = 3;
@@ -59,21 +68,25 @@ function phase(name: string, t0: number): number {
 const source: DataSource = data === "synthetic"
   ? syntheticSource({ numDense: 13, tableRows: KAGGLE_CARDINALITIES, seed: 1, distribution: { kind: "zipf", s: 1.05 } })
   : await arrowCacheSource(data, { randomize: "total", shuffleSeed: 1 });
-const ctx = await createContext({ label: "scale" });
+const ctxs = devices > 1 ? await createContexts(devices, { label: "scale" }) : [await createContext({ label: "scale" })];
+const ctx = ctxs[0]!;
 const lim = ctx.device.limits;
+const settle = () => Promise.all(ctxs.map((c) => c.device.queue.onSubmittedWorkDone()));
 const config = resolveConfig({
   embeddingDim: 16, tableRows: [...source.tableRows], bottomMlp: [13, 512, 256, 64, 16], topMlp: [367, 512, 256, 1],
   loss: "bce", optimizer, learningRate: 0.1, miniBatchSize: B,
 });
 const rows = config.tableRows.reduce((a, b) => a + b, 0);
-log(`adapter ${ctx.adapter.name}; ${rows} rows; ${optimizer}; maxStorageBufferBindingSize ${lim.maxStorageBufferBindingSize}, maxBufferSize ${lim.maxBufferSize}`);
+log(`adapter ${ctx.adapter.name} x ${devices}${devices > 1 ? ` (--shard-plan ${shardPlan})` : ""}; ${rows} rows; ${optimizer}; maxStorageBufferBindingSize ${lim.maxStorageBufferBindingSize}, maxBufferSize ${lim.maxBufferSize}`);
 resetPeak();
 let t = performance.now();
 const init = initParameters(config);
 phase("init", t);
 t = performance.now();
-const model = new DlrmModel(ctx.device, config, init);
-await ctx.device.queue.onSubmittedWorkDone();
+const model: DlrmModel | ShardedDlrm = devices > 1
+  ? await createSharded(ctxs, config, init, (await resolveTrainFlags(["--devices", String(devices), "--shard-plan", shardPlan, "--mini-batch-size", String(B)])).v)
+  : new DlrmModel(ctx.device, config, init);
+await settle();
 for (const k of Object.keys(init)) delete init[k];
 const createSeconds = phase("create", t);
 
@@ -86,8 +99,8 @@ let tStep = t;
 let tMeasured = 0;
 for await (const batch of loader) {
   if (k === warmup) { tMeasured = performance.now(); waitAfterWarmup = loader.stats.waitMs; }
-  model.trainStep(batch);
-  await ctx.device.queue.onSubmittedWorkDone();
+  await model.trainStep(batch);
+  await settle();
   const now = performance.now();
   const dt = now - tStep;
   if (k >= warmup) times.push(dt);
@@ -113,19 +126,35 @@ const optimizerBytes = optimizer === "sgd" ? 0 : statSync(side).size;
 log(`checkpoint ${checkpointBytes} + ${optimizerBytes} bytes in ${saveSeconds.toFixed(1)} s`);
 t = performance.now();
 await loadInto(ckpt, model);
-await ctx.device.queue.onSubmittedWorkDone();
+await settle();
 const loadSeconds = phase("load", t);
 // The loaded model still steps.
 const again = prefetch(source.batches({ batchSize: B, split: "train", limit: 1 }), 1);
-for await (const b of again) model.trainStep(b);
+for await (const b of again) await model.trainStep(b);
 const after = await model.readLosses();
+let loadOnOne: { seconds: number; peakRss: number } | undefined;
+if (devices > 1) {
+  // The checkpoint written by N devices, loaded by one.
+  model.destroy();
+  await settle();
+  resetPeak();
+  t = performance.now();
+  const one = new DlrmModel(ctx.device, config, initParameters(config));
+  await settle();
+  phase("create-1", t);
+  t = performance.now();
+  await loadCheckpointInto(ckpt, one);
+  await settle();
+  loadOnOne = { seconds: phase("load-on-1", t), peakRss: phases["load-on-1"]!.peakRss };
+  one.destroy();
+}
 if (!keep) { rmSync(ckpt, { force: true }); rmSync(side, { force: true }); }
 const chunks = Math.ceil((rows * 16 * 4) / Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize));
 const gpuBytes = rows * 16 * 4 * (optimizer === "adagrad" ? 2 : optimizer === "rwsadagrad" ? 1 + 1 / 16 : 1);
 console.log(JSON.stringify({
   data, host: (globalThis as { Deno?: unknown }).Deno ? "deno" : "node", adapter: ctx.adapter.name, tableRows: rows, embeddingBytes: rows * 16 * 4, gpuBytes, chunks, maxBinding: lim.maxStorageBufferBindingSize, maxBuffer: lim.maxBufferSize,
   optimizer, lr: 0.1, createSeconds, steps: times.length, warmup, msPerStep, stepTimes: times.map(Math.round), loaderShare, saveSeconds, loadSeconds, checkpointBytes, optimizerBytes,
-  firstLoss: losses[0], lastLoss: losses.at(-1), lossAfterLoad: after.at(-1), phases, writer: WRITER,
+  firstLoss: losses[0], lastLoss: losses.at(-1), lossAfterLoad: after.at(-1), phases, writer: WRITER, devices, shardPlan: devices > 1 ? shardPlan : undefined, loadOnOne,
 }));
-model.destroy();
-ctx.destroy();
+if (devices === 1) model.destroy();
+ctxs.forEach((c) => c.destroy());
