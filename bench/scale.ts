@@ -7,7 +7,8 @@
  *   tsx bench/scale.ts all                 everything below, in order (hours on a shared 2-core machine)
  *   tsx bench/scale.ts generate            the Kaggle-shaped train.txt (45,840,617 rows) if missing
  *   tsx bench/scale.ts preprocess dict|hash  our preprocessing of it (CLI `preprocess`)
- *   tsx bench/scale.ts tbday [ROWS]        a Terabyte-shaped day streamed from the generator, hashing 40M, RSS sampled
+ *   tsx bench/scale.ts tbday [ROWS] [MAX_S] a Terabyte-shaped day streamed from the generator (in a worker thread), hashing 40M,
+ *                                          RSS sampled; MAX_S stops the generator after MAX_S seconds (a prefix of the day)
  *   tsx bench/scale.ts model [synthetic]   the uncapped Kaggle model from the dictionary cache: memory, ms/step at
  *                                          batch 2048 (prefetching loader, shuffled), checkpoint write/load
  *   tsx bench/scale.ts report              rewrites the BENCHMARKS.md section from results.json
@@ -70,10 +71,10 @@ async function preprocess(mode: "dict" | "hash"): Promise<void> {
   });
 }
 
-async function tbday(rows?: number): Promise<void> {
+async function tbday(rows?: number, maxSeconds?: number): Promise<void> {
   const out = join(DIR, "cache-tbday");
   rmSync(out, { recursive: true, force: true });
-  const r = await timed([...node, "bench/scale_tbday.ts", out, String(rows ?? 0)]);
+  const r = await timed([...node, "bench/scale_tbday.ts", out, String(rows ?? 0), String(maxSeconds ?? 0)]);
   if (r.code !== 0) throw new Error(`tbday failed (exit ${r.code})`);
   const res = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
   rmSync(out, { recursive: true, force: true });
@@ -139,7 +140,7 @@ function report(): void {
 const [cmd, arg] = process.argv.slice(2);
 if (cmd === "generate") await generate();
 else if (cmd === "preprocess") await preprocess(arg as "dict" | "hash");
-else if (cmd === "tbday") await tbday(arg ? Number(arg) : undefined);
+else if (cmd === "tbday") await tbday(arg ? Number(arg) : undefined, process.argv[4] ? Number(process.argv[4]) : undefined);
 else if (cmd === "model") await model(arg);
 else if (cmd === "report") report();
 else if (cmd === "all" || !cmd) {
@@ -150,6 +151,6 @@ else if (cmd === "all" || !cmd) {
   await model();
   report();
 } else {
-  console.error("usage: tsx bench/scale.ts all|generate|preprocess dict|hash|tbday [ROWS]|model|report");
+  console.error("usage: tsx bench/scale.ts all|generate|preprocess dict|hash|tbday [ROWS] [MAX_SECONDS]|model|report");
   process.exit(2);
 }

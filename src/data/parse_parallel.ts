@@ -14,14 +14,8 @@ import { DataError } from "./source.ts";
 const POOL = 3;
 
 export async function parseCriteoInWorker(path: string, opts: ParseOptions, onBlock: (block: RowBlock) => void | Promise<void>): Promise<ParseStats> {
-  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
   const workerData: ParseWorkerData = { path, opts: { format: opts.format, labels: opts.labels, strict: opts.strict, blockRows: opts.blockRows }, pool: POOL };
-  const url = new URL(`./parse_worker${ext}`, import.meta.url);
-  // Node running the TypeScript sources (tsx): the worker registers tsx's loader before importing the .ts entry.
-  const viaTsx = ext === ".ts" && !("Deno" in globalThis);
-  const worker = viaTsx
-    ? new Worker(`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData })
-    : new Worker(url, { workerData });
+  const worker = startWorker("parse_worker", workerData);
   type Msg = BlockMessage | { type: "malformed"; row: MalformedRow } | { type: "done"; stats: ParseStats; bytesRead: number } | { type: "error"; name: string; message: string; row?: MalformedRow };
   const queue: Msg[] = [];
   let wake: (() => void) | null = null;
@@ -61,4 +55,15 @@ export async function parseCriteoInWorker(path: string, opts: ParseOptions, onBl
     worker.postMessage({ type: "stop" });
     await worker.terminate();
   }
+}
+
+/** Starts the worker module `./${name}.ts` (sources) or `.js` (the built package) next to this file. */
+export function startWorker(name: string, workerData: unknown): Worker {
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const url = new URL(`./${name}${ext}`, import.meta.url);
+  // Node running the TypeScript sources (tsx): the worker registers tsx's loader before importing the .ts entry.
+  const viaTsx = ext === ".ts" && !("Deno" in globalThis);
+  return viaTsx
+    ? new Worker(`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData })
+    : new Worker(url, { workerData });
 }

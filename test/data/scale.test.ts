@@ -13,7 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { arrowCacheSource, readManifest, readPart, type CacheManifest } from "../../src/data/arrow_cache.ts";
-import { criteoGenerator, KAGGLE_CARDINALITIES } from "../../src/data/criteo_gen.ts";
+import { criteoGenerator, criteoStream, KAGGLE_CARDINALITIES } from "../../src/data/criteo_gen.ts";
+import { criteoStreamInWorker } from "../../src/data/gen_parallel.ts";
 import { CategoryCounter } from "../../src/data/dictionary.ts";
 import { preprocessCriteo } from "../../src/data/preprocess.ts";
 import { mixSeed, type Randomize } from "../../src/data/shuffle.ts";
@@ -121,6 +122,32 @@ describe("CategoryCounter (typed-array hash table)", () => {
       // Stated bound: at most ~31 bytes per distinct value.
       expect(c.bytes / c.size).toBeLessThan(32);
     }
+  });
+});
+
+async function drain(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const c of stream as unknown as AsyncIterable<Uint8Array>) parts.push(c.slice());
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+describe("generator in a worker thread (bench/scale_tbday.ts)", () => {
+  it("gives criteoStream's bytes; stopped early, a prefix of whole rows", async () => {
+    const opts = { shape: "terabyte" as const, rows: 3000, plannedRows: 195841983, seed: 5 };
+    const want = await drain(criteoStream(opts, 1 << 16));
+    const w = criteoStreamInWorker(opts, 1 << 16);
+    expectSame(await drain(w.stream), want);
+    expect(w.written).toBe(3000);
+    const cut = criteoStreamInWorker(opts, 1 << 14, 0);
+    const got = await drain(cut.stream);
+    expect(got.length).toBeGreaterThan(0);
+    expect(got.length).toBeLessThan(want.length);
+    expect(got[got.length - 1]).toBe(10);
+    expectSame(got, want.subarray(0, got.length));
+    expect(got.filter((b) => b === 10).length).toBe(cut.written);
   });
 });
 
