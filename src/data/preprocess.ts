@@ -113,7 +113,9 @@ export async function preprocessCriteo(opts: PreprocessOptions): Promise<Preproc
   const inputs = (Array.isArray(opts.input) ? opts.input : [opts.input]) as (string | ByteSource)[];
   if (inputs.length === 0) throw new DataError("preprocessCriteo: no input files");
   const sources = await Promise.all(inputs.map((i) => (typeof i === "string" ? fs.source(i) : i)));
-  const parseWorker = opts.parseInWorker ? (await import("./parse_parallel.ts")).parseCriteoInWorker : null;
+  // A computed specifier keeps bundlers (Vite) from pulling node:worker_threads into browser builds (as hostFs does).
+  const parallel = "./parse_parallel.ts";
+  const parseWorker = opts.parseInWorker ? ((await import(/* @vite-ignore */ parallel)) as typeof import("./parse_parallel.ts")).parseCriteoInWorker : null;
   /** parseCriteo, or its worker-thread version for inputs given by path. */
   const parse = (f: number, po: ParseOptions, onBlock: (blk: RowBlock) => void | Promise<void>): Promise<ParseStats> => {
     const input = inputs[f];
