@@ -22,7 +22,7 @@ import type { Batch } from "./batch.ts";
 import { CRITEO_NUM_CAT, CRITEO_NUM_DENSE } from "./criteo_parse.ts";
 import { hostFs, joinPath, type DataFs, type FileWriter } from "./fs.ts";
 import { checkBatchOptions, DataError, hashUniform, type BatchOptions, type DataSource, type SplitName } from "./source.ts";
-import { checkShuffle, shufflePlan, type Randomize } from "./shuffle.ts";
+import { checkShuffle, shardRow, shufflePlan, type Randomize, type Shard } from "./shuffle.ts";
 
 export const MANIFEST = "manifest.json";
 export const MANIFEST_VERSION = 1;
@@ -228,6 +228,8 @@ export interface ArrowCacheOptions {
   shuffleSeed?: number;
   /** Rows per shuffle shard (default shuffle.ts DEFAULT_SHARD_ROWS). */
   shardRows?: number;
+  /** Rows per shuffled piece, gathered shardRows / pieceRows at a time into a shard (default shuffle.ts DEFAULT_PIECE_ROWS). */
+  pieceRows?: number;
 }
 
 /** Rows [start, start + n) of the cache, row-major, for the shuffle. */
@@ -238,7 +240,8 @@ interface RowBlockBuffer {
 }
 
 /** Reads global rows [start, start + n) into `into` (row-major), seeking to the record batches when the cache records them. */
-async function readRows(fs: DataFs, dir: string, m: CacheManifest, start: number, n: number, into: RowBlockBuffer): Promise<void> {
+/** Reads rows [start, start + n) into `into` from its row `at` on. */
+async function readRows(fs: DataFs, dir: string, m: CacheManifest, start: number, n: number, into: RowBlockBuffer, at = 0): Promise<void> {
   const D = m.numDense, T = m.numTables;
   const end = start + n;
   let base = 0;
@@ -263,7 +266,7 @@ async function readRows(fs: DataFs, dir: string, m: CacheManifest, start: number
     for await (const cols of readPart(fs, dir, part.file, range)) {
       const r0 = Math.max(start - row, 0), r1 = Math.min(end - row, cols.n);
       for (let r = r0; r < r1; r++) {
-        const o = row + r - start;
+        const o = at + row + r - start;
         into.labels[o] = cols.label[r];
         for (let j = 0; j < D; j++) into.dense[o * D + j] = cols.dense[j][r];
         for (let t = 0; t < T; t++) into.cats[o * T + t] = cols.cats[t][r];
@@ -291,7 +294,7 @@ export async function arrowCacheSource(dir: string, opts: ArrowCacheOptions = {}
   const manifest = await readManifest(dir, fs);
   const split = opts.split ?? "days";
   const randomize = opts.randomize ?? "none";
-  checkShuffle({ randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows });
+  checkShuffle({ randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows, pieceRows: opts.pieceRows });
   if (split !== "days") {
     if (!(split.val >= 0 && split.test >= 0 && split.val + split.test <= 1)) {
       throw new DataError(`random split: val (${split.val}) and test (${split.test}) must be >= 0 and sum to at most 1`);
@@ -329,23 +332,30 @@ export async function arrowCacheSource(dir: string, opts: ArrowCacheOptions = {}
       if (limit === 0) return;
       if (name === "train" && randomize !== "none") {
         // Shuffled: shards in a permuted order, each read whole and emitted in a permuted row order.
-        const plan = shufflePlan(lo, hi, manifest.days, b.epoch ?? 0, { randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows });
+        const plan = shufflePlan(lo, hi, manifest.days, b.epoch ?? 0, { randomize, seed: opts.shuffleSeed ?? 0, shardRows: opts.shardRows, pieceRows: opts.pieceRows });
         // Two shard buffers: the next shard is read while this one is emitted.
         const maxRows = plan.reduce((a, s) => Math.max(a, s.rows), 0);
         const bufs: RowBlockBuffer[] = (plan.length > 1 ? [0, 1] : [0]).map(() => ({ labels: new Float32Array(maxRows), dense: new Float32Array(maxRows * D), cats: new Uint32Array(maxRows * T) }));
-        let reading = plan.length ? readRows(fs, dir, manifest, plan[0].start, plan[0].rows, bufs[0]) : Promise.resolve();
+        const readShard = async (sh: Shard, buf: RowBlockBuffer) => {
+          let at = 0;
+          for (const p of sh.pieces) {
+            await readRows(fs, dir, manifest, p.start, p.rows, buf, at);
+            at += p.rows;
+          }
+        };
+        let reading = plan.length ? readShard(plan[0], bufs[0]) : Promise.resolve();
         for (let s = 0; s < plan.length; s++) {
           const shard = plan[s];
           await reading;
           const buf = bufs[s % bufs.length];
           if (s + 1 < plan.length) {
-            reading = readRows(fs, dir, manifest, plan[s + 1].start, plan[s + 1].rows, bufs[(s + 1) % bufs.length]);
+            reading = readShard(plan[s + 1], bufs[(s + 1) % bufs.length]);
             reading.catch(() => {}); // awaited next round; avoid an unhandled rejection if the consumer stops first
           }
           const order = shard.order();
           for (let k = 0; k < shard.rows; k++) {
             const o = order ? order[k] : k;
-            if (split !== "days" && which(shard.start + o) !== name) continue;
+            if (split !== "days" && which(shardRow(shard, o)) !== name) continue;
             cur.labels[fill] = buf.labels[o];
             for (let j = 0; j < D; j++) cur.dense[fill * D + j] = buf.dense[o * D + j];
             for (let t = 0; t < T; t++) cur.indices[t * B + fill] = buf.cats[o * T + t];

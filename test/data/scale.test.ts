@@ -221,8 +221,8 @@ describe("dictionary preprocessing at scale", () => {
   });
 });
 
-/** The shuffle's definition, reimplemented over an in-memory list of row numbers. */
-function referenceOrder(lo: number, hi: number, days: number[], randomize: Randomize, seed: number, epoch: number, S: number): number[] {
+/** The shuffle's definition, reimplemented over an in-memory list of row numbers (S = shard rows, P0 = piece rows). */
+function referenceOrder(lo: number, hi: number, days: number[], randomize: Randomize, seed: number, epoch: number, S: number, P0 = 65536): number[] {
   const perm = (n: number, rng: Rng) => {
     const p = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) { const j = rng.int(i + 1); [p[i], p[j]] = [p[j], p[i]]; }
@@ -236,12 +236,19 @@ function referenceOrder(lo: number, hi: number, days: number[], randomize: Rando
     let d0 = 0;
     for (const n of days) { const g = rows.filter((r) => r >= d0 && r < d0 + n); if (g.length) groups.push(g); d0 += n; }
   }
+  const P = Math.min(S, P0);
+  const K = Math.max(1, Math.round(S / P));
   const out: number[] = [];
   groups.forEach((g, gi) => {
-    const shards: number[][] = [];
-    for (let k = 0; k < g.length; k += S) shards.push(g.slice(k, k + S));
-    for (const k of perm(shards.length, new Rng(mixSeed(seed, epoch, 1, gi)))) {
-      const sh = shards[k];
+    // Pieces: the group's rows bucketed by floor(row / P), buckets in row order.
+    const pieces: number[][] = [];
+    for (const r of g) {
+      if (pieces.length === 0 || Math.floor(pieces.at(-1)![0] / P) !== Math.floor(r / P)) pieces.push([]);
+      pieces.at(-1)!.push(r);
+    }
+    const order = perm(pieces.length, new Rng(mixSeed(seed, epoch, 1, gi)));
+    for (let i = 0; i < order.length; i += K) {
+      const sh = order.slice(i, i + K).flatMap((k) => pieces[k]);
       for (const q of perm(sh.length, new Rng(mixSeed(seed, epoch, 2, sh[0])))) out.push(sh[q]);
     }
   });
@@ -266,8 +273,8 @@ describe("--data-randomize shuffle", () => {
     await preprocessCriteo({ input: files, outDir: tbCache, dataset: "terabyte", categorical: "hash", maxIndRange: 1000, recordBatchRows: 257 });
   });
 
-  async function order(dirPath: string, randomize: Randomize, seed: number, epoch: number, S: number, B = 64): Promise<number[]> {
-    const src = await arrowCacheSource(dirPath, { randomize, shuffleSeed: seed, shardRows: S });
+  async function order(dirPath: string, randomize: Randomize, seed: number, epoch: number, S: number, B = 64, pieceRows?: number): Promise<number[]> {
+    const src = await arrowCacheSource(dirPath, { randomize, shuffleSeed: seed, shardRows: S, pieceRows });
     const rows: number[] = [];
     for await (const b of src.batches({ batchSize: B, split: "train", epoch })) {
       for (let i = 0; i < b.size; i++) rows.push(Math.round(Math.expm1(b.dense[i * 13])));
@@ -275,16 +282,24 @@ describe("--data-randomize shuffle", () => {
     return rows;
   }
 
-  it("identical to the in-memory reference (total, day, none; Kaggle and Terabyte layouts; shards across record batches and days)", async () => {
-    for (const [path, S] of [[cache, 700], [tbCache, 450], [tbCache, 10000]] as const) {
+  it("identical to the in-memory reference (total, day, none; Kaggle and Terabyte layouts; shards gathering pieces across record batches and days)", async () => {
+    for (const [path, S, P] of [[cache, 700, undefined], [tbCache, 450, undefined], [tbCache, 10000, undefined], [cache, 700, 100], [tbCache, 1000, 333]] as const) {
       const m = await readManifest(path);
       const trainRows = m.days.slice(0, -1).reduce((a, b) => a + b, 0);
       for (const randomize of ["total", "day", "none"] as const) {
-        const got = await order(path, randomize, 42, 0, S);
-        expectSame(got, referenceOrder(0, trainRows, m.days, randomize, 42, 0, S));
+        const got = await order(path, randomize, 42, 0, S, 64, P);
+        expectSame(got, referenceOrder(0, trainRows, m.days, randomize, 42, 0, S, P));
         expectSame([...got].sort((a, b) => a - b), Array.from({ length: trainRows }, (_, i) => i));
       }
     }
+  });
+
+  it("'total' with pieces: each shard's rows come from several days (not one stretch of rows)", async () => {
+    const m = await readManifest(cache);
+    const got = await order(cache, "total", 7, 0, 700, 64, 100);
+    // The first shard (7 pieces of 100 rows): rows from at least 3 of the 6 training days.
+    const dayOf = (r: number) => { let d = 0, e = m.days[0]; while (r >= e) e += m.days[++d]; return d; };
+    expect(new Set(got.slice(0, 700).map(dayOf)).size).toBeGreaterThanOrEqual(3);
   });
 
   it("same seed and epoch give the same order; another seed or epoch another; 'day' keeps each day's rows in its day", async () => {
