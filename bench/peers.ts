@@ -267,7 +267,7 @@ function render(fma: number, copy: number, roofText: string, partial: string): s
       }),
     ),
     "",
-    `GFLOP / step counts the MLP GEMMs (forward, dX, dW; 2mnk each, no dX for the first bottom layer) and the pairwise dot interaction (forward + backward); "host ms / step" = CPU time inside trainStep() (batch split and upload, optimizer parameters, command encoding), which overlaps the GPU work of earlier steps; "% of FMA roofline" = that over the step's wall time, against the FMA microkernel above. Steps timed: ${rows.map((r) => `${r.preset.name} ours ${r.oursSteps}${r.tfjsSteps ? `, tfjs ${r.tfjsSteps}` : ""}`).join("; ")}.`,
+    `GFLOP / step counts the MLP GEMMs (forward, dX, dW; 2mnk each, no dX for the first bottom layer) and the pairwise dot interaction (forward + backward); "host ms / step" = wall time inside trainStep() (batch split and upload, optimizer parameters, command encoding, submit): under Node (Dawn) submit returns at once and this is host work that overlaps the GPU work of earlier steps; under Deno (wgpu) on lavapipe submit runs the step's GPU work before returning, so it includes the whole step (bench/step_host.ts splits it); "% of FMA roofline" = that over the step's wall time, against the FMA microkernel above. Steps timed: ${rows.map((r) => `${r.preset.name} ours ${r.oursSteps}${r.tfjsSteps ? `, tfjs ${r.tfjsSteps}` : ""}`).join("; ")}.`,
   ].join("\n");
   return md;
 }
