@@ -455,3 +455,40 @@ async function readFirstBytes(path: string, n: number): Promise<Uint8Array> {
     await r.close();
   }
 }
+
+/**
+ * A checkpoint's configuration, step and metadata without its tensors
+ * (`params` and `optimizer` empty, `streamed` true) when it is a safetensors
+ * file: only the header is read, and loadCheckpointInto then streams the
+ * tensors into the model in bounded memory. Any other file (a torch.save) is
+ * read whole as loadCheckpointFile does.
+ */
+export async function openCheckpoint(path: string, fallback: Partial<DlrmConfig> = {}, opts: { allowNonFinite?: boolean } = {}): Promise<Checkpoint & { streamed?: boolean }> {
+  let file: TensorFile;
+  try {
+    file = await openTensorFile(path);
+  } catch (e) {
+    if (e instanceof SafetensorsError) return loadCheckpointFile(path, fallback, opts);
+    throw e instanceof CheckpointError ? e : new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const meta = file.metadata;
+    const native = meta.format === CHECKPOINT_FORMAT;
+    if (!native) {
+      return { config: inferConfig(shapesOf(file, (n) => !n.startsWith("optim.")), path, fallback), step: 0, params: {}, optimizer: {}, extra: {}, native: false, streamed: true };
+    }
+    let config: DlrmConfig;
+    try {
+      config = resolveConfig(JSON.parse(meta.config ?? "null"));
+    } catch (e) {
+      throw new CheckpointError(`${path}: its configuration is invalid: ${(e as Error).message}`);
+    }
+    const step = Number(meta.step ?? 0);
+    if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${path}: bad step '${meta.step}' in metadata`);
+    const extra: Record<string, string> = {};
+    for (const [k, v] of Object.entries(meta)) if (!["format", "config", "step"].includes(k)) extra[k] = v;
+    return { config, step, params: {}, optimizer: {}, extra, native: true, streamed: true };
+  } finally {
+    await file.close();
+  }
+}

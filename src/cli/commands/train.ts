@@ -1,8 +1,9 @@
 /** `train`: trains a DLRM (or evaluates one with --inference-only). */
-import { createContext, type GpuContext } from "../../gpu/context.ts";
-import { DeviceLostError } from "../../gpu/errors.ts";
+import { createContext, type GpuContext, withErrorScopes } from "../../gpu/context.ts";
+import { DeviceLostError, GpuError } from "../../gpu/errors.ts";
 import { Profiler } from "../../gpu/timing.ts";
-import { applyCheckpoint, loadCheckpointFile, saveCheckpoint } from "../../io/checkpoint.ts";
+import { applyCheckpoint, loadCheckpointInto, openCheckpoint, saveCheckpoint } from "../../io/checkpoint.ts";
+import { checkModelFits, ModelMemoryError, modelBytes } from "../memory_check.ts";
 import { NonFiniteTensorError } from "../../io/errors.ts";
 import type { DlrmConfig } from "../../model/config.ts";
 import { DlrmModel } from "../../model/dlrm.ts";
@@ -105,8 +106,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   // Where to start from: --resume (the run's own checkpoint, if any) or --load-model.
   const startFile = v.resume && (await cliHost.exists(saveModel!)) ? saveModel! : (v.loadModel as string | undefined);
+  // A safetensors checkpoint: only its header now; its tensors stream into the model once it exists (bounded memory at any size).
   const ckpt = startFile
-    ? await loadCheckpointFile(
+    ? await openCheckpoint(
         startFile,
         { loss: v.lossFunction as DlrmConfig["loss"], optimizer: v.optimizer as DlrmConfig["optimizer"], learningRate: v.learningRate as number, miniBatchSize: v.miniBatchSize as number },
         { allowNonFinite: v.allowNonFinite as boolean },
@@ -132,10 +134,19 @@ export async function trainCommand(argv: string[]): Promise<number> {
   );
   // Pipelines compile while the model is built and its first step is encoded: 10-20 s on a CPU adapter.
   progress.phase("compiling kernels");
-  const model = sharded ? await createSharded(ctxs, config, ckpt?.params ?? initParameters(config), v, progress.message) : new DlrmModel(ctx.device, config, ckpt?.params ?? initParameters(config), { inferenceOnly: v.inferenceOnly as boolean });
+  // A model too large for a CPU adapter's host memory fails here with the numbers, not in an OOM kill.
+  if (!sharded) await checkModelFits(config, ctx.adapter);
+  const initial = ckpt && !ckpt.streamed ? ckpt.params : initParameters(config);
+  const model = sharded
+    ? await createSharded(ctxs, config, initial, v, progress.message)
+    : await withErrorScopes(ctx.device, "creating the model", () => new DlrmModel(ctx.device, config, initial, { inferenceOnly: v.inferenceOnly as boolean })).catch((e: unknown) => {
+        throw e instanceof GpuError && e.kind === "out-of-memory" ? new ModelMemoryError(`${e.message}: the model's ${gib(modelBytes(config).embeddings)} of embeddings (+ optimizer state) do not fit the device; hash the ids into fewer rows (--max-ind-range) or split the tables over several devices (--devices N)`) : e;
+      });
   if (model instanceof ShardedDlrm) for (const line of describePlan(model)) progress.message(line);
   if (ckpt) {
-    applyCheckpoint(model, ckpt, { withOptimizer: ckpt.config.optimizer === config.optimizer });
+    const withOptimizer = ckpt.config.optimizer === config.optimizer;
+    if (ckpt.streamed) await loadCheckpointInto(startFile!, model, { withOptimizer, allowNonFinite: v.allowNonFinite as boolean, fallback: ckpt.config });
+    else applyCheckpoint(model, ckpt, { withOptimizer });
     progress.message(`loaded ${startFile} at step ${model.step}`);
   }
 
@@ -264,3 +275,5 @@ export async function trainCommand(argv: string[]): Promise<number> {
   progress.end({ exitCode: code, steps: result.steps, trainedSteps: result.trainedSteps, seconds: result.seconds, interrupted: result.interrupted, checkpoint: saveModel, report: reportPath, final: last, teacherAuc: teacher });
   return code;
 }
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
