@@ -21,7 +21,8 @@
 // K split into slices (a long reduction, e.g. dW over a batch of 2048, keeps
 // TN = 4): this pass sums k in [k0, k0 + KL) (A(r, k) = a[r*K + k0 + k], P
 // packed per slice) and with ACCUM adds its sum to C (passes in slice order:
-// a fixed summation order); ACCUM is used without bias and activation.
+// a fixed summation order); bias and activation are applied by the last
+// slice only: C = act(C + sum + bias).
 // Bindings: params {R, S, K, KP, s0, k0, KL}, a, w (uniform), mask, bias (read),
 // c (read_write); unused mask / bias bound to any read-only buffer (never read).
 // Dispatch per chunk: (1, ceil(R / TM)) workgroups.
@@ -87,7 +88,7 @@ fn store_row(r: u32, lid: u32, acc: vec4<f32>) {
     if (s < S) {
       var v = acc[j];
       if (BIAS == 1u) { v += bias[s]; }
-      if (ACCUM) { c[r * S + s] = c[r * S + s] + v; } else { c[r * S + s] = act(v); }
+      if (ACCUM) { c[r * S + s] = act(c[r * S + s] + v); } else { c[r * S + s] = act(v); }
     }
   }
 }

@@ -83,9 +83,9 @@ export const UBO_K_SLICE = 512;
 
 /**
  * The pack dispatch and one GEMM dispatch per column chunk (uniforms and bind groups made once here).
- * A reduction too long for 4 columns per invocation (k > 512) is split, when the GEMM has no bias or
- * activation (dW), into slices of 512: per slice a pack and the chunk dispatches, the later slices
- * adding to C in slice order.
+ * A reduction too long for 4 columns per invocation (k > 512) is split into slices of 512: per slice
+ * a pack and the chunk dispatches, the later slices adding to C in slice order, the last one applying
+ * bias and activation.
  */
 export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[] {
   const { m, n, k, label } = spec;
@@ -93,8 +93,7 @@ export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[]
     if (!Number.isInteger(v) || v < 1) throw new KernelInputError(`${label}: ${name} must be a positive integer, got ${v}`);
   }
   if (spec.c === spec.a || spec.c === spec.w) throw new KernelInputError(`${label}: the output buffer must not alias an input`);
-  const plain = !spec.bias && (spec.activation ?? "none") === "none";
-  const split = plain && uboTile(k).TN < 4 && spec.split !== false && !noSplit.has(device);
+  const split = uboTile(k).TN < 4 && spec.split !== false && !noSplit.has(device);
   const KS = split ? UBO_K_SLICE : k;
   const { TN, KP } = uboTile(KS);
   if (!TN) throw new RangeError(`${label}: reduction length ${k} too long for the uniform-buffer GEMM`);
@@ -123,7 +122,8 @@ export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[]
     });
     const kernel = getKernel(device, {
       shader: gemm_ubo_nt,
-      constants: { WG, TM, TN, MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias ? 1 : 0, ACT: ACT_CODE[spec.activation ?? "none"], ACCUM: Number(sl > 0) },
+      // Bias and activation in the last slice only (C = act(C + sum + bias)).
+      constants: { WG, TM, TN, MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias && sl === slices - 1 ? 1 : 0, ACT: sl === slices - 1 ? ACT_CODE[spec.activation ?? "none"] : 0, ACCUM: Number(sl > 0) },
     });
     for (let ch = 0; ch < chunks; ch++) {
       const s0 = ch * SC;

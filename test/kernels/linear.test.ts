@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { uboTile } from "../../src/kernels/gemm_ubo.ts";
+import { setUboSplit, uboTile } from "../../src/kernels/gemm_ubo.ts";
 import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { type Activation, type GemmVariant } from "../../src/kernels/gemm.ts";
 import { linearBackward, linearForward } from "../../src/kernels/linear.ts";
@@ -94,7 +94,7 @@ describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
     expect(uboTile(1500)).toEqual({ TN: 1, KP: 1504 });
     expect(uboTile(2049).TN).toBe(0);
   });
-  it("long K (2 and 1 columns per invocation; split into slices without bias), partial last chunk, K % 4 tails, relu mask on dX", async () => {
+  it("long K (split into 512 slices, the last applying bias and activation), partial last chunk, K % 4 tails, relu mask on dX", async () => {
     for (const activation of ["none", "relu"] as const) {
       await forward("ubo", 33, 40, 700, activation);
       await forward("ubo", 9, 24, 1501, activation);
@@ -108,6 +108,23 @@ describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
       // Reductions past 512 (dW over the batch, dX over n) split into accumulating slices of 512: 512 + 512 + a 6-term tail.
       await backward("ubo", 1030, 20, 24, activation, true);
       await backward("ubo", 24, 1030, 20, activation, true);
+      // The forward split too: bias and activation applied by the last slice.
+      await forward("ubo", 19, 24, 1030, activation);
+    }
+    await forward("ubo", 19, 24, 1030, "sigmoid");
+  });
+  it("unsplit long K: 2 and 1 columns per invocation (setUboSplit off)", async () => {
+    const device = await testDevice();
+    setUboSplit(device, false);
+    try {
+      for (const activation of ["none", "relu"] as const) {
+        await forward("ubo", 33, 40, 700, activation);
+        await forward("ubo", 9, 24, 1501, activation);
+        await backward("ubo", 19, 700, 40, activation, true);
+        await backward("ubo", 1501, 17, 19, activation, true);
+      }
+    } finally {
+      setUboSplit(device, true);
     }
   });
 });
