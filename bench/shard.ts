@@ -15,7 +15,7 @@
  *    balance and the modelled interconnect times;
  * 3. projects the paper config to 8 ... 1024 devices per interconnect preset.
  * Writes the section "shard" of BENCHMARKS.md. Env: SHARD_STEPS (overlapped
- * steps per case, default 3), SHARD_SERIAL_STEPS (3), SHARD_TUNE_ROUNDS (2), SHARD_TUNE_STEPS (2, profiled steps per round),
+ * steps per case, default 3), SHARD_SERIAL_STEPS (3), SHARD_TUNE_ROUNDS (3), SHARD_TUNE_STEPS (3, profiled steps per round),
  * SHARD_QUICK=1 (Kaggle config only), SHARD_SETS ("2 x lavapipe,..." a subset;
  * such a run does not write BENCHMARKS.md).
  */
@@ -32,13 +32,13 @@ import { type DlrmConfig, resolveConfig } from "../src/model/config.ts";
 import { initParameters, type StateDict } from "../src/model/params.ts";
 import type { ShardingPlan } from "../src/shard/plan.ts";
 import { ShardedDlrm, type StepProfile } from "../src/shard/model.ts";
-import { measuredStep, medianStep, type MeasuredStep, tunePlan } from "../src/shard/autotune.ts";
+import { fastestStep, measuredStep, type MeasuredStep, tunePlan } from "../src/shard/autotune.ts";
 import { envNumber } from "./util.ts";
 
 const STEPS = envNumber("SHARD_STEPS", 3);
 const SERIAL_STEPS = envNumber("SHARD_SERIAL_STEPS", 3);
-const TUNE_STEPS = envNumber("SHARD_TUNE_STEPS", 2);
-const TUNE_ROUNDS = envNumber("SHARD_TUNE_ROUNDS", 2);
+const TUNE_STEPS = envNumber("SHARD_TUNE_STEPS", 3);
+const TUNE_ROUNDS = envNumber("SHARD_TUNE_ROUNDS", 3);
 const ONLY = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.SHARD_SETS;
 const QUICK = envNumber("SHARD_QUICK", 0) === 1;
 const GiB = 2 ** 30;
@@ -108,7 +108,7 @@ interface Measured {
   samplesPerSec: number;
   /** Overlapped (normal) step, seconds (median). */
   stepSec: number;
-  /** Serial profile (median of the serial steps), the cost model's terms. */
+  /** Serial profile (the fastest of the serial steps, phase by phase), the cost model's terms. */
   serial: MeasuredStep;
   /** Mean per-step seconds per phase of the serial step (all devices). */
   profile: Record<string, number>;
@@ -208,7 +208,7 @@ async function measureTraining(c: Case, ctxs: GpuContext[], plan: ShardingPlan, 
     return {
       samplesPerSec: c.shape.batchSize / step,
       stepSec: step,
-      serial: medianStep(serialProfiles.map(measuredStep)),
+      serial: fastestStep(serialProfiles.map(measuredStep)),
       profile,
       bytesPerStep: last ? last.bytesSent.reduce((a, b) => a + b, 0) : 0,
       busySec: busy.map(median),
@@ -229,12 +229,14 @@ const balanceOf = (xs: number[]) => Math.max(...xs) / (xs.reduce((a, b) => a + b
 log(
   `Method. Every device here is a software adapter on the same 2 cores, so the planner runs in its **shared-host** mode ` +
     `(detected from the adapter names): a step costs the SUM of the devices' work plus the host-staged exchange plus the host's batch upload, ` +
-    `not the slowest device. Per configuration: (1) plan with the microbenchmark calibration above; (2) ${TUNE_ROUNDS} tune round(s): run ` +
-    `real steps of the plan profiled device by device (ShardedDlrm.profileStep: each device's phases run alone), fit per device an embedding-work ` +
-    `scale, an MLP-work scale and a cost per dispatch (src/shard/cost_model.ts fitStepCalibration, least squares over all rounds so far) and the ` +
-    `exchange's scale, and re-plan with the fitted speeds (src/shard/autotune.ts); (3) train the final plan afresh: ${SERIAL_STEPS} serial ` +
-    `step(s) (per-device work measured alone: the "measured" per-device times below) and ${STEPS} normal overlapped steps (samples/s). ` +
-    `The estimate is made before the final plan runs, so its error is a prediction error, not a fit residual. N = 1 rows use the same sharded trainer on one device.`,
+    `not the slowest device. Per configuration: (1) plan with the microbenchmark calibration above; (2) ${TUNE_ROUNDS} tune rounds (src/shard/autotune.ts): ` +
+    `run ${TUNE_STEPS} real steps of the plan profiled device by device (ShardedDlrm.profileStep: each device's phases run alone; per phase the fastest of the steps, as other jobs' CPU time only adds), fit per adapter ` +
+    `an embedding-work scale, an MLP-work scale and a cost per modelled dispatch (cost_model.ts fitStepCalibration, least squares over the phases of all rounds so far) ` +
+    `and the exchange's scale; make the next plan with the fitted speeds, or, once a device has been seen at two batch sizes, re-split the batch on each device's ` +
+    `measured line (work = fixed + per sample x samples), halfway; (3) keep the round whose measured work was best balanced (N > 1) and estimate it with the fitted model; ` +
+    `(4) train that plan afresh: ${SERIAL_STEPS} serial steps (per-device work measured alone, fastest per phase: the "measured" per-device times below) and ${STEPS} normal ` +
+    `overlapped steps (samples/s). The kept plan's own tuning steps are part of the fit, so its estimate error is not a pure prediction; the measurement it is ` +
+    `compared with is new steps. N = 1 rows use the same sharded trainer on one device.`,
 );
 log();
 
@@ -281,7 +283,7 @@ for (const c of cases) {
     const exchSec = a2aSec + (measured.profile["MLP gradient allreduce"] ?? 0);
     const serialTotal = Object.values(measured.profile).reduce((a, b) => a + b, 0);
     const balMeasured = balanceOf(dev);
-    const roundsLine = tuned.rounds.map((r, k) => `round ${k + 1}: shares ${r.plan.batchShare.map((x) => f(x, 3)).join("/")}, measured balance ${f(balanceOf(r.measured.deviceSec), 3)}`).join("; ");
+    const roundsLine = tuned.rounds.map((r, k) => `round ${k + 1}${r.plan === tuned.result.plan ? " (kept)" : ""}: shares ${r.plan.batchShare.map((x) => f(x, 3)).join("/")}, measured balance ${f(balanceOf(r.measured.deviceSec), 3)}`).join("; ");
     log(
       `Final plan: batch shares ${tuned.result.plan.batchShare.map((x) => f(x, 3)).join(" / ")}; estimated work balance ${f(est.workBalance, 3)}, **measured balance (slowest / mean device work, run alone) ${f(balMeasured, 3)}**` +
         `${s.names.length > 1 ? `; tuning (${f(tuneSec, 0)} s): ${roundsLine}` : ""}. ` +

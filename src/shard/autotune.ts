@@ -50,21 +50,26 @@ export function measuredStep(p: StepProfile): MeasuredStep {
   };
 }
 
-/** Median of each field over several profiled steps (phase by phase). */
-export function medianStep(steps: readonly MeasuredStep[]): MeasuredStep {
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/**
+ * The fastest of several profiled steps, field by field (each phase's minimum):
+ * on a machine shared with other jobs their CPU time only ever adds to a
+ * measurement, so the minimum is the best estimate of the work itself (as
+ * timeit takes the minimum of repeats).
+ */
+export function fastestStep(steps: readonly MeasuredStep[]): MeasuredStep {
+  const min = (xs: number[]) => Math.min(...xs);
   const s0 = steps[0]!;
-  const phases = s0.phases.map((ph, i) => ({ sec: ph.sec.map((_, p) => med(steps.map((s) => s.phases[i]!.sec[p]!))), dispatches: ph.dispatches }));
+  const phases = s0.phases.map((ph, i) => ({ sec: ph.sec.map((_, p) => min(steps.map((s) => s.phases[i]!.sec[p]!))), dispatches: ph.dispatches }));
   return {
     phases,
     deviceSec: phases.map((x) => x.sec.reduce((a, b) => a + b, 0)),
-    exchangeSec: med(steps.map((s) => s.exchangeSec)),
-    hostSec: med(steps.map((s) => s.hostSec)),
-    stepSec: med(steps.map((s) => s.stepSec)),
+    exchangeSec: min(steps.map((s) => s.exchangeSec)),
+    hostSec: min(steps.map((s) => s.hostSec)),
+    stepSec: min(steps.map((s) => s.stepSec)),
   };
 }
 
-/** Profiles `plan` on the devices: one warm-up step, then `steps` serial steps (their median). */
+/** Profiles `plan` on the devices: one warm-up step, then `steps` serial steps (the fastest of them, phase by phase). */
 export async function profilePlan(
   contexts: readonly GpuContext[],
   config: DlrmConfig,
@@ -82,7 +87,7 @@ export async function profilePlan(
     const out: MeasuredStep[] = [];
     for (let i = 0; i < (opts.steps ?? 1); i++) out.push(measuredStep(await m.profileStep(next())));
     await m.readLosses();
-    return medianStep(out);
+    return fastestStep(out);
   } finally {
     m.destroy();
   }
@@ -140,7 +145,7 @@ export function speedsFromLines(plan: ShardingPlan, shape: ModelShape, speeds: r
     const gemmGflops = (3 * forwardFlopsPerSample(shape)) / line.perSampleSec / 1e9;
     const syncs = (STEP_PHASES.length * sp.dispatchMs) / 1e3;
     const rest = line.fixedSec - syncs - d.embeddingSec;
-    const n = dispatchesPerStep(shape, d.shards.length > 0);
+    const n = dispatchesPerStep(shape, d.shards.length > 0, d.batch > 0);
     if (rest >= 0) return { ...sp, gemmGflops, perDispatchMs: (rest / n) * 1e3 };
     const scale = d.embeddingSec > 0 ? Math.max(0.05, (line.fixedSec - syncs) / d.embeddingSec) : 1;
     return { ...sp, gemmGflops, perDispatchMs: 0, lookupSecPerElem: sp.lookupSecPerElem * scale, backwardSecPerElem: sp.backwardSecPerElem * scale };
@@ -148,14 +153,18 @@ export function speedsFromLines(plan: ShardingPlan, shape: ModelShape, speeds: r
 }
 
 /**
- * Run, measure, re-split. Plans with `planner.speeds`; then `rounds` times:
- * profiles the current plan (every device's work run alone), fits the cost
- * model to every step so far (phase by phase: fitStepCalibration) and plans
- * again. Last, with the rounds' measured work against each device's samples,
- * fits per device a line (fixed + per sample) where the rounds allow it, turns
- * it into speeds and water-fills the batch shares of the last plan's placements
- * on it. The planner options' `estimate.sharedHost` says whether the devices
- * share the host.
+ * Run, measure, re-split. Round 1 runs the plan made with `planner.speeds`
+ * (the microbenchmarks). After each round the cost model is fitted to every
+ * step measured so far (fitStepCalibration, phase by phase) and the next plan
+ * is made: by the planner with the fitted speeds, or, once the rounds have
+ * seen a device at two batch sizes, by re-splitting the batch of the last plan
+ * on each device's measured line (work = fixed + per sample x samples), moved
+ * halfway from the current shares (single-step measurements on a shared
+ * machine are noisy). For several devices the plan kept is the round whose
+ * measured work was best balanced (slowest / mean), else the last planned; its
+ * estimate uses the fitted speeds (with the lines where there are some). The
+ * planner options' `estimate.sharedHost` says whether the devices share the
+ * host.
  */
 export async function tunePlan(
   contexts: readonly GpuContext[],
@@ -167,36 +176,51 @@ export async function tunePlan(
   opts: { rounds?: number; steps?: number; schedule?: AllToAllSchedule; log?: (s: string) => void } = {},
 ): Promise<TuneResult> {
   const base: readonly DeviceSpeed[] = planner.speeds;
+  const N = contexts.length;
   let result = planSharding(shape, planner);
   const samples: StepSample[] = [];
   const rounds: TuneRound[] = [];
   let calibration: StepCalibration | undefined;
+  let lines: ReturnType<typeof fitLines> = [];
   const estimateOpts = () => ({ ...planner.estimate, exchangeScale: calibration!.exchangeScale, hostSec: calibration!.hostSec });
+  // Lines only for a device whose adapter no other device has (a group of identical adapters is fitted as one).
+  const names = planner.names ?? [];
+  const solo = (i: number) => names.filter((n) => n === names[i]).length <= 1;
+  const balance = (xs: number[]) => Math.max(...xs) / (xs.reduce((a, b) => a + b, 0) / xs.length);
+  /** The speeds of the current fit, with the measured lines applied for `plan`. */
+  const fitted = (plan: ShardingPlan) => (lines.some(Boolean) ? speedsFromLines(plan, shape, calibration!.speeds, lines, planner.interconnect) : calibration!.speeds);
   for (let r = 0; r < (opts.rounds ?? 2); r++) {
     const measured = await profilePlan(contexts, config, initial, result.plan, batches, opts);
     rounds.push({ plan: result.plan, estimate: result.estimate, measured });
     samples.push({ plan: result.plan, measured: measured.phases, exchangeSec: measured.exchangeSec, hostSec: measured.hostSec });
     calibration = fitStepCalibration(samples, shape, base, planner.interconnect, planner.names);
+    lines = fitLines(rounds, shape.batchSize).map((l, i) => (solo(i) ? l : undefined));
     opts.log?.(
       `tune round ${r + 1}: batch shares ${result.plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}, measured device work ${measured.deviceSec.map((s) => (s * 1e3).toFixed(1)).join(" / ")} ms, ` +
         `estimated ${result.estimate.devices.map((d) => (d.deviceWorkSec * 1e3).toFixed(1)).join(" / ")} ms`,
     );
-    result = planSharding(shape, { ...planner, speeds: calibration.speeds, estimate: estimateOpts() });
+    if (N > 1 && lines.some(Boolean)) {
+      // Re-split the last measured plan's batch on the measured lines (its placements kept: the lines hold for them), halfway.
+      const last = result.plan;
+      const speeds = fitted(last);
+      const est0 = estimatePlan(last, shape, speeds, planner.interconnect, estimateOpts());
+      const perSample = speeds.map((sp) => (3 * forwardFlopsPerSample(shape)) / (sp.gemmGflops * 1e9));
+      const fixed = est0.devices.map((d) => (planner.estimate?.sharedHost ? d.deviceWorkSec : d.totalSec) - d.mlpSec);
+      const target = balanceShares(fixed, perSample, shape.batchSize);
+      const plan: ShardingPlan = { ...last, batchShare: last.batchShare.map((x, i) => (x + target[i]!) / 2) };
+      result = { plan, estimate: estimatePlan(plan, shape, speeds, planner.interconnect, estimateOpts()), optionsConsidered: result.optionsConsidered };
+      opts.log?.(`  re-split on the measured lines: target shares ${target.map((x) => x.toFixed(3)).join(" / ")}, next ${plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}`);
+    } else {
+      result = planSharding(shape, { ...planner, speeds: calibration.speeds, estimate: estimateOpts() });
+    }
   }
-  // Lines only for a device whose adapter no other device has (a group of identical adapters is fitted as one, above).
-  const names = planner.names ?? [];
-  const lines = fitLines(rounds, shape.batchSize).map((l, i) => (names.filter((n) => n === names[i]).length > 1 ? undefined : l));
-  if (contexts.length > 1 && lines.some(Boolean)) {
-    // Re-split the last measured plan's batch on the measured lines (its placements kept: the lines hold for them).
-    const last = rounds.at(-1)!.plan;
-    const speeds = speedsFromLines(last, shape, calibration!.speeds, lines, planner.interconnect);
-    const est0 = estimatePlan(last, shape, speeds, planner.interconnect, estimateOpts());
-    const perSample = speeds.map((sp) => (3 * forwardFlopsPerSample(shape)) / (sp.gemmGflops * 1e9));
-    const fixed = est0.devices.map((d) => (planner.estimate?.sharedHost ? d.deviceWorkSec : d.totalSec) - d.mlpSec);
-    const plan: ShardingPlan = { ...last, batchShare: balanceShares(fixed, perSample, shape.batchSize) };
+  if (N > 1) {
+    // Keep the best-balanced measured plan; estimate it with the fitted speeds.
+    const best = rounds.reduce((a, r) => (balance(r.measured.deviceSec) < balance(a.measured.deviceSec) ? r : a));
+    const speeds = fitted(best.plan);
+    result = { plan: best.plan, estimate: estimatePlan(best.plan, shape, speeds, planner.interconnect, estimateOpts()), optionsConsidered: result.optionsConsidered };
     calibration = { ...calibration!, speeds };
-    result = { plan, estimate: estimatePlan(plan, shape, speeds, planner.interconnect, estimateOpts()), optionsConsidered: result.optionsConsidered };
-    opts.log?.(`re-split on the measured lines: batch shares ${plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}, estimated device work ${result.estimate.devices.map((d) => (d.deviceWorkSec * 1e3).toFixed(1)).join(" / ")} ms`);
+    opts.log?.(`kept round ${rounds.indexOf(best) + 1}'s plan (measured balance ${balance(best.measured.deviceSec).toFixed(3)})`);
   }
   return { result, calibration: calibration!, rounds, lines };
 }

@@ -83,17 +83,28 @@ export function isSoftwareAdapter(name: string, isFallback = false): boolean {
 }
 
 /**
- * Dispatches of one training step on a device: per linear layer forward,
- * dX, dW, bias gradient and optimizer; interaction forward/backward and the
- * loss; and, when it holds embedding shards, the bag forward and the fused
- * backward (keys, a radix sort of ceil(bits/8) passes of histogram + scan +
- * scatter, heads, scan, segments, ranges, update).
+ * Modelled dispatches of each compute phase (STEP_PHASES order) of a device's
+ * step: lookups (bag forward per set, 2), bottom MLP forward (one per layer),
+ * top MLP forward + backward (interaction, a forward and two backward GEMMs
+ * per layer, loss, two routes), bottom MLP backward (two per layer), embedding
+ * backward + updates (keys, a radix sort of ceil(bits/8) passes of histogram +
+ * scan + scatter, heads, scan, segments, ranges, update; then the dense
+ * optimizer, two per layer). A device with no samples runs no MLP phases.
+ * The end-to-end fit (fitStepCalibration) prices these modelled counts, so a
+ * constant miscount is absorbed into its cost per dispatch.
  */
-export function dispatchesPerStep(shape: ModelShape, hasShards: boolean): number {
-  const layers = shape.bottomMlp.length - 1 + shape.topMlp.length - 1;
+export function dispatchesPerPhase(shape: ModelShape, hasShards: boolean, hasSamples = true): number[] {
+  const lb = shape.bottomMlp.length - 1;
+  const lt = shape.topMlp.length - 1;
   const rows = shape.tableRows.reduce((a, b) => a + b, 0);
   const passes = Math.ceil(Math.ceil(Math.log2(rows + 1)) / 8);
-  return 5 * layers + 3 + (hasShards ? 2 + 4 + 3 * passes + 6 : 0);
+  const m = hasSamples ? 1 : 0;
+  return [hasShards ? 2 : 0, m * lb, m * (3 * lt + 4), m * 2 * lb, (hasShards ? 4 + 3 * passes + 6 : 0) + 2 * (lb + lt)];
+}
+
+/** Modelled dispatches of one training step on a device (the sum of dispatchesPerPhase). */
+export function dispatchesPerStep(shape: ModelShape, hasShards: boolean, hasSamples = true): number {
+  return dispatchesPerPhase(shape, hasShards, hasSamples).reduce((a, b) => a + b, 0);
 }
 
 export function shapeFromConfig(config: DlrmConfig, poolingFactor: number, batchSize = config.miniBatchSize): ModelShape {
@@ -251,8 +262,9 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
       samples.forEach((x, k) => {
         const d = ests[k]!.devices[j]!;
         const m = x.measured[j]!;
+        const counts = dispatchesPerPhase(shape, d.shards.length > 0, d.batch > 0);
         phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
-          X.push([w.emb, w.mlp, m.dispatches[p]! / 1e3]);
+          X.push([w.emb, w.mlp, counts[p]! / 1e3]);
           y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
         });
       });
@@ -431,7 +443,7 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
     }
     const memoryBytes = d.bytes + mlpBytes + batch[i]! * activationFloatsPerSample(shape) * 2 * F32 + batch[i]! * (shape.tableRows.length + 1) * shape.dim * 2 * F32 + Math.max(sent, received);
     const hasShards = d.shards.length > 0;
-    const deviceWorkSec = embeddingSec + mlpSec + (STEP_PHASES.length * sp.dispatchMs + dispatchesPerStep(shape, hasShards) * (sp.perDispatchMs ?? 0)) / 1e3;
+    const deviceWorkSec = embeddingSec + mlpSec + (STEP_PHASES.length * sp.dispatchMs + dispatchesPerStep(shape, hasShards, batch[i]! > 0) * (sp.perDispatchMs ?? 0)) / 1e3;
     const computeSec = options.sharedHost ? deviceWorkSec : embeddingSec + mlpSec + overheadSec;
     return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, deviceWorkSec, transferSec, totalSec: computeSec + transferSec };
   });

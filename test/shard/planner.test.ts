@@ -1,6 +1,6 @@
 /** The planner and its cost model: pure CPU arithmetic, no GPU. */
 import { describe, expect, it } from "vitest";
-import { allToAllBytes, type DeviceSpeed, estimatePlan, fitStepCalibration, forwardFlopsPerSample, isSoftwareAdapter, type ModelShape, phaseWork, shardMemory } from "../../src/shard/cost_model.ts";
+import { allToAllBytes, type DeviceSpeed, dispatchesPerPhase, estimatePlan, fitStepCalibration, forwardFlopsPerSample, isSoftwareAdapter, type ModelShape, phaseWork, shardMemory } from "../../src/shard/cost_model.ts";
 import { fitLines, speedsFromLines } from "../../src/shard/autotune.ts";
 import { deviceLayouts } from "../../src/shard/routing.ts";
 import { makePlan } from "../../src/cli/shard.ts";
@@ -179,7 +179,7 @@ describe("shared host and end-to-end calibration", () => {
       const est = estimatePlan(plan, KAGGLE, [FAST, FAST]);
       const measured = est.devices.map((d, i) => {
         const [a, b, o] = truth[i]!;
-        const dispatches = [3, 6, 20, 12, 30 + i];
+        const dispatches = dispatchesPerPhase(KAGGLE, d.shards.length > 0, d.batch > 0);
         const sec = phaseWork(KAGGLE, d.lookupElems, d.batch, FAST).map((w, p) => a * w.emb + b * w.mlp + (o * dispatches[p]! + FAST.dispatchMs) / 1e3);
         return { sec, dispatches };
       });
