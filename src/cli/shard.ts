@@ -6,10 +6,13 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { DlrmConfig } from "../model/config.ts";
 import { layoutOf, type StateDict } from "../model/params.ts";
 import type { AllToAllSchedule } from "../shard/collectives.ts";
-import { shapeFromConfig } from "../shard/cost_model.ts";
+import { isSoftwareAdapter, shapeFromConfig } from "../shard/cost_model.ts";
+import { tunePlan } from "../shard/autotune.ts";
+import type { Batch } from "../data/batch.ts";
+import { randomSource } from "../data/random.ts";
 import { ShardedDlrm } from "../shard/model.ts";
 import { type ShardingPlan, type ShardKind, uniformPlan } from "../shard/plan.ts";
-import { planSharding } from "../shard/planner.ts";
+import { planSharding, type PlannerOptions } from "../shard/planner.ts";
 import { type FlagValues, UsageError } from "./args.ts";
 import { calibrateAdapters, chooseAdapters, deviceMemory, poolingFactor } from "./shard_setup.ts";
 
@@ -20,10 +23,12 @@ export function wantsSharding(v: FlagValues): boolean {
 
 /**
  * The plan for `config` on the devices: --shard-plan auto asks the planner
- * (src/shard/planner.ts; each adapter calibrated once, then cached), any
- * other value places every table that way with an even batch split.
+ * (src/shard/planner.ts; each adapter calibrated once, then cached; in its
+ * shared-host mode when every adapter is a software one; with --shard-tune N
+ * tuned on N rounds of real steps, src/shard/autotune.ts), any other value
+ * places every table that way with an even batch split.
  */
-export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagValues, note: (msg: string) => void = () => {}): Promise<ShardingPlan> {
+export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagValues, note: (msg: string) => void = () => {}, initial?: StateDict): Promise<ShardingPlan> {
   const kind = v.shardPlan as string;
   const n = ctxs.length;
   // QR / MD tables are placed whole (table-wise) on one device.
@@ -33,15 +38,28 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
     if (n === 1) return uniformPlan("table", config.tableRows, config.embeddingDim, 1);
     const entries = await chooseAdapters(v);
     const speeds = await calibrateAdapters(entries, v.recalibrate as boolean, note);
-    const r = planSharding(shapeFromConfig(config, poolingFactor(v), v.miniBatchSize as number), {
+    const shape = shapeFromConfig(config, poolingFactor(v), v.miniBatchSize as number);
+    const names = ctxs.map((c) => c.adapter.name);
+    const planner: PlannerOptions = {
       speeds,
       memoryBytes: await deviceMemory(v, n),
-      names: ctxs.map((c) => c.adapter.name),
+      names,
       // Row-wise Adagrad keeps one accumulator per whole row: no column-wise shards.
       kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
       wholeTables: whole,
-    });
-    return r.plan;
+      estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)) },
+    };
+    const rounds = (v.shardTune as number | undefined) ?? 0;
+    if (rounds > 0 && initial) {
+      // Tune on random batches of the run's shape (the work depends on the shape, not the values).
+      const source = randomSource({ numDense: config.bottomMlp[0]!, tableRows: config.tableRows, seed: 1, bagSize: Math.max(1, Math.round(shape.poolingFactor)) });
+      const batches: Batch[] = [];
+      for await (const b of source.batches({ batchSize: shape.batchSize, limit: 4 })) batches.push(b);
+      note(`tuning the plan on ${rounds} round(s) of real steps${planner.estimate!.sharedHost ? " (software adapters: the devices share the host)" : ""}`);
+      const t = await tunePlan(ctxs, config, initial, shape, planner, batches, { rounds, steps: 2, schedule: v.allToAll as AllToAllSchedule, log: note });
+      return t.result.plan;
+    }
+    return planSharding(shape, planner).plan;
   }
   if (kind === "column" && config.optimizer === "rwsadagrad") throw new UsageError("--shard-plan column cannot be used with --optimizer rwsadagrad (its accumulator needs whole rows); choose table, row or data");
   const plan = uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
@@ -54,7 +72,7 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
 }
 
 export async function createSharded(ctxs: GpuContext[], config: DlrmConfig, initial: StateDict, v: FlagValues, note?: (msg: string) => void): Promise<ShardedDlrm> {
-  const plan = await makePlan(ctxs, config, v, note);
+  const plan = await makePlan(ctxs, config, v, note, initial);
   return new ShardedDlrm(ctxs, config, initial, plan, { schedule: v.allToAll as AllToAllSchedule });
 }
 

@@ -30,7 +30,9 @@ import type { GpuContext } from "../../src/gpu/context.ts";
 import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters, type StateDict } from "../../src/model/params.ts";
 import { ShardedDlrm, type ShardedOptions } from "../../src/shard/model.ts";
-import type { ShardingPlan } from "../../src/shard/plan.ts";
+import { type ShardingPlan, validatePlan } from "../../src/shard/plan.ts";
+import { shapeFromConfig } from "../../src/shard/cost_model.ts";
+import { tunePlan } from "../../src/shard/autotune.ts";
 import { expectBitIdentical } from "../helpers/assert.ts";
 import { makePlan, PLAN_KINDS, randomBatches, smallConfig, worstOverBound } from "./helpers.ts";
 
@@ -157,6 +159,24 @@ describe("sharded training equals one device", () => {
     for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
     m2.destroy();
     m.destroy();
+  });
+
+  it("tunePlan runs real steps of each plan, measures every device's phases alone and returns a valid plan with a fitted estimate", { timeout: 600_000 }, async () => {
+    const shape = shapeFromConfig(config, 2, B);
+    const speed = { lookupSecPerElem: 1e-8, backwardSecPerElem: 1e-7, gemmGflops: 1, dispatchMs: 0.1, perDispatchMs: 0.05, transferLatencyMs: 0.2, transferGBs: 0.05 };
+    const planner = { speeds: [speed, { ...speed, gemmGflops: 0.5 }], memoryBytes: [2 ** 30, 2 ** 30], names: ["a", "b"], estimate: { sharedHost: true } };
+    const t = await tunePlan(ctxs.slice(0, 2), config, init, shape, planner, batches, { rounds: 2, steps: 1 });
+    expect(t.rounds).toHaveLength(2);
+    for (const r of t.rounds) {
+      expect(r.measured.phases).toHaveLength(2);
+      r.measured.deviceSec.forEach((x) => expect(x).toBeGreaterThan(0));
+      expect(r.measured.phases[0]!.dispatches[0]! + r.measured.phases[1]!.dispatches[0]!).toBeGreaterThan(0); // the lookups were run and counted
+    }
+    validatePlan(t.result.plan, config.tableRows, config.embeddingDim);
+    expect(t.rounds.map((r) => r.plan)).toContain(t.result.plan); // the best-balanced measured round is kept
+    expect(t.result.estimate.sharedHost).toBe(true);
+    t.result.estimate.devices.forEach((d) => expect(Number.isFinite(d.deviceWorkSec) && d.deviceWorkSec > 0).toBe(true));
+    t.calibration.fits.flat().forEach((x) => expect(Number.isFinite(x) && x >= 0).toBe(true));
   });
 
   it("a dropped gradient block fails the check", { timeout: 600_000 }, async () => {
