@@ -155,11 +155,24 @@ export function exchangeFloats(layouts: DeviceLayout[], bj: number): number {
   return blockBases(layouts, bj).at(-1)! + bj * (layouts[0]?.wd ?? 0);
 }
 
+/**
+ * Where column k of shard si of table t sits in R_j (the same place in G_j):
+ * a data-parallel shard in device j's own replicated block (stride wd), any
+ * other in the block received from the shard's device (stride wx).
+ */
+function exchangeSlot(
+  layouts: DeviceLayout[], bases: number[], j: number, kind: string, t: number, si: number,
+  s: { device: number; colStart: number }, k: number,
+): { offset: number; stride: number } {
+  const data = kind === "data";
+  const l = layouts[data ? j : s.device]!;
+  return { offset: bases[data ? layouts.length : s.device]! + l.column.get(key(t, si))! + (k - s.colStart), stride: data ? l.wd : l.wx };
+}
+
 /** Forward route of device j: E_j [B_j, n, d] from R_j. */
 export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number): RouteColumn[] {
   const bases = blockBases(layouts, bj);
   const n = plan.tables.length;
-  const wd = layouts[j]!.wd;
   const cols: RouteColumn[] = [];
   for (let t = 0; t < n; t++) {
     const p = plan.tables[t]!;
@@ -167,13 +180,8 @@ export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: num
       const sources: RouteColumn["sources"] = [];
       p.shards.forEach((s, si) => {
         if (k < s.colStart || k >= s.colEnd) return;
-        if (p.kind === "data") {
-          if (s.device !== j) return;
-          sources.push({ offset: bases[layouts.length]! + layouts[j]!.column.get(key(t, si))! + (k - s.colStart), stride: wd });
-        } else {
-          const l = layouts[s.device]!;
-          sources.push({ offset: bases[s.device]! + l.column.get(key(t, si))! + (k - s.colStart), stride: l.wx });
-        }
+        if (p.kind === "data" && s.device !== j) return;
+        sources.push(exchangeSlot(layouts, bases, j, p.kind, t, si, s, k));
       });
       cols.push({ offset: t * dim + k, stride: n * dim, sources });
     }
@@ -185,19 +193,13 @@ export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: num
 export function backwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number): RouteColumn[] {
   const bases = blockBases(layouts, bj);
   const n = plan.tables.length;
-  const wd = layouts[j]!.wd;
   const cols: RouteColumn[] = [];
   for (let t = 0; t < n; t++) {
     const p = plan.tables[t]!;
     p.shards.forEach((s, si) => {
       if (p.kind === "data" && s.device !== j) return;
       for (let k = s.colStart; k < s.colEnd; k++) {
-        const src = [{ offset: t * dim + k, stride: n * dim }];
-        if (p.kind === "data") cols.push({ offset: bases[layouts.length]! + layouts[j]!.column.get(key(t, si))! + (k - s.colStart), stride: wd, sources: src });
-        else {
-          const l = layouts[s.device]!;
-          cols.push({ offset: bases[s.device]! + l.column.get(key(t, si))! + (k - s.colStart), stride: l.wx, sources: src });
-        }
+        cols.push({ ...exchangeSlot(layouts, bases, j, p.kind, t, si, s, k), sources: [{ offset: t * dim + k, stride: n * dim }] });
       }
     });
   }

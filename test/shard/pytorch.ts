@@ -72,6 +72,19 @@ function whole(f: Fixture): ShardingPlan {
   };
 }
 
+/** 10 sharded steps from the fixture's init: losses and step-10 parameters as PyTorch's, within the reordered-sum bound 11*4*k. */
+async function trainMatchesFixture(f: Fixture, plan: ShardingPlan, k: number): Promise<void> {
+  const m = new ShardedDlrm(ctxs.slice(0, plan.devices), f.config, f.stateDict("init"), plan);
+  for (const b of f.batches) await m.trainStep(b);
+  expectClose(await m.readLosses(), f.tensors["losses"]!.data as Float32Array, 11 * 4 * k, "losses");
+  const sd: StateDict = await m.stateDict();
+  for (const [n, t] of Object.entries(f.stateDict("step10"))) {
+    expect(sd[n]?.shape, n).toEqual(t.shape);
+    expectClose(sd[n]!.data, t.data, 11 * 4 * k, `step10 ${n}`);
+  }
+  m.destroy();
+}
+
 /** The PyTorch fixtures sharded over `devices()` (at least 3 contexts, set up by the caller). */
 export function pytorchSuite(devices: () => GpuContext[]): void {
 beforeAll(() => {
@@ -82,16 +95,7 @@ describe.each(CASES)("sharded DLRM vs PyTorch: %s", (name) => {
   const k = depth(f);
   for (const [label, planOf] of [["3 devices, mixed plan", mixed], ["2 devices, row-wise", (x: Fixture) => rowWisePlan(x.config.tableRows, x.config.embeddingDim, 2)]] as const) {
     it(`${label}: 10 steps, losses and parameters`, { timeout: 600_000 }, async () => {
-      const plan = planOf(f);
-      const m = new ShardedDlrm(ctxs.slice(0, plan.devices), f.config, f.stateDict("init"), plan);
-      for (const b of f.batches) await m.trainStep(b);
-      expectClose(await m.readLosses(), f.tensors["losses"]!.data as Float32Array, 11 * 4 * k, "losses");
-      const sd: StateDict = await m.stateDict();
-      for (const [n, t] of Object.entries(f.stateDict("step10"))) {
-        expect(sd[n]?.shape, n).toEqual(t.shape);
-        expectClose(sd[n]!.data, t.data, 11 * 4 * k, `step10 ${n}`);
-      }
-      m.destroy();
+      await trainMatchesFixture(f, planOf(f), k);
     });
   }
 });
@@ -101,15 +105,7 @@ describe.each(TRICK_CASES)("sharded DLRM vs PyTorch (QR/MD tables whole): %s", (
   it("2 devices, QR/MD tables table-wise, plain tables row-wise, shares 2/3 1/3: 10 steps, losses and parameters", { timeout: 600_000 }, async () => {
     const plan = whole(f);
     expect(layoutOf(f.config).tables.some((t) => t.kind !== "plain")).toBe(true);
-    const m = new ShardedDlrm(ctxs.slice(0, 2), f.config, f.stateDict("init"), plan);
-    for (const b of f.batches) await m.trainStep(b);
-    expectClose(await m.readLosses(), f.tensors["losses"]!.data as Float32Array, 11 * 4 * k, "losses");
-    const sd: StateDict = await m.stateDict();
-    for (const [n, t] of Object.entries(f.stateDict("step10"))) {
-      expect(sd[n]?.shape, n).toEqual(t.shape);
-      expectClose(sd[n]!.data, t.data, 11 * 4 * k, `step10 ${n}`);
-    }
-    m.destroy();
+    await trainMatchesFixture(f, plan, k);
   });
 });
 }
