@@ -44,7 +44,7 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
       speeds,
       memoryBytes: await deviceMemory(v, n),
       names,
-      // Row-wise Adagrad keeps one accumulator per whole row: no column-wise shards.
+      // Row-wise Adagrad: column shards work (a per-row allreduce), but the cost model does not count that allreduce yet.
       kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
       wholeTables: whole,
       estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)) },
@@ -61,7 +61,6 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
     }
     return planSharding(shape, planner).plan;
   }
-  if (kind === "column" && config.optimizer === "rwsadagrad") throw new UsageError("--shard-plan column cannot be used with --optimizer rwsadagrad (its accumulator needs whole rows); choose table, row or data");
   const plan = uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
   if (whole.size && kind !== "table") {
     note(`QR/MD tables ${[...whole].join(" ")} are placed table-wise (whole, round-robin); the other tables ${kind}-wise`);

@@ -37,6 +37,8 @@ import { scan_downsweep } from "./scan_downsweep.ts";
 import { scan_reduce } from "./scan_reduce.ts";
 import { shard_add_f32 } from "./shard_add_f32.ts";
 import { shard_route } from "./shard_route.ts";
+import { shard_rowwise_partial } from "./shard_rowwise_partial.ts";
+import { shard_rowwise_update } from "./shard_rowwise_update.ts";
 
 export const shaders = {
   copy_f32,
@@ -76,6 +78,8 @@ export const shaders = {
   scan_reduce,
   shard_add_f32,
   shard_route,
+  shard_rowwise_partial,
+  shard_rowwise_update,
 } as const;
 
 export type ShaderName = keyof typeof shaders;

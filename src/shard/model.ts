@@ -38,7 +38,8 @@ import { type Dispatch, encodeDispatches } from "../gpu/dispatch.ts";
 import { ConfigError, DeviceLostError, KernelInputError } from "../gpu/errors.ts";
 import type { Batch } from "../data/batch.ts";
 import { type BagBatchBuffers, createBagBatchBuffers, validateBags, writeBagBatch } from "../kernels/bag_batch.ts";
-import { prepareEmbeddingBagBackward, type PreparedEmbeddingBackward } from "../kernels/embedding_bag_backward.ts";
+import { prepareEmbeddingBagBackward } from "../kernels/embedding_bag_backward.ts";
+import { prepareColumnRowwiseBackward } from "../kernels/embedding_rowwise_split.ts";
 import { prepareEmbeddingBagForward } from "../kernels/embedding_bag_forward.ts";
 import { createEmbeddingOptimizerState, destroyEmbeddingOptimizerState, stateValuesPerRow } from "../kernels/embedding_optimizer_state.ts";
 import { createTableSet, destroyTableSet, readTable, readTableRows, writeTable, writeTableRows } from "../kernels/embedding_tables.ts";
@@ -56,7 +57,7 @@ import { flushWrites, layoutOf, parameterShapes, type StateDict, type TensorRows
 import { learningRateAt } from "../model/schedule.ts";
 import { AllToAll, type AllToAllSchedule, type CollectiveStats, type Message, RingAllreduce } from "./collectives.ts";
 import { type ShardingPlan, validatePlan } from "./plan.ts";
-import { backwardRoute, batchSlices, blockBases, checkPlanOptimizer, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, type ShardSet, setBags } from "./routing.ts";
+import { backwardRoute, batchSlices, blockBases, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, type RowSumLayout, rowSumLayout, type ShardSet, setBags } from "./routing.ts";
 
 const EMB_OPT = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "rowwise-adagrad" } as const;
 const LOSS_HISTORY = 256;
@@ -126,6 +127,28 @@ interface ShardRef {
   device: number;
 }
 
+/**
+ * The embedding backward of one shard set: `before` runs before the per-row
+ * allreduce (all of the fused backward, or the segment reduction and partial
+ * row sums of column shards under row-wise Adagrad), `after` once the row sums
+ * are reduced (those shards' update; empty for the fused path).
+ */
+interface SetBackward {
+  before: Dispatch[];
+  after: Dispatch[];
+  setNumIndices(device: GPUDevice, n: number): void;
+  checkIndices(device: GPUDevice): Promise<void>;
+  destroy(): void;
+}
+
+/** Row-wise Adagrad over column shards: the per-row sums and their allreduce (undefined when no table is column-wise). */
+interface RowSums {
+  layout: RowSumLayout;
+  /** Per device (undefined on devices holding no column shard). */
+  buffers: (GPUBuffer | undefined)[];
+  allreduce: RingAllreduce;
+}
+
 interface DevicePlan {
   bags: BagBatchBuffers[];
   px: GPUBuffer;
@@ -142,7 +165,7 @@ interface DevicePlan {
   lookups: Dispatch[];
   routeForward: Dispatch[];
   routeBackward: Dispatch[];
-  setBackward: PreparedEmbeddingBackward[];
+  setBackward: SetBackward[];
   /** QR/MD tables: their embedding plan and the routes between its output and Px. */
   comp: { plan: EmbeddingPlan; toPx: Dispatch[]; fromPx: Dispatch[] } | undefined;
   buffers: GPUBuffer[];
@@ -156,6 +179,9 @@ interface StepPlan {
   devices: DevicePlan[];
   forward: AllToAll;
   backward: AllToAll;
+  /** Row slots per column-wise table (row-wise Adagrad), capacity of the plan. */
+  rowSums: RowSums | undefined;
+  rowSumCaps: number[];
 }
 
 /** What one step did and how long its parts took. */
@@ -166,7 +192,7 @@ export interface StepProfile {
   totalMs: number;
   /** serial mode: wall time of each phase (all devices), in step order. */
   phases: Record<string, number>;
-  collectives: { forward: CollectiveStats; backward: CollectiveStats; allreduce: CollectiveStats };
+  collectives: { forward: CollectiveStats; backward: CollectiveStats; allreduce: CollectiveStats; rowSum?: CollectiveStats };
   /** Host-staged bytes per device (sent) in this step, all collectives. */
   bytesSent: number[];
   /** What ran while the host-staged transfers were in flight (overlapped mode). */
@@ -188,9 +214,11 @@ export interface ShardedOptions {
    * Deliberate errors, for the tests that show the equivalence check catches
    * them: "misroute-row" sends one lookup of a row-wise shard to the wrong row
    * every step; "drop-gradient" drops the last device's pooled-gradient block
-   * for device 0 in the backward exchange. Never set them in a real run.
+   * for device 0 in the backward exchange; "skip-row-sum" skips the per-row
+   * allreduce of column shards under row-wise Adagrad (each shard divides by
+   * its own columns' squared gradient only). Never set them in a real run.
    */
-  fault?: "misroute-row" | "drop-gradient";
+  fault?: "misroute-row" | "drop-gradient" | "skip-row-sum";
   /** Cap on bytes per embedding buffer (default: each device's binding limit). */
   maxChunkBytes?: number;
 }
@@ -223,12 +251,11 @@ export class ShardedDlrm {
   ) {
     if (plan.devices !== contexts.length) throw new ConfigError(`the plan is for ${plan.devices} devices, ${contexts.length} were given`);
     validatePlan(plan, config.tableRows, config.embeddingDim);
-    checkPlanOptimizer(plan, config.optimizer);
     checkTensors(initial, parameterShapes(config), "initial parameters");
     this.embKind = EMB_OPT[config.optimizer];
     this.fullLayout = layoutOf(config);
     this.composite = new Set(this.fullLayout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i])));
-    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite);
+    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite, this.embKind === "rowwise-adagrad");
     this.replicas = contexts.map((ctx, i) => {
       const device = ctx.device;
       const layout = this.layouts[i]!;
@@ -305,8 +332,11 @@ export class ShardedDlrm {
   private stepPlan(batch: Batch, need: number[][]): StepPlan {
     const B = batch.size;
     let p = this.plans.get(B);
-    if (p && need.every((per, i) => per.every((c, s) => p!.capacities[i]![s]! >= c))) return p;
+    // Row-wise Adagrad over column shards: lookups of each column-wise table bound its unique rows (row-sum slots).
+    const rowsNeed = this.plan.tables.map((t) => (this.embKind === "rowwise-adagrad" && t.kind === "column" ? batch.offsets[(t.table + 1) * B]! - batch.offsets[t.table * B]! : 0));
+    if (p && need.every((per, i) => per.every((c, s) => p!.capacities[i]![s]! >= c)) && rowsNeed.every((c, t) => p!.rowSumCaps[t]! >= c)) return p;
     const old = p?.capacities;
+    const rowSumCaps = rowsNeed.map((c, t) => (c === 0 && !p ? 0 : Math.min(this.config.tableRows[t]!, Math.max(c, p ? 2 * p.rowSumCaps[t]! : B))));
     if (p) this.destroyPlan(p);
     // One slot per plain set, then one for the composite set (QR/MD tables) when the device has one.
     const slotTables = (i: number, s: number) => {
@@ -314,18 +344,26 @@ export class ShardedDlrm {
       return s < rep.sets.length ? rep.sets[s]!.set.shards.length : rep.composite!.tables.length;
     };
     const capacities = need.map((per, i) => per.map((c, s) => Math.max(c, old ? 2 * old[i]![s]! : B * slotTables(i, s))));
-    p = this.buildPlan(B, capacities);
+    p = this.buildPlan(B, capacities, rowSumCaps);
     this.plans.set(B, p);
     return p;
   }
 
-  private buildPlan(B: number, capacities: number[][]): StepPlan {
+  private buildPlan(B: number, capacities: number[][], rowSumCaps: number[]): StepPlan {
     const { count, start } = batchSlices(this.plan, B);
     const c = this.config;
     const n = this.numTables;
     const d = c.embeddingDim;
     const N = this.replicas.length;
     const wd = this.layouts[0]!.wd;
+    // Row-wise Adagrad over column shards: one per-row vector on every device holding column shards, allreduced among them.
+    let rowSums: RowSums | undefined;
+    const rsLayout = this.embKind === "rowwise-adagrad" ? rowSumLayout(this.plan, c.tableRows, rowSumCaps) : undefined;
+    if (rsLayout && rsLayout.devices.length) {
+      const buffers = this.replicas.map((rep, j) => (rsLayout.devices.includes(j) ? createStorage(rep.device, Math.max(1, rsLayout.floats) * 4, `dev${j}-row-sums[B=${B}]`) : undefined));
+      const allreduce = new RingAllreduce(rsLayout.devices.map((j) => this.replicas[j]!.device), rsLayout.devices.map((j) => buffers[j]!), rsLayout.floats, { label: "row-sum-allreduce" });
+      rowSums = { layout: rsLayout, buffers, allreduce };
+    }
     const devices = this.replicas.map((rep, j): DevicePlan => {
       const device = rep.device;
       const buffers: GPUBuffer[] = [];
@@ -353,20 +391,30 @@ export class ShardedDlrm {
       const lookups = rep.sets.flatMap((s, k) =>
         prepareEmbeddingBagForward(device, { tables: s.tables, bags: bags[k]!, out: s.set.region === "x" ? px : pd, outStride: s.set.region === "x" ? l.wx : l.wd, outOffset: s.set.offset, pooling: "sum" }),
       );
-      const setBackward = rep.sets.map((s, k) =>
-        prepareEmbeddingBagBackward(device, {
+      const setBackward = rep.sets.map((s, k): SetBackward => {
+        const common = {
           tables: s.tables,
           state: s.state,
           bags: bags[k]!,
           gradOut: s.set.region === "x" ? gpx : gpd,
           gradStride: s.set.region === "x" ? l.wx : l.wd,
           gradOffset: s.set.offset,
-          pooling: "sum",
           maxIndices: capacities[j]![k]!,
           optim: rep.optim,
-          label: `dev${j}-embedding-backward-set${k}`,
-        }),
-      );
+        };
+        if (s.set.rowwiseColumns) {
+          const split = prepareColumnRowwiseBackward(device, {
+            ...common,
+            fullDim: d,
+            slots: s.set.shards.map((sh) => rowSums!.layout.slots.get(sh.table)!),
+            rowSum: rowSums!.buffers[j]!,
+            label: `dev${j}-column-rowwise-backward-set${k}`,
+          });
+          return { ...split, before: split.reduce, after: split.update };
+        }
+        const fused = prepareEmbeddingBagBackward(device, { ...common, pooling: "sum", label: `dev${j}-embedding-backward-set${k}` });
+        return { ...fused, before: fused.dispatches, after: [] };
+      });
       const rf = prepareRoute(device, { input: r, output: emb, batch: bj, columns: forwardRoute(this.plan, this.layouts, j, bj, d), label: `dev${j}-route-forward` });
       const rb = prepareRoute(device, { input: gradEmb, output: g, batch: bj, columns: backwardRoute(this.plan, this.layouts, j, bj, d), label: `dev${j}-route-backward` });
       buffers.push(...rf.buffers, ...rb.buffers);
@@ -412,7 +460,7 @@ export class ShardedDlrm {
     const devs = this.devices;
     const forward = new AllToAll(devs, fwd, { schedule: this.shardOptions.schedule, label: "a2a-forward" });
     const backward = new AllToAll(devs, bwd, { schedule: this.shardOptions.schedule, label: "a2a-backward" });
-    return { batchSize: B, count, start, capacities, devices, forward, backward };
+    return { batchSize: B, count, start, capacities, devices, forward, backward, rowSums, rowSumCaps };
   }
 
   private destroyPlan(p: StepPlan): void {
@@ -427,6 +475,10 @@ export class ShardedDlrm {
     }
     p.forward.destroy();
     p.backward.destroy();
+    if (p.rowSums) {
+      p.rowSums.allreduce.destroy();
+      for (const b of p.rowSums.buffers) b?.destroy();
+    }
   }
 
   /** Validates the batch, builds each device's bags and uploads bags, dense features and labels. */
@@ -649,31 +701,57 @@ export class ShardedDlrm {
       [bwdStats, arStats] = await Promise.all([bwd, ar]);
     }
     // 5. updates: summed MLP gradients back in place, embedding backward (fused update), dense optimizer.
-    await perDevice("embedding backward + updates", (j) => {
+    //    Column shards under row-wise Adagrad: segment reduction and partial row sums here, then the
+    //    per-row allreduce among their devices, then their update.
+    const UPDATES = "embedding backward + updates";
+    await perDevice(UPDATES, (j) => {
       const d = dp[j]!;
       const rep = this.replicas[j]!;
       const comp = d.comp ? [...d.comp.fromPx, ...d.comp.plan.backward, ...d.comp.plan.setBackward.flatMap((s) => s.dispatches), ...d.comp.plan.update] : [];
-      const list = [...d.setBackward.flatMap((s) => s.dispatches), ...comp, ...rep.update];
+      const list = [...d.setBackward.flatMap((s) => s.before), ...comp, ...rep.update];
+      const rowSum = p.rowSums?.buffers[j];
       this.submit(j, "update", (enc) => {
         let at = 0;
         for (const g of rep.dense.gradientBuffers()) {
           enc.copyBufferToBuffer(rep.gradFlat, at * 4, g.buffer, 0, g.floats * 4);
           at += g.floats;
         }
+        if (rowSum) enc.clearBuffer(rowSum);
         encodeDispatches(enc, list);
       });
       return list.length;
     });
+    let rowSumStats: CollectiveStats | undefined;
+    if (p.rowSums) {
+      rowSumStats = this.shardOptions.fault === "skip-row-sum" ? { label: "row-sum-allreduce (skipped: fault)", rounds: [], localBytes: 0, ms: 0 } : await p.rowSums.allreduce.run();
+      await phase("row-sum allreduce");
+      const AFTER = `${UPDATES} (after row sums)`;
+      await perDevice(AFTER, (j) => {
+        const after = dp[j]!.setBackward.flatMap((s) => s.after);
+        if (after.length) this.submit(j, "column-rowwise-update", (enc) => encodeDispatches(enc, after));
+        return after.length;
+      });
+      // One phase for the cost model: the split update is part of the embedding backward.
+      const a = devicePhases[AFTER];
+      const u = devicePhases[UPDATES];
+      if (a && u) {
+        a.ms.forEach((ms, j) => (u.ms[j]! += ms));
+        a.dispatches.forEach((n, j) => (u.dispatches[j]! += n));
+        delete devicePhases[AFTER];
+      }
+    }
     this.lossCount++;
     this.step++;
     const bytesSent = new Array<number>(N).fill(0);
     for (const s of [fwdStats, bwdStats, arStats]) for (const r of s.rounds) r.sent.forEach((b, i) => (bytesSent[i]! += b));
+    // The row-sum ring runs on a subset of the devices: its round stats are indexed by position in that subset.
+    if (rowSumStats) for (const r of rowSumStats.rounds) r.sent.forEach((b, i) => (bytesSent[p.rowSums!.layout.devices[i]!]! += b));
     this.lastProfile = {
       step: this.step,
       mode: serial ? "serial" : "overlapped",
       totalMs: performance.now() - t0,
       phases,
-      collectives: { forward: fwdStats, backward: bwdStats, allreduce: arStats },
+      collectives: { forward: fwdStats, backward: bwdStats, allreduce: arStats, ...(rowSumStats ? { rowSum: rowSumStats } : {}) },
       bytesSent,
       overlapped: serial ? [] : ["bottom MLP forward || forward all-to-all", "bottom MLP backward || backward all-to-all", "MLP gradient allreduce || backward all-to-all"],
       devicePhases,
@@ -905,6 +983,16 @@ export class ShardedDlrm {
       }
       writeTableRows(s.rep.device, state ? this.stateAsTables(s.rs) : s.rs.tables, s.k, a - s.rowStart, part);
     }
+  }
+
+  /**
+   * The optimizer state of every shard of table t, as each shard holds it
+   * (rows x state values per row): for a column-wise table under row-wise
+   * Adagrad every shard keeps the whole row's accumulator, and the copies must
+   * agree bit for bit (tests).
+   */
+  async shardOptimizerStates(t: number): Promise<Float32Array[]> {
+    return Promise.all(this.shardsOf(t).map((s) => readTable(s.rep.device, this.stateAsTables(s.rs), s.k)));
   }
 
   /** The MLP parameters of every replica (to check they are identical). */

@@ -54,6 +54,13 @@ export interface ShardSet {
    * (sub-tables, combine, projections) and copied into the set's columns.
    */
   composite?: boolean;
+  /**
+   * Column shards under row-wise Adagrad: their per-row accumulator needs the
+   * squared gradient summed over all d columns, so their backward is split
+   * around a per-row allreduce (src/kernels/embedding_rowwise_split.ts). Such
+   * shards form sets of their own (never mixed with whole-row shards).
+   */
+  rowwiseColumns?: boolean;
 }
 
 export interface DeviceLayout {
@@ -68,22 +75,26 @@ export interface DeviceLayout {
 
 const key = (table: number, shard: number) => `${table}:${shard}`;
 
-function layoutRegion(shards: LocalShard[], region: "x" | "d"): { sets: ShardSet[]; width: number; column: Map<string, number> } {
-  const byDim = new Map<number, LocalShard[]>();
+function layoutRegion(shards: LocalShard[], region: "x" | "d", rowwiseColumns = false): { sets: ShardSet[]; width: number; column: Map<string, number> } {
+  // Sets by width; with rowwiseColumns, column shards get sets of their own (key: width * 2 + 1).
+  const byKey = new Map<number, LocalShard[]>();
   for (const s of shards) {
     const w = s.colEnd - s.colStart;
-    if (!byDim.has(w)) byDim.set(w, []);
-    byDim.get(w)!.push(s);
+    const k = 2 * w + (rowwiseColumns && s.kind === "column" ? 1 : 0);
+    if (!byKey.has(k)) byKey.set(k, []);
+    byKey.get(k)!.push(s);
   }
-  const dims = [...byDim.keys()].sort((a, b) => b - a);
+  const keys = [...byKey.keys()].sort((a, b) => (b >> 1) - (a >> 1) || (a & 1) - (b & 1));
+  const dims = keys.map((k) => k >> 1);
   const sets: ShardSet[] = [];
   const column = new Map<string, number>();
   let at = 0;
-  for (const dim of dims) {
+  for (const key_ of keys) {
+    const dim = key_ >> 1;
     // vec4 paths of the embedding kernels need 4-aligned offsets when the width allows them.
     if (dim % 4 === 0) at = Math.ceil(at / 4) * 4;
-    const list = byDim.get(dim)!.sort((a, b) => a.table - b.table || a.shard - b.shard);
-    sets.push({ dim, shards: list, offset: at, region });
+    const list = byKey.get(key_)!.sort((a, b) => a.table - b.table || a.shard - b.shard);
+    sets.push({ dim, shards: list, offset: at, region, ...(key_ & 1 ? { rowwiseColumns: true } : {}) });
     list.forEach((s, k) => column.set(key(s.table, s.shard), at + k * dim));
     at += list.length * dim;
   }
@@ -95,8 +106,9 @@ function layoutRegion(shards: LocalShard[], region: "x" | "d"): { sets: ShardSet
  * The shard sets and region widths of every device. `composite`: tables that
  * are QR or MD (not plain); they must be placed table-wise and form one
  * composite set per device, after its plain exchanged sets.
+ * `rowwiseColumns` (row-wise Adagrad): column shards form sets of their own.
  */
-export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], dim: number, composite: ReadonlySet<number> = new Set()): DeviceLayout[] {
+export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], dim: number, composite: ReadonlySet<number> = new Set(), rowwiseColumns = false): DeviceLayout[] {
   validatePlan(plan, tableRows, dim);
   for (const p of plan.tables) {
     if (composite.has(p.table) && p.kind !== "table") {
@@ -110,7 +122,7 @@ export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], 
         if (s.device === i) local.push({ table: p.table, kind: p.kind, rowStart: s.rowStart, rowEnd: s.rowEnd, colStart: s.colStart, colEnd: s.colEnd, shard: k });
       });
     }
-    const x = layoutRegion(local.filter((s) => s.kind !== "data" && !composite.has(s.table)), "x");
+    const x = layoutRegion(local.filter((s) => s.kind !== "data" && !composite.has(s.table)), "x", rowwiseColumns);
     const comp = local.filter((s) => composite.has(s.table)).sort((a, b) => a.table - b.table);
     let wx = x.width;
     const compSets: ShardSet[] = [];
@@ -249,13 +261,32 @@ export function setBags(set: ShardSet, batch: { size: number; offsets: Uint32Arr
   return { batchSize: B, offsets, indices };
 }
 
-/** Checks that the optimizer can run on the plan's shards. */
-export function checkPlanOptimizer(plan: ShardingPlan, optimizer: string): void {
-  if (optimizer !== "rwsadagrad") return;
-  const col = plan.tables.find((p) => p.kind === "column");
-  if (col) {
-    throw new ConfigError(
-      `plan: table ${col.table} is split column-wise, but row-wise Adagrad (rwsadagrad) keeps one accumulator per whole row (the mean of the squared gradient over all d columns): place it table-, row- or data-wise, or use --optimizer adagrad or sgd`,
-    );
+/**
+ * Row-wise Adagrad over column shards: where each column-wise table's per-row
+ * sums go in the per-row vector that its column shards allreduce. Table t
+ * (column-wise) gets `capacity` slots: an upper bound on its unique rows in a
+ * step (its rows, and its lookups `lookups[t]`); the vector is the same on
+ * every device that holds a column shard (`devices`, ascending), which
+ * allreduce it among themselves; a device that does not hold table t leaves
+ * its segment zero.
+ */
+export interface RowSumLayout {
+  /** Devices taking part (holding a column shard of some column-wise table). */
+  devices: number[];
+  slots: Map<number, { offset: number; capacity: number }>;
+  floats: number;
+}
+
+export function rowSumLayout(plan: ShardingPlan, tableRows: readonly number[], lookups: readonly number[]): RowSumLayout {
+  const slots = new Map<number, { offset: number; capacity: number }>();
+  const devices = new Set<number>();
+  let at = 0;
+  for (const p of plan.tables) {
+    if (p.kind !== "column") continue;
+    const capacity = Math.max(0, Math.min(tableRows[p.table]!, lookups[p.table]!));
+    slots.set(p.table, { offset: at, capacity });
+    at += capacity;
+    for (const s of p.shards) devices.add(s.device);
   }
+  return { devices: [...devices].sort((a, b) => a - b), slots, floats: at };
 }

@@ -24,6 +24,11 @@
  * Here B = 24, L = 3, s = 3: tol ≈ 216 u (1.3e-5) relative. Measured
  * differences are below 2e-7 absolute; the deliberate errors exceed the
  * tolerance by orders of magnitude.
+ *
+ * Row-wise Adagrad over column shards adds one reordered sum: a row's
+ * accumulator increment sum_k g_k^2 over d columns is summed per shard, then
+ * the shards' partials by the ring allreduce (d terms), so the factor becomes
+ * (s + 1) · 2(B + L + d).
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { GpuContext } from "../../src/gpu/context.ts";
@@ -177,6 +182,70 @@ describe("sharded training equals one device", () => {
     expect(t.result.estimate.sharedHost).toBe(true);
     t.result.estimate.devices.forEach((d) => expect(Number.isFinite(d.deviceWorkSec) && d.deviceWorkSec > 0).toBe(true));
     t.calibration.fits.flat().forEach((x) => expect(Number.isFinite(x) && x >= 0).toBe(true));
+  });
+
+  describe("row-wise Adagrad (rwsadagrad) over column shards: the per-row allreduce", () => {
+    const rc = smallConfig({ optimizer: "rwsadagrad" });
+    const rinit = initParameters(rc);
+    const RFACTOR = (STEPS + 1) * 2 * (B + L + rc.embeddingDim);
+    let rref: { losses: number[]; params: StateDict; optim: StateDict };
+    beforeAll(async () => {
+      const m = new DlrmModel(ctxs[0]!.device, rc, rinit);
+      for (const b of batches) m.trainStep(b);
+      rref = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState() };
+      m.destroy();
+    }, 600_000);
+    async function runRws(plan: ShardingPlan, opts: ShardedOptions = {}) {
+      const m = new ShardedDlrm(ctxs.slice(0, plan.devices), rc, rinit, plan, opts);
+      for (const b of batches) await m.trainStep(b);
+      const out = {
+        losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState(), replicas: await m.replicaStateDicts(),
+        shardStates: await Promise.all(plan.tables.map((p) => (p.kind === "column" ? m.shardOptimizerStates(p.table) : Promise.resolve([])))),
+        rowSum: m.lastProfile!.collectives.rowSum,
+      };
+      m.destroy();
+      return out;
+    }
+    const worstR = (got: { losses: number[]; params: StateDict; optim: StateDict }) => {
+      let out = { ratio: 0, what: "" };
+      const take = (what: string, a: ArrayLike<number>, e: ArrayLike<number>) => {
+        const w = worstOverBound(a, e, RFACTOR);
+        if (w.ratio > out.ratio) out = { ratio: w.ratio, what: `${what}[${w.at}]` };
+      };
+      take("losses", got.losses, rref.losses);
+      for (const [name, t] of Object.entries(rref.params)) take(name, got.params[name]!.data, t.data);
+      for (const [name, t] of Object.entries(rref.optim)) take(name, got.optim[name]!.data, t.data);
+      return out;
+    };
+    const cases: [string, () => ShardingPlan][] = [
+      ["N = 2, column-wise", () => makePlan("column", rc.tableRows, rc.embeddingDim, 2)],
+      ["N = 3, column-wise (widths 3, 3, 2; each device holds pieces of several tables)", () => makePlan("column", rc.tableRows, rc.embeddingDim, 3)],
+      ["N = 3, mixed (table, row, column 3 + 5, data, row; uneven shares)", () => makePlan("mixed", rc.tableRows, rc.embeddingDim, 3)],
+    ];
+    for (const [name, plan] of cases) {
+      it(`${name}: within the bound; MLP replicas and every shard's row accumulators bit-identical`, { timeout: 600_000 }, async () => {
+        const got = await runRws(plan());
+        const c = worstR(got);
+        expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
+        expect(got.rowSum?.rounds.length, "the per-row allreduce ran").toBeGreaterThan(0);
+        for (let i = 1; i < got.replicas.length; i++) {
+          for (const [k, t] of Object.entries(got.replicas[0]!)) expectBitIdentical(got.replicas[i]![k]!.data, t.data, `replica ${i} ${k}`);
+        }
+        got.shardStates.forEach((per, t) => per.slice(1).forEach((x, k) => expectBitIdentical(x, per[0]!, `table ${t} shard ${k + 1} row accumulators`)));
+      });
+    }
+    it("the same column-wise plan twice (N = 3) is bit-identical", { timeout: 600_000 }, async () => {
+      const plan = makePlan("column", rc.tableRows, rc.embeddingDim, 3);
+      const a = await runRws(plan);
+      const b = await runRws(plan);
+      expectBitIdentical(Float32Array.from(a.losses), Float32Array.from(b.losses), "losses");
+      for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
+      for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+    });
+    it("skipping the per-row allreduce (each shard sees only its own columns' g^2) fails the check", { timeout: 600_000 }, async () => {
+      const got = await runRws(makePlan("column", rc.tableRows, rc.embeddingDim, 2), { fault: "skip-row-sum" });
+      expect(worstR(got).ratio).toBeGreaterThan(10);
+    });
   });
 
   it("a dropped gradient block fails the check", { timeout: 600_000 }, async () => {

@@ -42,7 +42,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, fac
 function mixed(f: Fixture): ShardingPlan {
   const [r0, r1, r2] = f.config.tableRows as [number, number, number];
   const d = f.config.embeddingDim;
-  const colWise = f.config.optimizer !== "rwsadagrad";
+  const colWise = true;
   return {
     devices: 3,
     tables: [
