@@ -6,6 +6,7 @@ import { embedding_backward_keys } from "./embedding_backward_keys.ts";
 import { embedding_backward_ranges } from "./embedding_backward_ranges.ts";
 import { embedding_backward_segments } from "./embedding_backward_segments.ts";
 import { embedding_backward_update } from "./embedding_backward_update.ts";
+import { embedding_backward_update_vec4 } from "./embedding_backward_update_vec4.ts";
 import { embedding_bag_forward } from "./embedding_bag_forward.ts";
 import { embedding_bag_forward_vec4 } from "./embedding_bag_forward_vec4.ts";
 import { embedding_combine_bwd } from "./embedding_combine_bwd.ts";
@@ -47,6 +48,7 @@ export const shaders = {
   embedding_backward_ranges,
   embedding_backward_segments,
   embedding_backward_update,
+  embedding_backward_update_vec4,
   embedding_bag_forward,
   embedding_bag_forward_vec4,
   embedding_combine_bwd,

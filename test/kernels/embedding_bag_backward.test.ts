@@ -24,6 +24,8 @@ interface Case {
   /** Rows per weight chunk (small, so tables straddle chunks), or undefined for one chunk. */
   chunkRows?: number;
   maxLen: number;
+  /** Update kernel to force; "vec4" also makes the gradient stride a multiple of 4. */
+  variant?: "scalar" | "vec4";
 }
 
 const LR = 0.05;
@@ -145,10 +147,10 @@ async function runCase(c: Case, seed: number, steps = 3): Promise<void> {
   const bags = createBagBatchBuffers(device, { batchSize: c.batch, numTables: T, maxIndices, weighted: c.weighted });
   // Interaction-style gradient rows: [x | e_0 .. e_{T-1} | pad]; everything outside the e_t slots is NaN.
   const gradOffset = d;
-  const gradStride = (T + 1) * d + 3;
+  const gradStride = (T + 1) * d + (c.variant === "vec4" ? 4 : 3);
   const gradOut = uploadStorage(device, new Float32Array(c.batch * gradStride).fill(NaN), "gradOut");
   const optim = createOptimizerParams(device, { lr: LR, eps: EPS });
-  const bw = prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride, gradOffset, pooling: c.pooling, maxIndices, optim });
+  const bw = prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride, gradOffset, pooling: c.pooling, maxIndices, optim, updateVariant: c.variant });
   const tableBufs = tables.chunks.map((ch) => ch.buffer);
   let w = await readChunks(device, tableBufs);
   let s = c.kind === "sgd" ? new Float32Array(0) : await readChunks(device, state.chunks);
@@ -192,9 +194,17 @@ describe("embedding bag backward + optimizer", () => {
     { dim: 1, rows: [300], batch: 40, kind: "rowwise-adagrad", pooling: "sum", weighted: true, maxLen: 3 },
     { dim: 16, rows: [1, 2, 33], batch: 7, kind: "rowwise-adagrad", pooling: "mean", weighted: false, maxLen: 8 },
     { dim: 4, rows: [1000], batch: 64, kind: "adagrad", pooling: "mean", weighted: true, chunkRows: 333, maxLen: 20 },
+    // The vec4 update (one thread per row, blocks of 4 vec4): one block, a block + a 1-vec4 tail, several blocks.
+    { dim: 4, rows: [37, 5, 100], batch: 17, kind: "sgd", pooling: "sum", weighted: false, chunkRows: 23, maxLen: 4, variant: "vec4" },
+    { dim: 20, rows: [29, 64, 3], batch: 13, kind: "adagrad", pooling: "sum", weighted: true, chunkRows: 17, maxLen: 5, variant: "vec4" },
+    { dim: 36, rows: [40, 130], batch: 12, kind: "rowwise-adagrad", pooling: "sum", weighted: false, chunkRows: 45, maxLen: 4, variant: "vec4" },
+    { dim: 16, rows: [1, 2, 33], batch: 7, kind: "rowwise-adagrad", pooling: "mean", weighted: true, maxLen: 8, variant: "vec4" },
+    { dim: 64, rows: [40, 200], batch: 11, kind: "adagrad", pooling: "mean", weighted: false, maxLen: 4, variant: "vec4" },
+    { dim: 8, rows: [300], batch: 40, kind: "sgd", pooling: "sum", weighted: true, maxLen: 3, variant: "vec4" },
+    { dim: 12, rows: [1000], batch: 64, kind: "rowwise-adagrad", pooling: "sum", weighted: true, chunkRows: 333, maxLen: 20, variant: "vec4" },
   ];
   cases.forEach((c, i) => {
-    const chunks = c.chunkRows ? `, chunks of ${c.chunkRows} rows` : "";
+    const chunks = (c.chunkRows ? `, chunks of ${c.chunkRows} rows` : "") + (c.variant ? `, ${c.variant} update` : "");
     it(`${c.kind} ${c.pooling}${c.weighted ? " weighted" : ""} d=${c.dim} tables [${c.rows}] B=${c.batch}${chunks}: 3 steps`, () => runCase(c, 100 + i));
   });
 

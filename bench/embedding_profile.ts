@@ -1,0 +1,148 @@
+/**
+ * Per-dispatch GPU timestamps of the embedding-bag forward and of every pass of the fused
+ * backward (keys, radix sort histogram / scan / scatter, heads, scan, segments, ranges, update),
+ * configs A and B of bench/kernels/embedding_cases.ts, with the copy roofline of the same run.
+ *   deno:  DLRM_USE_SYSTEM_VULKAN=1 npx deno run -A bench/embedding_profile.ts
+ *   node:  npx tsx bench/embedding_profile.ts
+ * Env: EMB_REPS (timed repetitions, median per dispatch group; 5), EMB_ONLY (A or B),
+ *      EMB_OPT (comma list of sgd,adagrad,rowwise-adagrad; sgd), EMB_QUICK=1 (config B smaller).
+ *      EMB_AB=update: instead, alternate rounds (EMB_ROUNDS, 3) of the backward with the scalar and the
+ *      vec4 update kernel in this process, each with a copy measurement before it, and print both
+ *      as % of that copy and their ratio.
+ * Labels are grouped by stripping chunk / pass / level numbers.
+ */
+import { createContext } from "../src/gpu/context.ts";
+import { createStorage, uploadStorage } from "../src/gpu/buffers.ts";
+import { type Dispatch, encodeDispatches } from "../src/gpu/dispatch.ts";
+import { Profiler } from "../src/gpu/timing.ts";
+import { prepareCopy } from "../src/kernels/copy.ts";
+import { uploadBagBatch } from "../src/kernels/bag_batch.ts";
+import { prepareEmbeddingBagBackward } from "../src/kernels/embedding_bag_backward.ts";
+import { prepareEmbeddingBagForward } from "../src/kernels/embedding_bag_forward.ts";
+import { createEmbeddingOptimizerState } from "../src/kernels/embedding_optimizer_state.ts";
+import { createTableSet, destroyTableSet } from "../src/kernels/embedding_tables.ts";
+import { createOptimizerParams } from "../src/kernels/optimizer_params.ts";
+import { Rng } from "../src/util/rng.ts";
+import { embeddingConfigs } from "./kernels/embedding_cases.ts";
+import { median } from "./kernels/timing.ts";
+import { envNumber } from "./util.ts";
+
+const g = globalThis as { process?: { env: Record<string, string | undefined> }; Deno?: { env: { get(k: string): string | undefined } } };
+const envStr = (k: string, d: string) => g.process?.env[k] ?? g.Deno?.env.get(k) ?? d;
+const REPS = envNumber("EMB_REPS", 5);
+const ONLY = envStr("EMB_ONLY", "");
+const AB = envStr("EMB_AB", "");
+const ROUNDS = envNumber("EMB_ROUNDS", 3);
+const OPTS = envStr("EMB_OPT", "sgd").split(",") as ("sgd" | "adagrad" | "rowwise-adagrad")[];
+
+const ctx = await createContext({ label: "bench" });
+const device = ctx.device;
+console.log(`adapter: ${ctx.adapter.name}`);
+const prof = new Profiler(device, 1024);
+
+/** Median per group over REPS timestamped executions; returns [group, ms][] and the total. */
+async function profile(ds: readonly Dispatch[], reps = REPS): Promise<{ groups: [string, number][]; total: number }> {
+  const run = async () => {
+    const enc = device.createCommandEncoder();
+    encodeDispatches(enc, ds, prof);
+    prof.resolve(enc);
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    await prof.collect();
+    const rows = prof.rows();
+    prof.reset();
+    return rows;
+  };
+  if (reps !== 1) await run();
+  const per = new Map<string, number[]>();
+  const totals: number[] = [];
+  for (let r = 0; r < Math.max(1, reps); r++) {
+    const rows = await run();
+    const byGroup = new Map<string, number>();
+    let tot = 0;
+    for (const row of rows) {
+      const key = row.label.replace(/chunk\d+/, "chunk*").replace(/:\d+$/, ":*").replace(/pass\d+/, "pass*").replace(/L\d+/, "L*");
+      byGroup.set(key, (byGroup.get(key) ?? 0) + row.ms);
+      tot += row.ms;
+    }
+    for (const [k, v] of byGroup) per.set(k, [...(per.get(k) ?? []), v]);
+    totals.push(tot);
+  }
+  return { groups: [...per].map(([k, v]) => [k, median(v)] as [string, number]).sort((a, b) => b[1] - a[1]), total: median(totals) };
+}
+
+const copyN = 16 << 20;
+const src = createStorage(device, copyN * 4, "src"), dst = createStorage(device, copyN * 4, "dst");
+const copyD = [prepareCopy(device, { src, dst, count: copyN })];
+const copyGBs = async (reps = 3) => (2 * copyN * 4) / ((await profile(copyD, reps)).total * 1e6);
+
+for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => !ONLY || c.key === ONLY)) {
+  const { tables: T, rows: R, dim: d, perBag: L, batch: B } = c;
+  const rng = new Rng(1000 + T);
+  const rowCounts = new Array<number>(T).fill(R);
+  const nIdx = T * B * L;
+  const offsets = new Uint32Array(T * B + 1);
+  for (let k = 0; k < T * B; k++) offsets[k + 1] = offsets[k]! + L;
+  const indices = new Uint32Array(nIdx);
+  for (let i = 0; i < nIdx; i++) indices[i] = rng.int(R);
+  const seen = new Uint8Array(T * R);
+  let distinct = 0;
+  for (let t = 0; t < T; t++) for (let p = offsets[t * B]!; p < offsets[(t + 1) * B]!; p++) if (!seen[t * R + indices[p]!]) (seen[t * R + indices[p]!] = 1), distinct++;
+  const set = createTableSet(device, { rows: rowCounts, dim: d, label: `emb-${c.key}`, maxChunkBytes: 256 << 20 });
+  const bags = uploadBagBatch(device, { batchSize: B, offsets, indices }, rowCounts, `bags-${c.key}`);
+  const stride = (T + 1) * d;
+  const out = createStorage(device, B * stride * 4, "emb:out");
+  const gradOut = uploadStorage(device, rng.f32(B * stride), "emb:gradOut");
+  const optim = createOptimizerParams(device, { lr: 0.01 });
+  const fwdBytes = (T * B + 1) * 4 + nIdx * (4 + d * 4) + T * B * d * 4;
+  const bwdBytes = (T * B + 1) * 4 + nIdx * 4 + T * B * d * 4 + distinct * 2 * d * 4;
+  const fwd = prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d });
+  console.log(`\n== config ${c.key} (${T} x ${R} x d${d}, ${L}/bag, B=${B})`);
+  if (!AB) {
+  const cp = await copyGBs();
+  const f = await profile(fwd);
+  console.log(`copy ${cp.toFixed(2)} GB/s; forward ${f.total.toFixed(3)} ms = ${(fwdBytes / f.total / 1e6).toFixed(2)} GB/s = ${(100 * fwdBytes / f.total / 1e6 / cp).toFixed(1)}% of copy`);
+  for (const [k, v] of f.groups) console.log(`   ${v.toFixed(3).padStart(9)} ms  ${k}`);
+  }
+  for (const kind of OPTS) {
+    const state = createEmbeddingOptimizerState(device, set, kind);
+    const mk = (updateVariant?: "scalar" | "vec4") =>
+      prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant });
+    if (AB === "update") {
+      const variants = [["scalar", mk("scalar")], ["vec4", mk("vec4")]] as const;
+      const got = new Map<string, { total: number[]; upd: number[]; copy: number[] }>();
+      for (const [name, bw] of variants) { await profile(bw.dispatches, 0); got.set(name, { total: [], upd: [], copy: [] }); }
+      // Finest interleaving: each round times copy, then variant 1, copy, variant 2 (load here swings 2-4x within seconds).
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const [name, bw] of variants) {
+          const cp2 = await copyGBs();
+          const b = await profile(bw.dispatches, 1);
+          const e = got.get(name)!;
+          e.copy.push(cp2);
+          e.total.push(b.total);
+          e.upd.push(b.groups.filter(([k]) => k.includes(":update:")).reduce((a, [, v]) => a + v, 0));
+        }
+      }
+      const best = (xs: number[], hi = false) => (hi ? Math.max(...xs) : Math.min(...xs));
+      const lines = [...got].map(([name, e]) => {
+        const f = bwdBytes / best(e.total) / 1e6 / best(e.copy, true);
+        return { name, f, text: `${name}: best ${best(e.total).toFixed(2)} ms (update ${best(e.upd).toFixed(2)}), median ${median(e.total).toFixed(2)} ms = ${(100 * f).toFixed(1)}% of best copy ${best(e.copy, true).toFixed(2)} GB/s` };
+      });
+      for (const l of lines) console.log(`${c.key} ${kind} ${l.text}`);
+      console.log(`${c.key} ${kind} vec4/scalar (best times) ${(Math.min(...got.get("scalar")!.total) / Math.min(...got.get("vec4")!.total)).toFixed(2)}x, (medians) ${(median(got.get("scalar")!.total) / median(got.get("vec4")!.total)).toFixed(2)}x`);
+      for (const [, bw] of variants) bw.destroy();
+    } else {
+      const bw = mk();
+      const cp2 = await copyGBs();
+      const b = await profile(bw.dispatches);
+      console.log(`backward+${kind} ${b.total.toFixed(3)} ms (${bw.dispatches.length} dispatches) = ${(bwdBytes / b.total / 1e6).toFixed(2)} GB/s = ${(100 * bwdBytes / b.total / 1e6 / cp2).toFixed(1)}% of copy ${cp2.toFixed(2)}`);
+      for (const [k, v] of b.groups) console.log(`   ${v.toFixed(3).padStart(9)} ms  ${k}`);
+      bw.destroy();
+    }
+    for (const s of state.chunks) s.destroy();
+  }
+  destroyTableSet(set);
+  for (const x of [bags.offsets, bags.indices, out, gradOut, optim]) x.destroy();
+}
+prof.destroy();
+ctx.destroy();
