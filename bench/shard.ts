@@ -23,7 +23,7 @@ import { createContexts, type GpuContext } from "../src/gpu/context.ts";
 import { DEFAULT_TABLE_ROWS } from "../src/cli/flags.ts";
 import { interactionWidth } from "../src/model/config.ts";
 import { calibrate, type DeviceCalibration } from "../src/shard/calibrate.ts";
-import { type DeviceSpeed, estimatePlan, isSoftwareAdapter, type ModelShape, PAPER_PROJECTION, projectStep } from "../src/shard/cost_model.ts";
+import { type DeviceSpeed, estimatePlan, isSoftwareAdapter, type ModelShape, PAPER_PROJECTION, projectStep, STEP_PHASES } from "../src/shard/cost_model.ts";
 import { collectiveSeconds, INTERCONNECTS, type Interconnect, hostStaged, fmtLink } from "../src/shard/interconnect.ts";
 import { table, writeSection } from "./report.ts";
 import type { Batch } from "../src/data/batch.ts";
@@ -36,8 +36,8 @@ import { fastestStep, measuredStep, type MeasuredStep, tunePlan } from "../src/s
 import { envNumber } from "./util.ts";
 
 const STEPS = envNumber("SHARD_STEPS", 3);
-const SERIAL_STEPS = envNumber("SHARD_SERIAL_STEPS", 3);
-const TUNE_STEPS = envNumber("SHARD_TUNE_STEPS", 3);
+const SERIAL_STEPS = envNumber("SHARD_SERIAL_STEPS", 5);
+const TUNE_STEPS = envNumber("SHARD_TUNE_STEPS", 4);
 const TUNE_ROUNDS = envNumber("SHARD_TUNE_ROUNDS", 3);
 const ONLY = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.SHARD_SETS;
 const QUICK = envNumber("SHARD_QUICK", 0) === 1;
@@ -230,12 +230,13 @@ log(
   `Method. Every device here is a software adapter on the same 2 cores, so the planner runs in its **shared-host** mode ` +
     `(detected from the adapter names): a step costs the SUM of the devices' work plus the host-staged exchange plus the host's batch upload, ` +
     `not the slowest device. Per configuration: (1) plan with the microbenchmark calibration above; (2) ${TUNE_ROUNDS} tune rounds (src/shard/autotune.ts): ` +
-    `run ${TUNE_STEPS} real steps of the plan profiled device by device (ShardedDlrm.profileStep: each device's phases run alone; per phase the fastest of the steps, as other jobs' CPU time only adds), fit per adapter ` +
-    `an embedding-work scale, an MLP-work scale and a cost per modelled dispatch (cost_model.ts fitStepCalibration, least squares over the phases of all rounds so far) ` +
-    `and the exchange's scale; make the next plan with the fitted speeds, or, once a device has been seen at two batch sizes, re-split the batch on each device's ` +
-    `measured line (work = fixed + per sample x samples), halfway; (3) keep the round whose measured work was best balanced (N > 1) and estimate it with the fitted model; ` +
-    `(4) train that plan afresh: ${SERIAL_STEPS} serial steps (per-device work measured alone, fastest per phase: the "measured" per-device times below) and ${STEPS} normal ` +
-    `overlapped steps (samples/s). The kept plan's own tuning steps are part of the fit, so its estimate error is not a pure prediction; the measurement it is ` +
+    `2 warm-up steps, then ${TUNE_STEPS} real steps of the plan profiled device by device (ShardedDlrm.profileStep: each device's phases run alone; per phase the fastest of the steps, as other jobs' CPU time only adds); ` +
+    `fit per adapter a lookup-work scale, an embedding-backward scale, an MLP-work scale and a cost per dispatch, with the dispatches as the real steps counted them ` +
+    `(cost_model.ts fitStepCalibration, non-negative least squares over the phases of all rounds so far; the fixed and per-sample costs come apart through the dispatch counts and the rounds' different splits), and the exchange's scale; ` +
+    `re-plan with the fitted speeds (batch split in whole samples, then single tables moved off the busiest device while that lowers it); ` +
+    `(3) keep the round whose measured work was best balanced (N > 1) and estimate it with the final fit; ` +
+    `(4) train that plan afresh: ${SERIAL_STEPS} serial steps (per-device work measured alone, the fastest of the ${SERIAL_STEPS} per phase: the "measured" per-device times below) and ${STEPS} normal ` +
+    `overlapped steps (samples/s, the median). The kept plan's own tuning steps are part of the fit, so its estimate error is not a pure prediction; the measurement it is ` +
     `compared with is new steps. N = 1 rows use the same sharded trainer on one device.`,
 );
 log();
@@ -267,12 +268,28 @@ for (const c of cases) {
     log();
     log(
       table(
-        ["device", "adapter", "placements", "batch", "lookups/step", "memory", "sent+recv/step", "est. work ms", "measured work ms (alone)", "error", "fitted emb / MLP scale, µs per dispatch", "untuned est. ms (round 1)", "round 1 measured ms", "untuned error"],
+        ["device", "adapter", "placements", "batch", "lookups/step", "memory", "sent+recv/step", "est. work ms", "measured work ms (alone)", "error", "fitted lookup / emb. backward / MLP scale, µs per dispatch", "untuned est. ms (round 1)", "round 1 measured ms", "untuned error"],
         est.devices.map((d, i) => [
           i, s.names[i]!, d.shards.length > 6 ? `${d.shards.length} shards` : d.shards.join(", ") || "none", d.batch, Math.round(d.lookups), mib(d.memoryBytes), mib(d.sentBytes + d.receivedBytes),
           ms(d.deviceWorkSec), ms(dev[i]!), `${f(err(d.deviceWorkSec, dev[i]!), 1)}%`,
-          `${f(tuned.calibration.fits[i]![0], 2)} / ${f(tuned.calibration.fits[i]![1], 2)}, ${f(tuned.calibration.fits[i]![2] * 1e3, 0)}`,
+          `${f(tuned.calibration.fits[i]![0], 2)} / ${f(tuned.calibration.fits[i]![1], 2)} / ${f(tuned.calibration.fits[i]![2], 2)}, ${f(tuned.calibration.fits[i]![3] * 1e3, 0)}`,
           ms(first.estimate.devices[i]!.deviceWorkSec), ms(first.measured.deviceSec[i]!), `${f(err(first.estimate.devices[i]!.deviceWorkSec, first.measured.deviceSec[i]!), 1)}%`,
+        ]),
+      ),
+    );
+    log();
+    // Phase by phase: where the estimate and the measurement part.
+    log(`Phase by phase (each device's phases run alone; measured = the fastest of ${SERIAL_STEPS} serial steps per phase; est = the fitted model; dispatches = counted in the step):`);
+    log();
+    log(
+      table(
+        ["phase", ...est.devices.flatMap((_, i) => [`d${i} est ms`, `d${i} measured ms`, `d${i} error`, `d${i} dispatches`])],
+        STEP_PHASES.map((ph, p) => [
+          ph,
+          ...est.devices.flatMap((d, i) => {
+            const m = measured.serial.phases[i]!.sec[p]!;
+            return [ms(d.phaseSec[p]!), ms(m), `${f(err(d.phaseSec[p]!, m), 1)}%`, String(measured.serial.phases[i]!.dispatches[p] ?? 0)];
+          }),
         ]),
       ),
     );

@@ -71,6 +71,7 @@ export const RUN_FLAGS: FlagSpec[] = [
 /** Multi-device training beside the device flags of shard_setup.ts: how tables are placed, how the all-to-all runs. */
 export const TRAIN_SHARD_FLAGS: FlagSpec[] = [
   { name: "shard-plan", type: "choice", choices: ["auto", "table", "row", "column", "data"], default: "auto", help: "table placement on several devices: auto (the planner, on the calibrated devices) or one kind for every table, even batch split" },
-  { name: "shard-tune", type: "int", default: 0, help: "with --shard-plan auto: tune the plan on N rounds of real steps before training (run, measure each device's work alone, refit the cost model, re-split the batch; src/shard/autotune.ts); 0 = the calibrated planner alone", meta: "N" },
+  { name: "shard-tune", type: "int", default: 0, help: "with --shard-plan auto: tune the plan on N rounds of real steps before training (run, measure each device's work alone, refit the cost model, re-plan; src/shard/autotune.ts); 0 = the calibrated planner alone", meta: "N" },
+  { name: "shard-profile", type: "int", default: 0, help: "with several devices: run steps 3..N+2 phase by phase (serial schedule, each device's part run alone; the same training) and print per device and phase ms and dispatches, the collectives, and what the normal schedule overlaps (timed on the step after)", meta: "N" },
   { name: "all-to-all", type: "choice", choices: ["auto", "butterfly", "bruck", "direct"], default: "auto", help: "all-to-all schedule (auto: butterfly for a power-of-two device count, else Bruck)" },
 ];

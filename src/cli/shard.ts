@@ -6,15 +6,15 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { DlrmConfig } from "../model/config.ts";
 import { layoutOf, type StateDict } from "../model/params.ts";
 import type { AllToAllSchedule } from "../shard/collectives.ts";
-import { isSoftwareAdapter, shapeFromConfig } from "../shard/cost_model.ts";
+import { shapeFromConfig } from "../shard/cost_model.ts";
 import { tunePlan } from "../shard/autotune.ts";
 import type { Batch } from "../data/batch.ts";
 import { randomSource } from "../data/random.ts";
-import { ShardedDlrm } from "../shard/model.ts";
+import { ShardedDlrm, type StepProfile } from "../shard/model.ts";
 import { type ShardingPlan, type ShardKind, uniformPlan } from "../shard/plan.ts";
-import { planSharding, type PlannerOptions } from "../shard/planner.ts";
+import { planSharding } from "../shard/planner.ts";
 import { type FlagValues, UsageError } from "./args.ts";
-import { calibrateAdapters, chooseAdapters, deviceMemory, poolingFactor } from "./shard_setup.ts";
+import { calibrateAdapters, chooseAdapters, deviceMemory, plannerOptions, poolingFactor } from "./shard_setup.ts";
 
 /** True when the flags ask for more than one device (or for named adapters). */
 export function wantsSharding(v: FlagValues): boolean {
@@ -39,16 +39,8 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
     const entries = await chooseAdapters(v);
     const speeds = await calibrateAdapters(entries, v.recalibrate as boolean, note);
     const shape = shapeFromConfig(config, poolingFactor(v), v.miniBatchSize as number);
-    const names = ctxs.map((c) => c.adapter.name);
-    const planner: PlannerOptions = {
-      speeds,
-      memoryBytes: await deviceMemory(v, n),
-      names,
-      // Row-wise Adagrad: column shards work (a per-row allreduce), but the cost model does not count that allreduce yet.
-      kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
-      wholeTables: whole,
-      estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)) },
-    };
+    // The same options as `plan` (shard_setup.ts plannerOptions): what `plan` prints is what train runs.
+    const planner = plannerOptions(config, speeds, await deviceMemory(v, n), ctxs.map((c) => c.adapter.name));
     const rounds = (v.shardTune as number | undefined) ?? 0;
     if (rounds > 0 && initial) {
       // Tune on random batches of the run's shape (the work depends on the shape, not the values).
@@ -87,4 +79,71 @@ export function describePlan(model: ShardedDlrm): string[] {
       });
     return `device ${i} "${c.adapter.name}": ${(plan.batchShare[i]! * 100).toFixed(1)}% of each batch, tables ${held.join(" ") || "none"}`;
   });
+}
+
+/**
+ * `train --devices N --shard-profile K`: the run's 3rd .. (K+2)th steps go through
+ * ShardedDlrm.profileStep (the serial schedule: every phase waited for, each
+ * device's part of a compute phase run alone; the training itself is the same
+ * arithmetic), and the step after them runs the normal overlapped schedule and
+ * is timed whole. `report()` gives per device and phase the fastest of the K
+ * steps (ms, dispatches), the collectives (rounds, bytes, ms), the host's
+ * upload, and what the overlapped schedule runs at the same time.
+ */
+export function profileSharded(model: ShardedDlrm, steps: number): { report: () => string[] } {
+  const profiles: StepProfile[] = [];
+  let overlapped: { ms: number; profile: StepProfile } | undefined;
+  let seen = 0;
+  const plain = model.trainStep.bind(model);
+  model.trainStep = async (batch: Batch) => {
+    seen++;
+    if (seen > 2 && profiles.length < steps) {
+      profiles.push(await model.profileStep(batch));
+      return;
+    }
+    if (profiles.length === steps && !overlapped && steps > 0) {
+      const t0 = performance.now();
+      await plain(batch);
+      await Promise.all(model.devices.map((d) => d.queue.onSubmittedWorkDone()));
+      overlapped = { ms: performance.now() - t0, profile: model.lastProfile! };
+      return;
+    }
+    await plain(batch);
+  };
+  const f = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
+  return {
+    report: () => {
+      if (!profiles.length) return [`shard profile: no step profiled (the run had ${seen} steps; profiling starts at step 3)`];
+      const N = model.devices.length;
+      const names = model.contexts.map((c, i) => `[${i}] ${c.adapter.name.split(/[ :(]/)[0]}`);
+      const min = (xs: number[]) => Math.min(...xs);
+      const rows: string[][] = [["phase", ...names.flatMap((n) => [`${n} ms`, "disp"]), "all ms"]];
+      const keys = Object.keys(profiles[0]!.phases);
+      for (const k of keys) {
+        const dp = profiles[0]!.devicePhases[k];
+        const all = f(min(profiles.map((p) => p.phases[k]!)));
+        if (dp) rows.push([k, ...Array.from({ length: N }, (_, i) => [f(min(profiles.map((p) => p.devicePhases[k]!.ms[i]!))), String(dp.dispatches[i])]).flat(), all]);
+        else rows.push([k, ...new Array<string>(2 * N).fill(""), all]);
+      }
+      const work = Array.from({ length: N }, (_, i) => keys.reduce((a, k) => a + (profiles[0]!.devicePhases[k] ? min(profiles.map((p) => p.devicePhases[k]!.ms[i]!)) : 0), 0));
+      rows.push(["device work (run alone)", ...work.flatMap((w) => [f(w), ""]), ""]);
+      const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+      const out = [
+        `shard profile: steps ${profiles[0]!.step}-${profiles.at(-1)!.step}, serial schedule (each phase waited for; a compute phase runs device by device, each alone), the fastest of ${profiles.length} per phase:`,
+        ...rows.map((r) => "  " + r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ")),
+        `  device work balance (slowest / mean): ${(Math.max(...work) / (work.reduce((a, b) => a + b, 0) / N)).toFixed(3)}; serial step ${f(min(profiles.map((p) => p.totalMs)))} ms`,
+      ];
+      const last = profiles.at(-1)!;
+      for (const [name, s] of Object.entries(last.collectives)) {
+        const bytes = s.rounds.reduce((a, r) => a + r.sent.reduce((x, y) => x + y, 0), 0);
+        out.push(`  ${name}: ${s.rounds.length} rounds, ${(bytes / 1024).toFixed(1)} KiB host-staged, ${f(s.ms)} ms (rounds ${s.rounds.map((r) => f(r.ms)).join(", ") || "-"})`);
+      }
+      if (overlapped) {
+        out.push(`overlapped step ${overlapped.profile.step} (the normal schedule): ${f(overlapped.ms)} ms to all queues idle; overlapped: ${overlapped.profile.overlapped.join("; ") || "nothing"}`);
+        const c = overlapped.profile.collectives;
+        out.push(`  its collectives in flight: all-to-all forward ${f(c.forward.ms)} ms, backward ${f(c.backward.ms)} ms, allreduce ${f(c.allreduce.ms)} ms (host-observed, while the other work ran)`);
+      }
+      return out;
+    },
+  };
 }

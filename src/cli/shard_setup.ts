@@ -7,9 +7,10 @@
 import { type AdapterEntry, createContexts, type GpuContext, listAdapters, matchAdapter } from "../gpu/context.ts";
 import type { DlrmConfig } from "../model/config.ts";
 import { cachedCalibration, calibrate, type DeviceCalibration } from "../shard/calibrate.ts";
-import { type ModelShape, shapeFromConfig } from "../shard/cost_model.ts";
+import { isSoftwareAdapter, type ModelShape, shapeFromConfig } from "../shard/cost_model.ts";
+import { layoutOf } from "../model/params.ts";
 import { INTERCONNECT_NAMES, INTERCONNECTS, type Interconnect, interconnectByName } from "../shard/interconnect.ts";
-import { planSharding, type PlanResult } from "../shard/planner.ts";
+import { planSharding, type PlannerOptions, type PlanResult } from "../shard/planner.ts";
 import { type FlagSpec, type FlagValues, UsageError } from "./args.ts";
 
 export const SHARD_FLAGS: FlagSpec[] = [
@@ -114,7 +115,27 @@ export interface ShardSetup {
   result: PlanResult;
 }
 
-/** Chooses adapters, calibrates them and plans `config` on them; PlanMemoryError before anything of the model is allocated. */
+/**
+ * The planner's options for `config` on devices of these speeds and adapter
+ * names, as `train` and `plan` both use them: QR/MD tables whole, no
+ * column-wise shards with row-wise Adagrad (not priced yet), and the shared-host estimate
+ * (the step is the sum of the devices' work) when every adapter is a software
+ * one, since those devices take turns on the host's cores.
+ */
+export function plannerOptions(config: DlrmConfig, speeds: PlannerOptions["speeds"], memoryBytes: number[], names: string[]): PlannerOptions {
+  const layout = layoutOf(config);
+  return {
+    speeds,
+    memoryBytes,
+    names,
+    // Row-wise Adagrad: column shards work (a per-row allreduce), but the cost model does not count that allreduce yet.
+    kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
+    wholeTables: new Set(layout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i]))),
+    estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)) },
+  };
+}
+
+/** Chooses adapters, calibrates them and plans `config` on them as `train` will; PlanMemoryError before anything of the model is allocated. */
 export async function planFromFlags(v: FlagValues, config: DlrmConfig, log: (s: string) => void): Promise<ShardSetup> {
   const entries = await chooseAdapters(v);
   const calibrations = await calibrateAdapters(entries, v.recalibrate as boolean, log);
@@ -122,6 +143,6 @@ export async function planFromFlags(v: FlagValues, config: DlrmConfig, log: (s: 
   const shape = shapeFromConfig(config, poolingFactor(v), v.miniBatchSize as number);
   const slowest = { transferLatencyMs: Math.max(...calibrations.map((c) => c.transferLatencyMs)), transferGBs: Math.min(...calibrations.map((c) => c.transferGBs)) };
   const interconnect = interconnectByName(v.interconnect as string, slowest);
-  const result = planSharding(shape, { speeds: calibrations, memoryBytes, names: entries.map((e) => e.facts.listedName) });
+  const result = planSharding(shape, plannerOptions(config, calibrations, memoryBytes, entries.map((e) => e.facts.listedName)));
   return { shape, entries, calibrations, memoryBytes, interconnect, result };
 }

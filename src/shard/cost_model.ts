@@ -28,11 +28,16 @@
  * upload). A device's work is what it takes run alone: its phases' work
  * (lookups, bottom MLP forward, top MLP forward + backward, bottom MLP
  * backward, embedding backward + updates) + one queue round trip per phase +
- * a cost per dispatch. `fitStepCalibration` calibrates that end to end from
- * one real step profiled device by device (ShardedDlrm.profileStep): per
- * device a scale of the embedding work, a scale of the MLP work and the cost
- * per dispatch (least squares over the phases, non-negative), the exchange's
- * scale against its α-β model, and the host's time per step.
+ * a cost per dispatch, the dispatches counted as the real steps on that
+ * adapter made them (DeviceSpeed.dispatchCounts; the modelled counts are
+ * several times off where the GEMM runs as K slices). `fitStepCalibration`
+ * calibrates that end to end from real steps profiled device by device
+ * (ShardedDlrm.profileStep): per adapter a scale of the lookup work, of the
+ * embedding backward work and of the MLP work and the cost per dispatch
+ * (non-negative least squares over the phases of all steps given), the
+ * exchange's scale against its α-β model, and the host's time per step.
+ * Fixed and per-sample costs come apart through the dispatch counts within a
+ * step and through steps at different batch splits.
  */
 import type { DlrmConfig } from "../model/config.ts";
 import { type Shard, type ShardingPlan, type ShardKind, splitBatch } from "./plan.ts";
@@ -62,6 +67,26 @@ export interface DeviceSpeed {
   perDispatchMs?: number;
   transferLatencyMs: number;
   transferGBs: number;
+  /**
+   * Dispatches of a step's phases as a real step on this adapter counted them
+   * (fitStepCalibration learns them from ShardedDlrm.profileStep): the kernels
+   * per phase differ by adapter (GEMM variants and K slices from the adapter
+   * tuning tables), so the modelled counts (dispatchesPerPhase) can be several
+   * times off. Absent: the modelled counts.
+   */
+  dispatchCounts?: DispatchCounts;
+}
+
+/** Measured dispatches of a device's phases (see DeviceSpeed.dispatchCounts). */
+export interface DispatchCounts {
+  /** Lookups phase of a device holding shards. */
+  lookups?: number;
+  /** bottom MLP forward, top MLP forward + backward, bottom MLP backward of a device with samples. */
+  mlp?: [number, number, number];
+  /** The dense optimizer (every device runs it: the update phase of a device without shards). */
+  dense?: number;
+  /** The embedding backward + updates phase of a device holding shards (dense optimizer included). */
+  embeddingUpdate?: number;
 }
 
 /** Options of an estimate beyond the plan and the devices. */
@@ -105,6 +130,40 @@ export function dispatchesPerPhase(shape: ModelShape, hasShards: boolean, hasSam
 /** Modelled dispatches of one training step on a device (the sum of dispatchesPerPhase). */
 export function dispatchesPerStep(shape: ModelShape, hasShards: boolean, hasSamples = true): number {
   return dispatchesPerPhase(shape, hasShards, hasSamples).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Dispatches of each phase (STEP_PHASES order) of a device on adapter speed
+ * `sp`: the counts measured on that adapter where known (DeviceSpeed.dispatchCounts),
+ * else the modelled ones (dispatchesPerPhase).
+ */
+export function deviceDispatches(shape: ModelShape, sp: DeviceSpeed, hasShards: boolean, hasSamples = true): number[] {
+  const m = dispatchesPerPhase(shape, hasShards, hasSamples);
+  const c = sp.dispatchCounts;
+  if (!c) return m;
+  const lb = shape.bottomMlp.length - 1, lt = shape.topMlp.length - 1;
+  const denseModel = 2 * (lb + lt);
+  const dense = c.dense ?? denseModel;
+  const out = [...m];
+  if (hasShards && c.lookups !== undefined) out[0] = c.lookups;
+  if (hasSamples && c.mlp) [out[1], out[2], out[3]] = c.mlp;
+  if (hasShards) out[4] = c.embeddingUpdate ?? m[4]! - denseModel + dense;
+  else out[4] = dense;
+  return out;
+}
+
+/** What the measured phases of devices in state (shards, samples) say about an adapter's dispatch counts. */
+export function learnDispatchCounts(seen: readonly { hasShards: boolean; hasSamples: boolean; dispatches: readonly number[] }[]): DispatchCounts | undefined {
+  const c: DispatchCounts = {};
+  for (const x of seen) {
+    if (x.dispatches.length !== STEP_PHASES.length || x.dispatches.every((v) => v === 0)) continue;
+    if (x.hasShards) {
+      c.lookups ??= x.dispatches[0]!;
+      c.embeddingUpdate ??= x.dispatches[4]!;
+    } else c.dense ??= x.dispatches[4]!;
+    if (x.hasSamples) c.mlp ??= [x.dispatches[1]!, x.dispatches[2]!, x.dispatches[3]!];
+  }
+  return Object.keys(c).length ? c : undefined;
 }
 
 export function shapeFromConfig(config: DlrmConfig, poolingFactor: number, batchSize = config.miniBatchSize): ModelShape {
@@ -223,8 +282,8 @@ function nnls(X: number[][], y: number[]): number[] {
 export interface StepCalibration {
   /** The devices' speeds refitted: lookups/backward and GEMM scaled by the measured work, perDispatchMs measured. */
   speeds: DeviceSpeed[];
-  /** Per device: [embedding work scale, MLP work scale, ms per dispatch] as fitted. */
-  fits: [number, number, number][];
+  /** Per device: [lookup work scale, embedding backward work scale, MLP work scale, ms per dispatch] as fitted. */
+  fits: [number, number, number, number][];
   /** Measured / modelled seconds of the step's collectives. */
   exchangeScale: number;
   /** Host work per step, seconds. */
@@ -251,39 +310,42 @@ export interface StepSample {
  */
 export function fitStepCalibration(samples: readonly StepSample[], shape: ModelShape, speeds: readonly DeviceSpeed[], interconnect?: Interconnect, groups?: readonly string[]): StepCalibration {
   const ests = samples.map((x) => estimatePlan(x.plan, shape, speeds, interconnect));
-  const fits: [number, number, number][] = [];
+  const fits: [number, number, number, number][] = [];
   // Devices of one group (the same adapter) are fitted together: same adapter, same speed.
   const group = (i: number) => groups?.[i] ?? String(i);
   const out = speeds.map((sp0, i) => {
     const mine = speeds.map((_, j) => j).filter((j) => group(j) === group(i));
     // The round trip cannot exceed the fastest phase measured (a microbenchmark taken under load can).
     const fastest = Math.min(...mine.flatMap((j) => samples.flatMap((x) => x.measured[j]!.sec)));
-    const sp = { ...sp0, dispatchMs: Math.min(sp0.dispatchMs, Number.isFinite(fastest) ? fastest * 1e3 : sp0.dispatchMs) };
+    // The dispatch counts the real steps on this adapter made (the modelled ones are only a fallback).
+    const dispatchCounts = learnDispatchCounts(mine.flatMap((j) => samples.map((x, k) => ({ hasShards: ests[k]!.devices[j]!.shards.length > 0, hasSamples: ests[k]!.devices[j]!.batch > 0, dispatches: x.measured[j]!.dispatches }))));
+    const sp = { ...sp0, dispatchMs: Math.min(sp0.dispatchMs, Number.isFinite(fastest) ? fastest * 1e3 : sp0.dispatchMs), dispatchCounts: dispatchCounts ?? sp0.dispatchCounts };
     const X: number[][] = [];
     const y: number[] = [];
     for (const j of mine) {
       samples.forEach((x, k) => {
         const d = ests[k]!.devices[j]!;
         const m = x.measured[j]!;
-        const counts = dispatchesPerPhase(shape, d.shards.length > 0, d.batch > 0);
+        const measuredCounts = m.dispatches.length === STEP_PHASES.length && m.dispatches.some((v) => v > 0);
+        const counts = measuredCounts ? m.dispatches : deviceDispatches(shape, sp, d.shards.length > 0, d.batch > 0);
+        // Lookups and the embedding backward get a scale each: their microbenchmarks' ratio is not the model's.
         phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
-          X.push([w.emb, w.mlp, counts[p]! / 1e3]);
+          X.push([p === 0 ? w.emb : 0, p === 0 ? 0 : w.emb, w.mlp, counts[p]! / 1e3]);
           y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
         });
       });
     }
-    const hasEmb = X.some((r) => r[0]! > 0), hasMlp = X.some((r) => r[1]! > 0);
+    const has = [0, 1, 2].map((k) => X.some((r) => r[k]! > 0));
     // Columns with no data are fixed at their default (scale 1) and moved to the left side.
-    const cols = [hasEmb ? 0 : -1, hasMlp ? 1 : -1, 2].filter((c) => c >= 0);
-    const yy = y.map((v, p) => v - (hasEmb ? 0 : X[p]![0]!) - (hasMlp ? 0 : X[p]![1]!));
+    const cols = [0, 1, 2, 3].filter((k) => k === 3 || has[k]);
+    const yy = y.map((v, p) => v - [0, 1, 2].reduce((a, k) => a + (has[k] ? 0 : X[p]![k]!), 0));
     const c = nnls(X.map((r) => cols.map((j) => r[j]!)), yy);
-    const full: [number, number, number] = [1, 1, 0];
+    const full: [number, number, number, number] = [1, 1, 1, 0];
     cols.forEach((j, k) => (full[j] = c[k]!));
     // A zero scale would make work free; keep a floor of 5% of the microbenchmark's time.
-    full[0] = Math.max(full[0], 0.05);
-    full[1] = Math.max(full[1], 0.05);
+    for (const k of [0, 1, 2]) full[k] = Math.max(full[k]!, 0.05);
     fits.push(full);
-    return { ...sp, lookupSecPerElem: sp.lookupSecPerElem * full[0], backwardSecPerElem: sp.backwardSecPerElem * full[0], gemmGflops: sp.gemmGflops / full[1], perDispatchMs: full[2] };
+    return { ...sp, lookupSecPerElem: sp.lookupSecPerElem * full[0], backwardSecPerElem: sp.backwardSecPerElem * full[1], gemmGflops: sp.gemmGflops / full[2], perDispatchMs: full[3] };
   });
   const modelled = ests.reduce((a, e) => a + e.collectiveSec, 0);
   const measured = samples.reduce((a, x) => a + x.exchangeSec, 0);
@@ -321,6 +383,8 @@ export interface DeviceEstimate {
   computeSec: number;
   /** Its work run alone (the shared-host unit): embedding + MLP + one round trip per phase + dispatches x perDispatchMs. */
   deviceWorkSec: number;
+  /** deviceWorkSec phase by phase (STEP_PHASES order), as ShardedDlrm.profileStep measures them. */
+  phaseSec: number[];
   /** This device's share of the collectives: per round α + max(sent, received)/β. */
   transferSec: number;
   /** compute + transfer. */
@@ -434,7 +498,9 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
     const sp = speeds[i]!;
     const embeddingSec = d.elems * (sp.lookupSecPerElem + sp.backwardSecPerElem);
     const mlpSec = (3 * forwardFlopsPerSample(shape) * batch[i]!) / (sp.gemmGflops * 1e9);
-    const overheadSec = (syncs * sp.dispatchMs + dispatchesPerStep(shape, d.shards.length > 0) * (sp.perDispatchMs ?? 0)) / 1e3;
+    const hasShards = d.shards.length > 0;
+    const counts = deviceDispatches(shape, sp, hasShards, batch[i]! > 0);
+    const overheadSec = (syncs * sp.dispatchMs + deviceDispatches(shape, sp, hasShards).reduce((a, b) => a + b, 0) * (sp.perDispatchMs ?? 0)) / 1e3;
     const sent = rounds.reduce((a, r) => a + (r.sent[i] ?? 0), 0);
     const received = rounds.reduce((a, r) => a + (r.received[i] ?? 0), 0);
     let transferSec = 0;
@@ -445,10 +511,10 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
       transferSec += link.alpha + busy / link.bandwidth;
     }
     const memoryBytes = d.bytes + mlpBytes + batch[i]! * activationFloatsPerSample(shape) * 2 * F32 + batch[i]! * (shape.tableRows.length + 1) * shape.dim * 2 * F32 + Math.max(sent, received);
-    const hasShards = d.shards.length > 0;
-    const deviceWorkSec = embeddingSec + mlpSec + (STEP_PHASES.length * sp.dispatchMs + dispatchesPerStep(shape, hasShards, batch[i]! > 0) * (sp.perDispatchMs ?? 0)) / 1e3;
+    const phaseSec = phaseWork(shape, d.elems, batch[i]!, sp).map((w, p) => w.emb + w.mlp + (sp.dispatchMs + counts[p]! * (sp.perDispatchMs ?? 0)) / 1e3);
+    const deviceWorkSec = phaseSec.reduce((a, b) => a + b, 0);
     const computeSec = options.sharedHost ? deviceWorkSec : embeddingSec + mlpSec + overheadSec;
-    return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, deviceWorkSec, transferSec, totalSec: computeSec + transferSec };
+    return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, deviceWorkSec, phaseSec, transferSec, totalSec: computeSec + transferSec };
   });
   const totals = devices.map((d) => d.totalSec);
   const mean = totals.reduce((a, b) => a + b, 0) / N;

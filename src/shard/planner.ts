@@ -203,6 +203,39 @@ export function balanceShares(fixed: readonly number[], perSample: readonly numb
   }
 }
 
+/**
+ * balanceShares in whole samples: the batch is split into integer counts (as
+ * the trainer does), each sample given where it finishes earliest, then single
+ * samples moved off the busiest device while that lowers the slowest device's
+ * time (fixed_d + count_d x perSample_d). On a slow adapter one sample can be
+ * several percent of the step (SwiftShader: ~10 ms per Kaggle-model sample):
+ * rounding the continuous shares would throw that balance away. Returns
+ * shares (count / batchSize).
+ */
+export function integerShares(fixed: readonly number[], perSample: readonly number[], batchSize: number): number[] {
+  const N = fixed.length;
+  if (N === 0) return [];
+  const cont = balanceShares(fixed, perSample, batchSize);
+  const counts = cont.map((s) => Math.floor(s * batchSize + 1e-9));
+  const time = (i: number, c: number) => fixed[i]! + c * perSample[i]!;
+  for (let left = batchSize - counts.reduce((a, b) => a + b, 0); left > 0; left--) {
+    let best = 0;
+    for (let i = 1; i < N; i++) if (time(i, counts[i]! + 1) < time(best, counts[best]! + 1)) best = i;
+    counts[best]!++;
+  }
+  for (let iter = 0; iter < batchSize; iter++) {
+    let slow = 0;
+    for (let i = 1; i < N; i++) if (time(i, counts[i]!) > time(slow, counts[slow]!)) slow = i;
+    if (counts[slow] === 0) break;
+    let to = -1;
+    for (let i = 0; i < N; i++) if (i !== slow && (to < 0 || time(i, counts[i]! + 1) < time(to, counts[to]! + 1))) to = i;
+    if (to < 0 || time(to, counts[to]! + 1) >= time(slow, counts[slow]!)) break;
+    counts[slow]!--;
+    counts[to]!++;
+  }
+  return counts.map((c) => c / batchSize);
+}
+
 /** A device with the harmonic-mean speed of `speeds` (for the partition's level). */
 function meanSpeed(speeds: readonly DeviceSpeed[]): DeviceSpeed {
   const hm = (f: (s: DeviceSpeed) => number) => speeds.length / speeds.reduce((a, s) => a + 1 / f(s), 0);
@@ -317,7 +350,7 @@ export function planSharding(shape: ModelShape, opts: PlannerOptions): PlanResul
     const perSample = opts.speeds.map((sp) => perSampleSec(shape, sp));
     // Shared host: balance the devices' own work (the exchange is paid once, by all); else their totals.
     const fixed = first.devices.map((d) => (opts.estimate?.sharedHost ? d.deviceWorkSec : d.totalSec) - d.mlpSec);
-    const plan: ShardingPlan = { ...placed, batchShare: N === 1 ? [1] : balanceShares(fixed, perSample, shape.batchSize) };
+    const plan: ShardingPlan = { ...placed, batchShare: N === 1 ? [1] : integerShares(fixed, perSample, shape.batchSize) };
     validatePlan(plan, shape.tableRows, shape.dim);
     const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect, opts.estimate);
     const fits = est.devices.every((d, i) => d.memoryBytes <= opts.memoryBytes[i]!);
@@ -334,6 +367,57 @@ export function planSharding(shape: ModelShape, opts: PlannerOptions): PlanResul
     const missing = over.memoryBytes - opts.memoryBytes[over.device]!;
     throw new PlanMemoryError(`device ${over.device} (${(opts.names ?? [])[over.device] ?? "?"}) needs ${fmtMiB(over.memoryBytes)} with its MLP slice, ${missing} bytes more than its ${fmtMiB(opts.memoryBytes[over.device]!)}`, -1, missing);
   }
+  if (N > 1) {
+    const refined = moveTables(shape, opts, best);
+    considered += refined.considered;
+    best = refined.result;
+  }
   best.optionsConsidered = considered;
   return best;
+}
+
+/** Relative gain a table move must bring (moveTables). */
+export const MOVE_GAIN = 0.005;
+
+/**
+ * The second lever beside the batch split: local search moving single whole
+ * tables (table-wise placements) off the busiest device, re-splitting the batch
+ * in whole samples after each move (integerShares), while the busiest device's
+ * modelled time drops by more than MOVE_GAIN and every device still fits. A
+ * sample is a coarse unit on a slow adapter; a table's lookups and updates are
+ * often a finer one (and a device's first table costs it the embedding
+ * kernels' dispatches, which the estimate prices).
+ */
+export function moveTables(shape: ModelShape, opts: PlannerOptions, start: PlanResult): { result: PlanResult; considered: number } {
+  const N = opts.speeds.length;
+  const shared = Boolean(opts.estimate?.sharedHost);
+  const perDevice = (e: PlanEstimate) => e.devices.map((d) => (shared ? d.deviceWorkSec : d.totalSec));
+  const key = (e: PlanEstimate) => Math.max(...perDevice(e));
+  const perSample = opts.speeds.map((sp) => perSampleSec(shape, sp));
+  const fits = (e: PlanEstimate) => e.devices.every((d, i) => d.memoryBytes <= opts.memoryBytes[i]!);
+  let best = start;
+  let considered = 0;
+  for (let iter = 0; iter < shape.tableRows.length; iter++) {
+    const times = perDevice(best.estimate);
+    const busiest = times.indexOf(Math.max(...times));
+    let found: PlanResult | undefined;
+    for (const p of best.plan.tables) {
+      if (p.kind !== "table" || p.shards[0]!.device !== busiest) continue;
+      for (let j = 0; j < N; j++) {
+        if (j === busiest) continue;
+        considered++;
+        const tables = best.plan.tables.map((q) => (q === p ? { ...q, shards: [{ ...q.shards[0]!, device: j }] } : q));
+        const moved: ShardingPlan = { ...best.plan, tables };
+        const at = estimatePlan(moved, shape, opts.speeds, opts.interconnect, opts.estimate);
+        const fixed = at.devices.map((d, i) => (shared ? d.deviceWorkSec : d.totalSec) - d.mlpSec);
+        const plan: ShardingPlan = { ...moved, batchShare: integerShares(fixed, perSample, shape.batchSize) };
+        const est = estimatePlan(plan, shape, opts.speeds, opts.interconnect, opts.estimate);
+        if (!fits(est)) continue;
+        if (key(est) < key(found?.estimate ?? best.estimate) * (1 - (found ? 0 : MOVE_GAIN))) found = { plan, estimate: est, optionsConsidered: 0 };
+      }
+    }
+    if (!found) break;
+    best = found;
+  }
+  return { result: best, considered };
 }

@@ -28,14 +28,18 @@ describe("plan", () => {
     const rows = r.out.split("\n").filter((l) => /^[01]\s{2,}/.test(l));
     expect(rows.length).toBe(2);
     for (const row of rows) expect(row).toMatch(/1 GiB\s+\d+\s+\d+\s+[\d.]+ [KM]iB\s+[\d.]+ [KM]iB(\s+[\d.]+){4}$/);
-    expect(r.out).toMatch(/balance \(slowest \/ mean device\): \d\.\d{3}/);
+    // Software adapters (the test hosts have only those): the shared-host mode train plans in, said so.
+    expect(r.out).toMatch(/^mode: shared host, as train runs it: /m);
+    expect(r.out).toMatch(/estimated step [\d.]+ ms \(shared host: devices [\d.]+ \+ exchange [\d.]+\); [\d.]+ ms if the devices ran in parallel/);
+    expect(r.out).toMatch(/balance \(slowest \/ mean device work\): \d\.\d{3}/);
     expect(r.out).toMatch(/collectives [\d.]+ ms host-staged vs [\d.]+ ms on nvlink/);
     // Every table placed, and the saved plan is a valid plan for the model.
     for (let t = 0; t < 26; t++) expect(r.out).toMatch(new RegExp(`\\bt${t} (table-wise on [01]|row-wise|column-wise|data-parallel)`));
-    const saved = JSON.parse(readFileSync(file, "utf8")) as { plan: ShardingPlan; estimate: { balance: number } };
+    const saved = JSON.parse(readFileSync(file, "utf8")) as { plan: ShardingPlan; estimate: { workBalance: number; sharedHost: boolean } };
     validatePlan(saved.plan, DEFAULT_TABLE_ROWS.split("-").map(Number), 16);
     expect(saved.plan.devices).toBe(2);
-    expect(r.out).toContain(`balance (slowest / mean device): ${saved.estimate.balance.toFixed(3)}`);
+    expect(saved.estimate.sharedHost).toBe(true);
+    expect(r.out).toContain(`balance (slowest / mean device work): ${saved.estimate.workBalance.toFixed(3)}`);
   });
 
   it("fails before allocating the model when a table cannot fit, naming it and the missing bytes", () => {

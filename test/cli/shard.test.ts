@@ -37,8 +37,16 @@ describe("train on several devices (CLI)", () => {
     expect(r.err).toMatch(/--resume --save-model .*lost\.safetensors/);
     const kept = stepOf(ckpt);
     expect(kept).toBe(4);
-    const c = run("node", [...args, "--devices", "3", "--shard-plan", "row", "--resume"]);
+    // With the per-device phase profile (--shard-profile): this run's 3rd-5th steps (7-9) serial, the next overlapped.
+    const c = run("node", [...args, "--devices", "3", "--shard-plan", "row", "--resume", "--shard-profile", "3"]);
     expect(c.code, c.err).toBe(0);
+    expect(c.out).toMatch(/shard profile: steps 7-9, serial schedule .* the fastest of 3 per phase:/);
+    for (const phase of ["lookups", "bottom MLP forward", "top MLP forward \\+ backward", "bottom MLP backward", "embedding backward \\+ updates"]) {
+      expect(c.out).toMatch(new RegExp(`\\n  ${phase}\\s+(\\d+\\.\\d+\\s+\\d+\\s+){3}\\d+\\.\\d+\\n`));
+    }
+    expect(c.out).toMatch(/device work balance \(slowest \/ mean\): \d\.\d{3}/);
+    expect(c.out).toMatch(/  allreduce: \d+ rounds, [\d.]+ KiB host-staged/);
+    expect(c.out).toMatch(/overlapped step 10 \(the normal schedule\): [\d.]+ ms to all queues idle; overlapped: bottom MLP forward \|\| forward all-to-all/);
     expect(c.out).toMatch(/3 devices/);
     expect(c.out).toContain(`at step ${kept}`);
     expect(c.out).toContain("now at step 12");

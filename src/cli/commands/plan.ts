@@ -21,6 +21,8 @@ const HELP = helpText(
     "bytes sent and received per step, estimated compute and transfer time, and the balance (slowest / mean).\n" +
     "The planner (TorchRec-style: enumerate table/row/column/data-parallel options, estimate each with the calibrated\n" +
     "cost model, partition to balance, check memory) gives slower adapters fewer lookups and a smaller batch share.\n" +
+    "It plans exactly as train does: with software adapters only (lavapipe, SwiftShader) in its shared-host mode\n" +
+    "(the devices take turns on the host's cores: a step is the sum of their work), which it states.\n" +
     "Devices are calibrated once (see `adapters`). A model that cannot fit fails here, naming the table and the missing bytes.",
   PLAN_FLAGS,
   [
@@ -56,6 +58,8 @@ export function formatPlan(s: ShardSetup): string {
   const { result, shape, entries, calibrations, memoryBytes, interconnect } = s;
   const est = result.estimate;
   const modelled = estimatePlan(result.plan, shape, calibrations, interconnect);
+  // The same plan if the devices ran in parallel (real GPUs), for comparison with the shared-host step.
+  const parallel = estimatePlan(result.plan, shape, calibrations);
   const N = entries.length;
   const header = [
     "device", "adapter", "shards", "memory", "capacity", "lookups/step", "batch", "sent/step", "recv/step", "compute ms", "transfer ms", "step ms", `step on ${interconnect.name} ms`,
@@ -78,8 +82,13 @@ export function formatPlan(s: ShardSetup): string {
     "",
     table([header, ...rows], header.map((_, c) => c >= 3 && c !== 4 ? true : c === 4)),
     `batch shares: ${result.plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}; all-to-all ${formatBytes(a2a)} forward + the same backward per step, allreduce ${formatBytes(est.allreduceBytes)} per device; ${est.rounds.length} collective rounds`,
-    `estimated step ${ms(est.stepSec)} ms (host-staged transfers), ${ms(modelled.stepSec)} ms with the collectives on ${interconnect.name} (${interconnect.describe}); collectives ${ms(est.collectiveSec)} ms host-staged vs ${ms(modelled.collectiveSec)} ms on ${interconnect.name}`,
-    `balance (slowest / mean device): ${est.balance.toFixed(3)}`,
+    est.sharedHost
+      ? `mode: shared host, as train runs it: every adapter is a software one (the host's CPU), so the devices take turns on the same cores; a step is the SUM of the devices' work + the host-staged exchange; the batch split balances each device's own work (compute ms)`
+      : `mode: devices in parallel, as train runs it: a step is the slowest device's compute + transfers`,
+    est.sharedHost
+      ? `estimated step ${ms(est.stepSec)} ms (shared host: devices ${ms(est.devices.reduce((a, d) => a + d.deviceWorkSec, 0))} + exchange ${ms(est.exchangeSec)}); ${ms(parallel.stepSec)} ms if the devices ran in parallel, ${ms(modelled.stepSec)} ms in parallel with the collectives on ${interconnect.name} (${interconnect.describe}); collectives ${ms(est.collectiveSec)} ms host-staged vs ${ms(modelled.collectiveSec)} ms on ${interconnect.name}`
+      : `estimated step ${ms(est.stepSec)} ms (host-staged transfers), ${ms(modelled.stepSec)} ms with the collectives on ${interconnect.name} (${interconnect.describe}); collectives ${ms(est.collectiveSec)} ms host-staged vs ${ms(modelled.collectiveSec)} ms on ${interconnect.name}`,
+    `balance (slowest / mean device${est.sharedHost ? " work" : ""}): ${(est.sharedHost ? est.workBalance : est.balance).toFixed(3)}`,
     "",
     "placements:",
     ...wrap(result.plan.tables.map(describePlacement), 110).map((l) => `  ${l}`),

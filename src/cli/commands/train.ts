@@ -14,7 +14,7 @@ import { type FlagSpec, type FlagValues, helpText, parseFlags, UsageError } from
 import { PRESETS, REFERENCE_ONLY_FLAGS, referenceOnlyNotes } from "../reference_flags.ts";
 import { checkCacheDictionaries, writeDictionarySidecar } from "../dataset.ts";
 import { DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS, TRAIN_SHARD_FLAGS } from "../flags.ts";
-import { createSharded, describePlan, wantsSharding } from "../shard.ts";
+import { createSharded, describePlan, profileSharded, wantsSharding } from "../shard.ts";
 import { openDevices, SHARD_FLAGS } from "../shard_setup.ts";
 import { cliHost } from "../host.ts";
 import { VERSION } from "../version.ts";
@@ -143,6 +143,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         throw e instanceof GpuError && e.kind === "out-of-memory" ? new ModelMemoryError(`${e.message}: the model's ${gib(modelBytes(config).embeddings)} of embeddings (+ optimizer state) do not fit the device; hash the ids into fewer rows (--max-ind-range) or split the tables over several devices (--devices N)`) : e;
       });
   if (model instanceof ShardedDlrm) for (const line of describePlan(model)) progress.message(line);
+  const shardProfile = model instanceof ShardedDlrm && (v.shardProfile as number) > 0 ? profileSharded(model, v.shardProfile as number) : undefined;
   if (ckpt) {
     const withOptimizer = ckpt.config.optimizer === config.optimizer;
     if (ckpt.streamed) await loadCheckpointInto(startFile!, model, { withOptimizer, allowNonFinite: v.allowNonFinite as boolean, fallback: ckpt.config });
@@ -258,6 +259,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const sps = (result.trainedSteps * batchSize) / Math.max(1e-9, result.seconds);
   const resumed = result.startStep > 0 ? ` (resumed at step ${result.startStep}, now at step ${result.steps})` : "";
   progress.message(`trained ${result.trainedSteps} steps in ${result.seconds.toFixed(1)} s${resumed}${saveModel ? `, checkpoint ${saveModel}` : ""}`);
+  if (shardProfile) for (const line of shardProfile.report()) progress.message(line);
   if (result.loaderWaitSeconds !== undefined) progress.message(`data loader (prefetching): the steps waited ${result.loaderWaitSeconds.toFixed(2)} s for batches, ${((100 * result.loaderWaitSeconds) / Math.max(1e-9, result.seconds)).toFixed(1)}% of the run`);
   if (last) progress.message(`test AUC ${last.auc.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%, log loss ${last.logLoss.toFixed(4)} (${last.samples} test samples)`);
   // The labels' own generator scored on the same test samples: the best AUC any model can reach.
