@@ -74,4 +74,5 @@ export const TRAIN_SHARD_FLAGS: FlagSpec[] = [
   { name: "shard-tune", type: "int", default: 0, help: "with --shard-plan auto: tune the plan on N rounds of real steps before training (run, measure each device's work alone, refit the cost model, re-plan; src/shard/autotune.ts); 0 = the calibrated planner alone", meta: "N" },
   { name: "shard-profile", type: "int", default: 0, help: "with several devices: run steps 3..N+2 phase by phase (serial schedule, each device's part run alone; the same training) and print per device and phase ms and dispatches, the collectives, and what the normal schedule overlaps (timed on the step after)", meta: "N" },
   { name: "all-to-all", type: "choice", choices: ["auto", "butterfly", "bruck", "direct"], default: "auto", help: "all-to-all schedule (auto: butterfly for a power-of-two device count, else Bruck)" },
+  { name: "allreduce", type: "choice", choices: ["auto", "ring", "rhd"], default: "auto", help: "allreduce of the MLP gradients (and of row-wise Adagrad's per-row sums): ring, rhd (recursive halving/doubling), or auto (the faster on --interconnect's link by the α-β model; PCIe 4 for host)" },
 ];

@@ -5,7 +5,8 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { DlrmConfig } from "../model/config.ts";
 import { layoutOf, type StateDict } from "../model/params.ts";
-import type { AllToAllSchedule } from "../shard/collectives.ts";
+import type { AllreduceSchedule, AllToAllSchedule } from "../shard/collectives.ts";
+import { INTERCONNECTS } from "../shard/interconnect.ts";
 import { shapeFromConfig } from "../shard/cost_model.ts";
 import { tunePlan } from "../shard/autotune.ts";
 import type { Batch } from "../data/batch.ts";
@@ -64,7 +65,9 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
 
 export async function createSharded(ctxs: GpuContext[], config: DlrmConfig, initial: StateDict, v: FlagValues, note?: (msg: string) => void): Promise<ShardedDlrm> {
   const plan = await makePlan(ctxs, config, v, note, initial);
-  return new ShardedDlrm(ctxs, config, initial, plan, { schedule: v.allToAll as AllToAllSchedule });
+  // --allreduce auto models the --interconnect preset's link (host: no calibration here, so the default, PCIe 4).
+  const ic = INTERCONNECTS[(v.interconnect as string | undefined) ?? ""];
+  return new ShardedDlrm(ctxs, config, initial, plan, { schedule: v.allToAll as AllToAllSchedule, allreduce: (v.allreduce as AllreduceSchedule | undefined) ?? "auto", allreduceLink: ic?.link(0, 1) });
 }
 
 /** One line per device: adapter, batch share, what it holds. */

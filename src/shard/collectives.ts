@@ -33,7 +33,13 @@
  * receiving device) then ring allgather (N - 1 rounds, copies). The same
  * inputs give the same bits on every run.
  *
- * Both return per-round statistics (bytes sent / received per device,
+ * HalvingDoublingAllreduce: the same sum by recursive halving (reduce-
+ * scatter) then recursive doubling (allgather), 2 log2 N rounds for N a power
+ * of two; other N fold the extra devices in first and out last (see
+ * halvingDoublingRounds). createAllreduce picks ring or halving/doubling
+ * ("auto": by the α-β model of the link and the vector's size).
+ *
+ * All return per-round statistics (bytes sent / received per device,
  * measured wall time) for the interconnect model (src/shard/interconnect.ts).
  */
 import { type Dispatch, encodeDispatches } from "../gpu/dispatch.ts";
@@ -301,7 +307,8 @@ export function chunkRanges(count: number, parts: number): [number, number][] {
  * `devices[i]` (starting at element `offset`). Planned once (staging,
  * scratch, add dispatches), run every step.
  */
-export class RingAllreduce {
+export class RingAllreduce implements Allreduce {
+  readonly kind = "ring" as const;
   private scratch: GPUBuffer[] = [];
   private staging: GPUBuffer[] = [];
   private adds: Dispatch[][][] = []; // [round][device]
@@ -402,4 +409,236 @@ export class RingAllreduce {
     this.scratch = [];
     this.staging = [];
   }
+}
+
+// ------------------------------------------------------------------ recursive halving / doubling
+
+/** One transfer of an allreduce round: elements [start, end) of device `from`'s vector go to device `to`, added to its own or copied over them. */
+export interface AllreduceTransfer {
+  from: number;
+  to: number;
+  start: number;
+  end: number;
+  mode: "add" | "copy";
+}
+
+/**
+ * Rounds of the recursive halving / doubling allreduce (Rabenseifner; Thakur,
+ * Rabenseifner & Gropp 2005, "Optimization of collective communication
+ * operations in MPICH") of `count` floats on n devices. Pure arithmetic.
+ *
+ * p = the largest power of two <= n, rem = n - p.
+ *  - fold (only if rem > 0): odd devices i < 2·rem send their whole vector
+ *    to i - 1, which adds it; devices 0, 2, .., 2·rem - 2 and 2·rem .. n - 1
+ *    are the p participants, virtual ranks v = i / 2 resp. i - rem;
+ *  - reduce-scatter by recursive halving: the vector is cut into p chunks
+ *    (chunkRanges); for mask = p/2, p/4, .., 1 participant v exchanges with
+ *    v XOR mask: of the chunk range it still reduces it keeps the lower half
+ *    if bit `mask` of v is 0 (else the upper), sends the other half to the
+ *    partner and adds the partner's copy of its own half. Afterwards v holds
+ *    the full sum of chunk v, summed in one fixed tree order;
+ *  - allgather by recursive doubling: for mask = 1, 2, .., p/2, v sends the
+ *    chunks it holds to v XOR mask (copies), doubling what each holds;
+ *  - unfold (rem > 0): device i - 1 copies the result to odd device i < 2·rem.
+ * Rounds: 2·log2 p, plus 2 if n is not a power of two. Bytes per device: the
+ * ring's 2(p-1)/p of the vector, plus the whole vector twice on the folded
+ * pairs. Every device ends with copies of the same sums: identical bits on
+ * every device and on every run.
+ */
+export function halvingDoublingRounds(n: number, count: number): AllreduceTransfer[][] {
+  if (n <= 1 || count <= 0) return [];
+  let p = 1;
+  while (p * 2 <= n) p *= 2;
+  const rem = n - p;
+  const real = (v: number) => (v < rem ? 2 * v : v + rem);
+  const chunks = chunkRanges(count, p);
+  const span = (c0: number, c1: number): [number, number] => [chunks[c0]![0], chunks[c1 - 1]![1]];
+  const rounds: AllreduceTransfer[][] = [];
+  if (rem > 0) rounds.push(Array.from({ length: rem }, (_, k) => ({ from: 2 * k + 1, to: 2 * k, start: 0, end: count, mode: "add" as const })));
+  const range = Array.from({ length: p }, () => [0, p] as [number, number]);
+  for (let mask = p >> 1; mask >= 1; mask >>= 1) {
+    const round: AllreduceTransfer[] = [];
+    const next = range.map((r) => [...r] as [number, number]);
+    for (let v = 0; v < p; v++) {
+      const [lo, hi] = range[v]!;
+      const mid = (lo + hi) >> 1;
+      const keep: [number, number] = v & mask ? [mid, hi] : [lo, mid];
+      const give: [number, number] = v & mask ? [lo, mid] : [mid, hi];
+      const [start, end] = span(give[0], give[1]);
+      if (end > start) round.push({ from: real(v), to: real(v ^ mask), start, end, mode: "add" });
+      next[v] = keep;
+    }
+    range.splice(0, p, ...next);
+    rounds.push(round);
+  }
+  for (let mask = 1; mask < p; mask <<= 1) {
+    const round: AllreduceTransfer[] = [];
+    const next = range.map((r) => [...r] as [number, number]);
+    for (let v = 0; v < p; v++) {
+      const [lo, hi] = range[v]!;
+      const [start, end] = span(lo, hi);
+      if (end > start) round.push({ from: real(v), to: real(v ^ mask), start, end, mode: "copy" });
+      const [plo, phi] = range[v ^ mask]!;
+      next[v] = [Math.min(lo, plo), Math.max(hi, phi)];
+    }
+    range.splice(0, p, ...next);
+    rounds.push(round);
+  }
+  if (rem > 0) rounds.push(Array.from({ length: rem }, (_, k) => ({ from: 2 * k, to: 2 * k + 1, start: 0, end: count, mode: "copy" as const })));
+  return rounds.filter((r) => r.length > 0);
+}
+
+/** Bytes each device sends / receives per round of a schedule of transfers (for the interconnect model). */
+export function transferTraffic(n: number, rounds: readonly AllreduceTransfer[][]): { sent: number[]; received: number[]; pairs: [number, number][] }[] {
+  return rounds.map((round) => {
+    const sent = new Array<number>(n).fill(0);
+    const received = new Array<number>(n).fill(0);
+    for (const t of round) {
+      sent[t.from]! += (t.end - t.start) * 4;
+      received[t.to]! += (t.end - t.start) * 4;
+    }
+    return { sent, received, pairs: round.map((t) => [t.from, t.to] as [number, number]) };
+  });
+}
+
+/** What ShardedDlrm needs of an allreduce. */
+export interface Allreduce {
+  readonly label: string;
+  readonly kind: "ring" | "rhd";
+  run(): Promise<CollectiveStats>;
+  destroy(): void;
+}
+
+/**
+ * Allreduce (sum) by recursive halving / doubling (halvingDoublingRounds) of
+ * `count` f32 values in `buffers[i]` on `devices[i]` from element `offset`.
+ * Host-staged like the ring: each round's copies are issued together, the
+ * maps awaited together; a device receives at most one transfer per round,
+ * into its scratch buffer, and an add kernel (prepared once) sums it in.
+ */
+export class HalvingDoublingAllreduce implements Allreduce {
+  readonly kind = "rhd" as const;
+  readonly label: string;
+  readonly rounds: AllreduceTransfer[][];
+  private scratch: (GPUBuffer | undefined)[] = [];
+  private staging: GPUBuffer[][] = []; // [round][transfer]
+  private adds: Dispatch[][][] = []; // [round][transfer]
+
+  constructor(
+    readonly devices: readonly GPUDevice[],
+    readonly buffers: readonly GPUBuffer[],
+    readonly count: number,
+    readonly opts: { offset?: number; label?: string } = {},
+  ) {
+    const n = devices.length;
+    this.label = opts.label ?? "allreduce-rhd";
+    const offset = opts.offset ?? 0;
+    if (buffers.length !== n) throw new KernelInputError(`${this.label}: ${buffers.length} buffers for ${n} devices`);
+    if (!Number.isInteger(count) || count < 0) throw new KernelInputError(`${this.label}: count must be a non-negative integer, got ${count}`);
+    buffers.forEach((b, i) => {
+      if ((offset + count) * 4 > b.size) throw new KernelInputError(`${this.label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offset + count} floats`);
+    });
+    this.rounds = halvingDoublingRounds(n, count);
+    const scratchFloats = new Array<number>(n).fill(0);
+    for (const round of this.rounds) {
+      const seen = new Set<number>();
+      for (const t of round) {
+        if (seen.has(t.to)) throw new Error(`${this.label}: device ${t.to} receives twice in one round`);
+        seen.add(t.to);
+        if (t.mode === "add") scratchFloats[t.to] = Math.max(scratchFloats[t.to]!, t.end - t.start);
+      }
+    }
+    this.scratch = devices.map((d, i) => (scratchFloats[i]! > 0 ? d.createBuffer({ label: `${this.label}:scratch@${i}`, size: scratchFloats[i]! * 4, usage: TRANSIT_USAGE }) : undefined));
+    this.rounds.forEach((round, r) => {
+      this.staging.push(round.map((t) => devices[t.from]!.createBuffer({ label: `${this.label}:staging r${r} ${t.from}->${t.to}`, size: (t.end - t.start) * 4, usage: STAGING_USAGE })));
+      this.adds.push(round.map((t) => (t.mode === "add" ? prepareAdd(devices[t.to]!, { x: this.scratch[t.to]!, y: buffers[t.to]!, count: t.end - t.start, yOffset: offset + t.start, label: `${this.label}:add r${r}@${t.to}` }) : [])));
+    });
+  }
+
+  async run(): Promise<CollectiveStats> {
+    const t0 = performance.now();
+    const n = this.devices.length;
+    const off = this.opts.offset ?? 0;
+    const rounds: RoundStats[] = [];
+    for (let r = 0; r < this.rounds.length; r++) {
+      const round = this.rounds[r]!;
+      const tr = performance.now();
+      round.forEach((t, k) => {
+        const enc = this.devices[t.from]!.createCommandEncoder({ label: `${this.label}:r${r} ${t.from}->${t.to}` });
+        enc.copyBufferToBuffer(this.buffers[t.from]!, (off + t.start) * 4, this.staging[r]![k]!, 0, (t.end - t.start) * 4);
+        this.devices[t.from]!.queue.submit([enc.finish()]);
+      });
+      await Promise.all(this.staging[r]!.map((s) => s.mapAsync(MAP_READ)));
+      const sent = new Array<number>(n).fill(0);
+      const received = new Array<number>(n).fill(0);
+      round.forEach((t, k) => {
+        const s = this.staging[r]![k]!;
+        const bytes = (t.end - t.start) * 4;
+        const q = this.devices[t.to]!.queue;
+        if (t.mode === "add") q.writeBuffer(this.scratch[t.to]!, 0, s.getMappedRange(), 0, bytes);
+        else q.writeBuffer(this.buffers[t.to]!, (off + t.start) * 4, s.getMappedRange(), 0, bytes);
+        s.unmap();
+        sent[t.from]! += bytes;
+        received[t.to]! += bytes;
+      });
+      round.forEach((t, k) => {
+        const d = this.adds[r]![k]!;
+        if (!d.length) return;
+        const enc = this.devices[t.to]!.createCommandEncoder({ label: `${this.label}:add r${r}@${t.to}` });
+        encodeDispatches(enc, d);
+        this.devices[t.to]!.queue.submit([enc.finish()]);
+      });
+      rounds.push({ label: `${this.label}:rhd r${r}`, sent, received, pairs: round.map((t) => [t.from, t.to]), ms: performance.now() - tr });
+    }
+    return { label: this.label, rounds, localBytes: 0, ms: performance.now() - t0 };
+  }
+
+  destroy(): void {
+    for (const b of [...this.scratch, ...this.staging.flat()]) b?.destroy();
+    this.scratch = [];
+    this.staging = [];
+  }
+}
+
+export type AllreduceSchedule = "ring" | "rhd" | "auto";
+
+/** The ring's rounds as transfers (for the model comparison in chooseAllreduce). */
+export function ringRounds(n: number, count: number): AllreduceTransfer[][] {
+  if (n <= 1 || count <= 0) return [];
+  const chunks = chunkRanges(count, n);
+  const rounds: AllreduceTransfer[][] = [];
+  for (let s = 0; s < 2 * (n - 1); s++) {
+    rounds.push(Array.from({ length: n }, (_, i) => {
+      const c = s < n - 1 ? (((i - s) % n) + n) % n : (((i + 1 - (s - n + 1)) % n) + n) % n;
+      return { from: i, to: (i + 1) % n, start: chunks[c]![0], end: chunks[c]![1], mode: s < n - 1 ? "add" as const : "copy" as const };
+    }).filter((t) => t.end > t.start));
+  }
+  return rounds;
+}
+
+/**
+ * "auto": the schedule whose rounds take less time on a link of latency
+ * `alpha` seconds and `bandwidth` bytes/s per direction (α-β model, a round
+ * costs α + busiest device's bytes / β, as src/shard/interconnect.ts prices
+ * rounds). For N a power of two both move the same bytes per device and the
+ * halving/doubling needs 2 log2 N rounds instead of 2(N - 1), so it wins
+ * (ties at N = 2); otherwise its fold and unfold move the whole vector twice
+ * more, so small vectors (latency-bound) pick it and large ones the ring.
+ */
+export function chooseAllreduce(schedule: AllreduceSchedule, n: number, count: number, link: { alpha: number; bandwidth: number }): "ring" | "rhd" {
+  if (schedule !== "auto") return schedule;
+  const cost = (rounds: AllreduceTransfer[][]) =>
+    transferTraffic(n, rounds).reduce((t, r) => t + link.alpha + Math.max(0, ...r.sent.map((s, i) => Math.max(s, r.received[i]!))) / link.bandwidth, 0);
+  return cost(halvingDoublingRounds(n, count)) < cost(ringRounds(n, count)) ? "rhd" : "ring";
+}
+
+/** A ring or halving/doubling allreduce (see chooseAllreduce for "auto"; the default link is PCIe 4.0 x16, the CLI's default --interconnect). */
+export function createAllreduce(
+  devices: readonly GPUDevice[],
+  buffers: readonly GPUBuffer[],
+  count: number,
+  opts: { offset?: number; label?: string; schedule?: AllreduceSchedule; link?: { alpha: number; bandwidth: number } } = {},
+): Allreduce {
+  const kind = chooseAllreduce(opts.schedule ?? "auto", devices.length, count, opts.link ?? { alpha: 14.1e-6, bandwidth: 31.5e9 });
+  return kind === "rhd" ? new HalvingDoublingAllreduce(devices, buffers, count, opts) : new RingAllreduce(devices, buffers, count, opts);
 }

@@ -55,7 +55,7 @@ import type { RouteColumn } from "../kernels/shard.ts";
 import { checkTensors } from "../model/dlrm.ts";
 import { flushWrites, layoutOf, parameterShapes, type StateDict, type TensorRows } from "../model/params.ts";
 import { learningRateAt } from "../model/schedule.ts";
-import { AllToAll, type AllToAllSchedule, type CollectiveStats, type Message, RingAllreduce } from "./collectives.ts";
+import { type Allreduce, type AllreduceSchedule, AllToAll, type AllToAllSchedule, type CollectiveStats, createAllreduce, type Message } from "./collectives.ts";
 import { type ShardingPlan, validatePlan } from "./plan.ts";
 import { backwardRoute, batchSlices, blockBases, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, type RowSumLayout, rowSumLayout, type ShardSet, setBags } from "./routing.ts";
 
@@ -146,7 +146,7 @@ interface RowSums {
   layout: RowSumLayout;
   /** Per device (undefined on devices holding no column shard). */
   buffers: (GPUBuffer | undefined)[];
-  allreduce: RingAllreduce;
+  allreduce: Allreduce;
 }
 
 interface DevicePlan {
@@ -210,6 +210,10 @@ export interface StepProfile {
 
 export interface ShardedOptions {
   schedule?: AllToAllSchedule;
+  /** MLP-gradient and row-sum allreduce: ring, recursive halving/doubling, or auto (default; by the α-β model of `allreduceLink`). */
+  allreduce?: AllreduceSchedule;
+  /** The link "auto" models (latency s, bandwidth B/s per direction); default PCIe 4.0 x16. */
+  allreduceLink?: { alpha: number; bandwidth: number };
   /**
    * Deliberate errors, for the tests that show the equivalence check catches
    * them: "misroute-row" sends one lookup of a row-wise shard to the wrong row
@@ -226,7 +230,7 @@ export interface ShardedOptions {
 export class ShardedDlrm {
   readonly replicas: Replica[];
   readonly layouts: DeviceLayout[];
-  readonly allreduce: RingAllreduce;
+  readonly allreduce: Allreduce;
   readonly gradFloats: number;
   /** Optimizer steps taken (drives the learning-rate schedule). */
   step = 0;
@@ -280,11 +284,11 @@ export class ShardedDlrm {
       };
     });
     this.gradFloats = this.replicas[0]!.dense.gradientBuffers().reduce((a, g) => a + g.floats, 0);
-    this.allreduce = new RingAllreduce(
+    this.allreduce = createAllreduce(
       this.replicas.map((r) => r.device),
       this.replicas.map((r) => r.gradFlat),
       this.gradFloats,
-      { label: "mlp-grad-allreduce" },
+      { label: "mlp-grad-allreduce", schedule: shardOptions.allreduce, link: shardOptions.allreduceLink },
     );
     this.writeEmbeddings(initial);
   }
@@ -361,7 +365,11 @@ export class ShardedDlrm {
     const rsLayout = this.embKind === "rowwise-adagrad" ? rowSumLayout(this.plan, c.tableRows, rowSumCaps) : undefined;
     if (rsLayout && rsLayout.devices.length) {
       const buffers = this.replicas.map((rep, j) => (rsLayout.devices.includes(j) ? createStorage(rep.device, Math.max(1, rsLayout.floats) * 4, `dev${j}-row-sums[B=${B}]`) : undefined));
-      const allreduce = new RingAllreduce(rsLayout.devices.map((j) => this.replicas[j]!.device), rsLayout.devices.map((j) => buffers[j]!), rsLayout.floats, { label: "row-sum-allreduce" });
+      const allreduce = createAllreduce(rsLayout.devices.map((j) => this.replicas[j]!.device), rsLayout.devices.map((j) => buffers[j]!), rsLayout.floats, {
+        label: "row-sum-allreduce",
+        schedule: this.shardOptions.allreduce,
+        link: this.shardOptions.allreduceLink,
+      });
       rowSums = { layout: rsLayout, buffers, allreduce };
     }
     const devices = this.replicas.map((rep, j): DevicePlan => {

@@ -2,9 +2,11 @@
  * The collectives alone, on N = 1..5 devices (independent GPUDevices on the
  * test adapter): the personalized all-to-all under every schedule that
  * applies (butterfly for powers of two, Bruck, direct), with ragged and empty
- * messages, against a CPU reference (a copy: exact); the ring allreduce
- * against a float64 sum, with the float32 bound of an N-term sum
- * (sumTolerance), bit-identical on every device and between runs; and the two
+ * messages, against a CPU reference (a copy: exact); the ring and the
+ * recursive halving/doubling allreduce against a float64 sum, with the
+ * float32 bound of an N-term sum (sumTolerance), bit-identical on every
+ * device and between runs (the halving/doubling schedule also checked
+ * symbolically for N = 1..9, and the auto choice); and the two
  * small kernels (add, route) against their float64 references.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +15,7 @@ import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { submitDispatches } from "../../src/gpu/dispatch.ts";
 import { prepareAdd, prepareRoute, type RouteColumn } from "../../src/kernels/shard.ts";
 import { addRef, routeRef } from "../../src/kernels/reference/shard.ts";
-import { AllToAll, type AllToAllSchedule, type Message, nextHop, RingAllreduce, scheduleRounds } from "../../src/shard/collectives.ts";
+import { AllToAll, type AllToAllSchedule, chooseAllreduce, createAllreduce, halvingDoublingRounds, HalvingDoublingAllreduce, type Message, nextHop, RingAllreduce, ringRounds, scheduleRounds } from "../../src/shard/collectives.ts";
 import { expectAllClose, expectBitIdentical, sumTolerance } from "../helpers/assert.ts";
 import { Rng } from "../helpers/random.ts";
 
@@ -125,17 +127,58 @@ describe("all-to-all on GPU devices", () => {
   });
 });
 
-describe("ring allreduce on GPU devices", () => {
+describe("recursive halving/doubling schedule (symbolic)", () => {
+  it("N = 1..9, ragged counts: every device ends with every device's contribution exactly once; 2 log2 p (+2) rounds; one receive per device per round", () => {
+    for (let n = 1; n <= 9; n++) {
+      const p = 2 ** Math.floor(Math.log2(n));
+      for (const count of [0, 1, 2, 3, 5, 8, 17, 100]) {
+        // Each element of each device: the set of devices summed into it (as a bit mask).
+        const held = Array.from({ length: n }, (_, i) => new Array<number>(count).fill(1 << i));
+        const rounds = halvingDoublingRounds(n, count);
+        if (n > 1 && count >= p) expect(rounds.length, `N=${n} count=${count}`).toBe(2 * Math.log2(p) + (n > p ? 2 : 0));
+        for (const round of rounds) {
+          expect(new Set(round.map((t) => t.to)).size, `N=${n} count=${count}: one receive per device`).toBe(round.length);
+          const before = held.map((h) => [...h]);
+          for (const t of round) {
+            for (let k = t.start; k < t.end; k++) {
+              if (t.mode === "add") {
+                expect(held[t.to]![k]! & before[t.from]![k]!, `N=${n}: element ${k} added twice`).toBe(0);
+                held[t.to]![k] = held[t.to]![k]! | before[t.from]![k]!;
+              } else held[t.to]![k] = before[t.from]![k]!;
+            }
+          }
+        }
+        for (let i = 0; i < n; i++) expect(held[i], `N=${n} count=${count} device ${i}`).toEqual(new Array(count).fill((1 << n) - 1));
+      }
+    }
+  });
+  it("auto: halving/doubling for a power of two (fewer rounds, same bytes); on N = 5 for a small vector only (the fold moves the whole vector twice); never on N = 3 (4 rounds either way)", () => {
+    const pcie = { alpha: 14.1e-6, bandwidth: 31.5e9 };
+    expect(chooseAllreduce("auto", 4, 1e6, pcie)).toBe("rhd");
+    expect(chooseAllreduce("auto", 8, 10, pcie)).toBe("rhd");
+    expect(chooseAllreduce("auto", 3, 10, pcie)).toBe("ring");
+    expect(chooseAllreduce("auto", 5, 64, pcie)).toBe("rhd");
+    expect(chooseAllreduce("auto", 3, 1e7, pcie)).toBe("ring");
+    expect(chooseAllreduce("auto", 5, 1e7, pcie)).toBe("ring");
+    expect(chooseAllreduce("ring", 4, 10, pcie)).toBe("ring");
+    expect(ringRounds(4, 100)).toHaveLength(6);
+    expect(halvingDoublingRounds(4, 100)).toHaveLength(4);
+  });
+});
+
+describe("allreduce on GPU devices", () => {
+  for (const kind of ["ring", "rhd"] as const)
   for (let n = 1; n <= 5; n++) {
     for (const count of [0, 1, 3, 17, 1031]) {
-      it(`N=${n}, ${count} floats: the sum, identical on every device and between runs`, async () => {
+      it(`${kind}, N=${n}, ${count} floats: the sum, identical on every device and between runs`, async () => {
         const devices = devicesOf(n);
         const rng = new Rng(7 * n + count);
         const offset = 2;
         const inputs = devices.map(() => randomF32(rng, count + offset + 1));
         const run = async () => {
           const bufs = devices.map((d, i) => uploadStorage(d, inputs[i]!, `grad@${i}`));
-          const ar = new RingAllreduce(devices, bufs, count, { offset });
+          const ar = createAllreduce(devices, bufs, count, { offset, schedule: kind });
+          expect(ar).toBeInstanceOf(kind === "ring" ? RingAllreduce : HalvingDoublingAllreduce);
           const stats = await ar.run();
           const out = await Promise.all(devices.map((d, i) => readF32(d, bufs[i]!)));
           ar.destroy();
@@ -143,7 +186,7 @@ describe("ring allreduce on GPU devices", () => {
           return { out, stats };
         };
         const { out, stats } = await run();
-        expect(stats.rounds.length).toBe(n > 1 && count > 0 ? 2 * (n - 1) : 0);
+        expect(stats.rounds.length).toBe(kind === "ring" ? (n > 1 && count > 0 ? 2 * (n - 1) : 0) : halvingDoublingRounds(n, count).length);
         const exact = new Float64Array(count);
         const sumAbs = new Float64Array(count);
         for (const x of inputs) for (let k = 0; k < count; k++) {
