@@ -185,7 +185,8 @@ describe("row-wise Adagrad split for column shards (partial row sums, allreduce,
     };
     const a = make();
     const b = make();
-    const fused = prepareEmbeddingBagBackward(device, { ...a, gradOut, gradStride, gradOffset: 0, maxIndices, optim });
+    // The scalar fused update: the split recomputes g and sums g^2 in its order.
+    const fused = prepareEmbeddingBagBackward(device, { ...a, gradOut, gradStride, gradOffset: 0, maxIndices, optim, updateVariant: "scalar" });
     const rowSum = uploadStorage(device, new Float32Array(rows.reduce((x, r) => x + r, 0)).fill(NaN), "rowSum");
     const slots = rows.map((r, t) => ({ offset: rows.slice(0, t).reduce((x, y) => x + y, 0), capacity: r }));
     const split = prepareColumnRowwiseBackward(device, { ...b, gradOut, gradStride, gradOffset: 0, maxIndices, optim, fullDim: d, slots, rowSum });
