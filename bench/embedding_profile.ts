@@ -6,11 +6,13 @@
  *   node:  npx tsx bench/embedding_profile.ts
  * Env: EMB_REPS (timed repetitions, median per dispatch group; 5), EMB_ONLY (A or B),
  *      EMB_OPT (comma list of sgd,adagrad,rowwise-adagrad; sgd), EMB_QUICK=1 (config B smaller).
- *      EMB_AB=update: instead, alternate rounds (EMB_ROUNDS, 3) of the backward with the scalar and the
- *      vec4 update kernel in this process, each with a copy measurement before it, and print both
- *      as % of that copy and their ratio.
+ *      EMB_AB=update: instead, alternate rounds (EMB_ROUNDS, 3) of the backward's scalar path (run-length
+ *      encoding + scalar update) and vec4 path (update walking the sorted keys) in this process, each
+ *      with a copy measurement before it: GPU-timestamp wall ms (best of rounds vs the best copy) and
+ *      process CPU ms (EMB_CPU_REPS executions per submit; steadier under load), and their ratios.
  * Labels are grouped by stripping chunk / pass / level numbers.
  */
+import process from "node:process";
 import { createContext } from "../src/gpu/context.ts";
 import { createStorage, uploadStorage } from "../src/gpu/buffers.ts";
 import { type Dispatch, encodeDispatches } from "../src/gpu/dispatch.ts";
@@ -33,6 +35,7 @@ const REPS = envNumber("EMB_REPS", 5);
 const ONLY = envStr("EMB_ONLY", "");
 const AB = envStr("EMB_AB", "");
 const ROUNDS = envNumber("EMB_ROUNDS", 3);
+const CPU_REPS = envNumber("EMB_CPU_REPS", 3);
 const OPTS = envStr("EMB_OPT", "sgd").split(",") as ("sgd" | "adagrad" | "rowwise-adagrad")[];
 
 const ctx = await createContext({ label: "bench" });
@@ -69,6 +72,23 @@ async function profile(ds: readonly Dispatch[], reps = REPS): Promise<{ groups: 
     totals.push(tot);
   }
   return { groups: [...per].map(([k, v]) => [k, median(v)] as [string, number]).sort((a, b) => b[1] - a[1]), total: median(totals) };
+}
+
+/**
+ * CPU ms (user + sys of this process, which includes the software adapter's worker threads) per
+ * execution of ds, `reps` executions in one submit: on a shared machine this tracks the work done
+ * far more steadily than wall time (other processes steal time slices, not instructions).
+ */
+async function cpuMs(ds: readonly Dispatch[], reps: number): Promise<number> {
+  const enc = device.createCommandEncoder();
+  for (let i = 0; i < reps; i++) encodeDispatches(enc, ds);
+  const cb = enc.finish();
+  await device.queue.onSubmittedWorkDone();
+  const c0 = process.cpuUsage();
+  device.queue.submit([cb]);
+  await device.queue.onSubmittedWorkDone();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000 / reps;
 }
 
 const copyN = 16 << 20;
@@ -109,9 +129,10 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
     const mk = (updateVariant?: "scalar" | "vec4") =>
       prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant });
     if (AB === "update") {
+      // scalar: run-length encoding + scalar update; vec4: the update walks the sorted keys (no heads/scan/segments).
       const variants = [["scalar", mk("scalar")], ["vec4", mk("vec4")]] as const;
-      const got = new Map<string, { total: number[]; upd: number[]; copy: number[] }>();
-      for (const [name, bw] of variants) { await profile(bw.dispatches, 0); got.set(name, { total: [], upd: [], copy: [] }); }
+      const got = new Map<string, { total: number[]; upd: number[]; copy: number[]; cpu: number[]; copyCpu: number[] }>();
+      for (const [name, bw] of variants) { await profile(bw.dispatches, 0); got.set(name, { total: [], upd: [], copy: [], cpu: [], copyCpu: [] }); }
       // Finest interleaving: each round times copy, then variant 1, copy, variant 2 (load here swings 2-4x within seconds).
       for (let r = 0; r < ROUNDS; r++) {
         for (const [name, bw] of variants) {
@@ -121,6 +142,8 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
           e.copy.push(cp2);
           e.total.push(b.total);
           e.upd.push(b.groups.filter(([k]) => k.includes(":update:")).reduce((a, [, v]) => a + v, 0));
+          e.copyCpu.push(await cpuMs(copyD, 1));
+          e.cpu.push(await cpuMs(bw.dispatches, CPU_REPS));
         }
       }
       const best = (xs: number[], hi = false) => (hi ? Math.max(...xs) : Math.min(...xs));
@@ -129,6 +152,11 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
         return { name, f, text: `${name}: best ${best(e.total).toFixed(2)} ms (update ${best(e.upd).toFixed(2)}), median ${median(e.total).toFixed(2)} ms = ${(100 * f).toFixed(1)}% of best copy ${best(e.copy, true).toFixed(2)} GB/s` };
       });
       for (const l of lines) console.log(`${c.key} ${kind} ${l.text}`);
+      for (const [name, e] of got) {
+        const f = (bwdBytes / Math.min(...e.cpu)) / (2 * copyN * 4 / Math.min(...e.copyCpu));
+        console.log(`${c.key} ${kind} ${name}: CPU time best ${Math.min(...e.cpu).toFixed(2)} ms, median ${median(e.cpu).toFixed(2)} ms = ${(100 * f).toFixed(1)}% of copy's bytes per CPU ms`);
+      }
+      console.log(`${c.key} ${kind} CPU time scalar/vec4 (best) ${(Math.min(...got.get("scalar")!.cpu) / Math.min(...got.get("vec4")!.cpu)).toFixed(2)}x, (median) ${(median(got.get("scalar")!.cpu) / median(got.get("vec4")!.cpu)).toFixed(2)}x`);
       console.log(`${c.key} ${kind} vec4/scalar (best times) ${(Math.min(...got.get("scalar")!.total) / Math.min(...got.get("vec4")!.total)).toFixed(2)}x, (medians) ${(median(got.get("scalar")!.total) / median(got.get("vec4")!.total)).toFixed(2)}x`);
       for (const [, bw] of variants) bw.destroy();
     } else {

@@ -11,8 +11,12 @@
  *  6. embedding_backward_ranges   first/last run of each weight chunk (binary search)
  *  7. embedding_backward_update   per chunk, per run: sum the row's gradient in position
  *                                 order, apply sgd / adagrad / rowwise-adagrad in place
- *                                 (_vec4 variant when d, gradStride, gradOffset are multiples of 4:
- *                                 one thread per row, vec4 loads; 1.3-2.6x faster on lavapipe)
+ *
+ * When d, gradStride and gradOffset are multiples of 4 (updateVariant "vec4", the default then),
+ * steps 3-6 are replaced by embedding_backward_key_ranges (chunk ranges over the sorted keys)
+ * and step 7 by embedding_backward_update_vec4, which walks the sorted keys itself (the head of
+ * each run of equal keys owns the row) with vec4 gradient / table access: fewer passes and
+ * accesses, which is what costs on lavapipe (bench/embedding_profile.ts). Same summation order.
  *
  * Rows outside the batch are untouched. No atomics on floats, fixed summation
  * order: two runs of the same step give bit-identical tables.
@@ -34,9 +38,10 @@ import { embedding_backward_segments } from "../shaders/embedding_backward_segme
 import { embedding_backward_ranges } from "../shaders/embedding_backward_ranges.ts";
 import { embedding_backward_update } from "../shaders/embedding_backward_update.ts";
 import { embedding_backward_update_vec4 } from "../shaders/embedding_backward_update_vec4.ts";
+import { embedding_backward_key_ranges } from "../shaders/embedding_backward_key_ranges.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
 import { prepareRadixSort } from "./radix_sort.ts";
-import { createScanPlan } from "./scan.ts";
+import { createScanPlan, type ScanPlan } from "./scan.ts";
 
 const WG = 64;
 /** Upper bound on update workgroups per chunk (grid-stride over the runs beyond that). */
@@ -59,9 +64,9 @@ export interface EmbeddingBagBackwardArgs {
   optim: GPUBuffer;
   label?: string;
   /**
-   * Update kernel: "vec4" (one thread per unique row, vec4 loads; needs dim, gradStride and
-   * gradOffset multiples of 4), "scalar" (one thread per (row, 8-column block)), or "auto"
-   * (default: vec4 when it applies). Results agree within rounding; each is deterministic.
+   * Backward path: "vec4" (update walks the sorted keys, vec4 access; needs dim, gradStride and
+   * gradOffset multiples of 4), "scalar" (run-length encoding, then one thread per (row, 8-column
+   * block); any d), or "auto" (default: vec4 when it applies). Same summation order; deterministic.
    */
   updateVariant?: "auto" | "scalar" | "vec4";
 }
@@ -117,10 +122,16 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   const keys = own(createStorage(device, cap * 4, `${label}:keys`));
   const vals = own(createStorage(device, cap * 4, `${label}:positions`));
   const posInfo = own(createStorage(device, cap * 8, `${label}:pos-info`));
-  const flags = own(createStorage(device, cap * 4, `${label}:run-heads`));
-  const segId = own(createStorage(device, cap * 4, `${label}:run-ids`));
-  const segs = own(createStorage(device, (cap + 1) * 8, `${label}:runs`));
-  const sortedInfo = own(createStorage(device, cap * 8, `${label}:sorted-pos-info`));
+  // Update path: "vec4" walks the sorted keys directly (no heads / scan / segments passes);
+  // "scalar" run-length encodes them first (any d).
+  const vec4Ok = dim % 4 === 0 && gradStride % 4 === 0 && gradOffset % 4 === 0;
+  const variant = args.updateVariant ?? "auto";
+  if (variant === "vec4" && !vec4Ok) fail(`updateVariant "vec4" needs dim, gradStride and gradOffset multiples of 4 (got ${dim}, ${gradStride}, ${gradOffset})`);
+  const vec4 = variant === "vec4" || (variant === "auto" && vec4Ok);
+  const flags = vec4 ? undefined : own(createStorage(device, cap * 4, `${label}:run-heads`));
+  const segId = vec4 ? undefined : own(createStorage(device, cap * 4, `${label}:run-ids`));
+  const segs = vec4 ? undefined : own(createStorage(device, (cap + 1) * 8, `${label}:runs`));
+  const sortedInfo = vec4 ? undefined : own(createStorage(device, cap * 8, `${label}:sorted-pos-info`));
   const runRanges = own(createStorage(device, (1 + 2 * tables.chunks.length) * 4, `${label}:run-ranges`));
   const status = own(uploadStorage(device, new Uint32Array([0, 0xffffffff]), `${label}:status`));
   const dummy = own(createStorage(device, 16, `${label}:unused`));
@@ -152,55 +163,67 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   // 2. sort
   const bits = Math.max(1, Math.ceil(Math.log2(totalRows + 1)));
   const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort` });
-  // 3-5. runs
   const runParams = own(uploadUniform(device, new Uint32Array([0, tables.chunks.length]), `${label}:runs:params`));
-  const headsK = getKernel(device, { shader: embedding_backward_heads, constants: { WG } });
-  const headsD: Dispatch = {
-    label: `${label}:heads`,
-    kernel: headsK,
-    bindGroups: [bindGroup(device, headsK, { params: runParams, keys: sort.keysOut, flags }, `${label}:heads`)],
-    workgroups: [1],
-  };
-  const scan = createScanPlan(device, { input: flags, output: segId, capacity: cap, label: `${label}:scan` });
-  const segK = getKernel(device, { shader: embedding_backward_segments, constants: { WG } });
-  const segD: Dispatch = {
-    label: `${label}:segments`,
-    kernel: segK,
-    bindGroups: [bindGroup(device, segK, {
-      params: runParams, keys: sort.keysOut, flags, seg_id: segId, segs, run_ranges: runRanges,
-      vals: sort.valuesOut, pos_info: posInfo, sorted_info: sortedInfo,
-    }, `${label}:segments`)],
-    workgroups: [1],
-  };
-  // 6. chunk ranges
-  const rangesK = getKernel(device, { shader: embedding_backward_ranges, constants: { WG } });
-  const rangesD: Dispatch = {
-    label: `${label}:ranges`,
-    kernel: rangesK,
-    bindGroups: [bindGroup(device, rangesK, { params: runParams, segs, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:ranges`)],
-    workgroups: [Math.ceil(tables.chunks.length / WG)],
-  };
+  // 3-6 (scalar path): run heads, their scan, run-length encoding, chunk ranges over the runs.
+  let runs: { headsD: Dispatch; scan: ScanPlan; segD: Dispatch; rangesD: Dispatch } | undefined;
+  if (!vec4) {
+    const headsK = getKernel(device, { shader: embedding_backward_heads, constants: { WG } });
+    const headsD: Dispatch = {
+      label: `${label}:heads`,
+      kernel: headsK,
+      bindGroups: [bindGroup(device, headsK, { params: runParams, keys: sort.keysOut, flags: flags! }, `${label}:heads`)],
+      workgroups: [1],
+    };
+    const scan = createScanPlan(device, { input: flags!, output: segId!, capacity: cap, label: `${label}:scan` });
+    const segK = getKernel(device, { shader: embedding_backward_segments, constants: { WG } });
+    const segD: Dispatch = {
+      label: `${label}:segments`,
+      kernel: segK,
+      bindGroups: [bindGroup(device, segK, {
+        params: runParams, keys: sort.keysOut, flags: flags!, seg_id: segId!, segs: segs!, run_ranges: runRanges,
+        vals: sort.valuesOut, pos_info: posInfo, sorted_info: sortedInfo!,
+      }, `${label}:segments`)],
+      workgroups: [1],
+    };
+    const rangesK = getKernel(device, { shader: embedding_backward_ranges, constants: { WG } });
+    const rangesD: Dispatch = {
+      label: `${label}:ranges`,
+      kernel: rangesK,
+      bindGroups: [bindGroup(device, rangesK, { params: runParams, segs: segs!, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:ranges`)],
+      workgroups: [Math.ceil(tables.chunks.length / WG)],
+    };
+    runs = { headsD, scan, segD, rangesD };
+  }
+  // 3 (vec4 path): chunk ranges over the sorted keys.
+  let keyRangesD: Dispatch | undefined;
+  if (vec4) {
+    const k = getKernel(device, { shader: embedding_backward_key_ranges, constants: { WG } });
+    keyRangesD = {
+      label: `${label}:key-ranges`,
+      kernel: k,
+      bindGroups: [bindGroup(device, k, { params: runParams, keys: sort.keysOut, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:key-ranges`)],
+      workgroups: [Math.ceil(tables.chunks.length / WG)],
+    };
+  }
   // 7. update, one dispatch per chunk
-  const vec4Ok = dim % 4 === 0 && gradStride % 4 === 0 && gradOffset % 4 === 0;
-  const variant = args.updateVariant ?? "auto";
-  if (variant === "vec4" && !vec4Ok) fail(`updateVariant "vec4" needs dim, gradStride and gradOffset multiples of 4 (got ${dim}, ${gradStride}, ${gradOffset})`);
-  const vec4 = variant === "vec4" || (variant === "auto" && vec4Ok);
   const updK = getKernel(device, { shader: vec4 ? embedding_backward_update_vec4 : embedding_backward_update, constants: { WG, OPT: opt } });
   const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, vec4 ? dim / 4 : dim, updWorkgroups * WG]), `${label}:update${i}:params`));
+    const common = { params, optim, run_ranges: runRanges, grad_out: gradOut, table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]! };
     return {
       label: `${label}:update:${state.kind}:chunk${i}`,
       kernel: updK,
-      bindGroups: [bindGroup(device, updK, {
-        params, optim, segs, run_ranges: runRanges, sorted_info: sortedInfo, grad_out: gradOut,
-        table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]!,
-      }, `${label}:update${i}`)],
+      bindGroups: [bindGroup(device, updK, vec4
+        ? { ...common, keys: sort.keysOut, vals: sort.valuesOut, pos_info: posInfo }
+        : { ...common, segs: segs!, sorted_info: sortedInfo! }, `${label}:update${i}`)],
       workgroups: [updWorkgroups],
     };
   });
 
-  const dispatches = [keysD, ...sort.dispatches, headsD, ...scan.dispatches, segD, rangesD, ...updD];
+  const dispatches = runs
+    ? [keysD, ...sort.dispatches, runs.headsD, ...runs.scan.dispatches, runs.segD, runs.rangesD, ...updD]
+    : [keysD, ...sort.dispatches, keyRangesD!, ...updD];
   let current = -1; // the count the uniforms hold: an unchanged count (fixed-size bags) writes nothing
   const prepared: PreparedEmbeddingBackward = {
     dispatches,
@@ -209,11 +232,13 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
       if (n === current) return;
       current = n;
       sort.setCount(dev, n);
-      scan.setCount(dev, n);
       dev.queue.writeBuffer(runParams, 0, new Uint32Array([n, tables.chunks.length]));
-      const wg: [number, number] = n === 0 ? [0, 1] : grid(Math.ceil(n / WG), maxPerDim);
-      headsD.workgroups = wg;
-      segD.workgroups = wg;
+      if (runs) {
+        runs.scan.setCount(dev, n);
+        const wg: [number, number] = n === 0 ? [0, 1] : grid(Math.ceil(n / WG), maxPerDim);
+        runs.headsD.workgroups = wg;
+        runs.segD.workgroups = wg;
+      }
     },
     async checkIndices(dev: GPUDevice) {
       const [bad, first] = await readU32(dev, status, 2);
@@ -226,7 +251,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
     },
     destroy() {
       sort.destroy();
-      scan.destroy();
+      runs?.scan.destroy();
       for (const b of owned) b.destroy();
     },
   };

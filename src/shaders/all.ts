@@ -2,6 +2,7 @@
 // Every shader, for tests and benchmarks. Kernel wrappers import single shaders instead.
 import { copy_f32 } from "./copy_f32.ts";
 import { embedding_backward_heads } from "./embedding_backward_heads.ts";
+import { embedding_backward_key_ranges } from "./embedding_backward_key_ranges.ts";
 import { embedding_backward_keys } from "./embedding_backward_keys.ts";
 import { embedding_backward_ranges } from "./embedding_backward_ranges.ts";
 import { embedding_backward_segments } from "./embedding_backward_segments.ts";
@@ -44,6 +45,7 @@ import { shard_rowwise_update } from "./shard_rowwise_update.ts";
 export const shaders = {
   copy_f32,
   embedding_backward_heads,
+  embedding_backward_key_ranges,
   embedding_backward_keys,
   embedding_backward_ranges,
   embedding_backward_segments,
