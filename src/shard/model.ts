@@ -337,7 +337,10 @@ export class ShardedDlrm {
     const B = batch.size;
     let p = this.plans.get(B);
     // Row-wise Adagrad over column shards: lookups of each column-wise table bound its unique rows (row-sum slots).
-    const rowsNeed = this.plan.tables.map((t) => (this.embKind === "rowwise-adagrad" && t.kind === "column" ? batch.offsets[(t.table + 1) * B]! - batch.offsets[t.table * B]! : 0));
+    // (at most its rows: a table of fewer rows than lookups never needs more slots).
+    const rowsNeed = this.plan.tables.map((t) =>
+      this.embKind === "rowwise-adagrad" && t.kind === "column" ? Math.min(this.config.tableRows[t.table]!, batch.offsets[(t.table + 1) * B]! - batch.offsets[t.table * B]!) : 0,
+    );
     if (p && need.every((per, i) => per.every((c, s) => p!.capacities[i]![s]! >= c)) && rowsNeed.every((c, t) => p!.rowSumCaps[t]! >= c)) return p;
     const old = p?.capacities;
     const rowSumCaps = rowsNeed.map((c, t) => (c === 0 && !p ? 0 : Math.min(this.config.tableRows[t]!, Math.max(c, p ? 2 * p.rowSumCaps[t]! : B))));

@@ -30,7 +30,7 @@
  * the shards' partials by the ring allreduce (d terms), so the factor becomes
  * (s + 1) · 2(B + L + d).
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { DlrmModel } from "../../src/model/dlrm.ts";
 import { initParameters, type StateDict } from "../../src/model/params.ts";
@@ -197,7 +197,10 @@ describe("sharded training equals one device", () => {
     }, 600_000);
     async function runRws(plan: ShardingPlan, opts: ShardedOptions = {}) {
       const m = new ShardedDlrm(ctxs.slice(0, plan.devices), rc, rinit, plan, opts);
+      // Step buffers (row-sum slots included) are sized once and grown by doubling, not remade every step.
+      const builds = vi.spyOn(m as unknown as { buildPlan: () => unknown }, "buildPlan");
       for (const b of batches) await m.trainStep(b);
+      expect(builds.mock.calls.length, "step plans built").toBeLessThanOrEqual(2);
       const out = {
         losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState(), replicas: await m.replicaStateDicts(),
         shardStates: await Promise.all(plan.tables.map((p) => (p.kind === "column" ? m.shardOptimizerStates(p.table) : Promise.resolve([])))),
