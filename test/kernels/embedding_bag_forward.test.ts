@@ -27,6 +27,7 @@ interface Case {
   outOffset?: number;
   maxChunkBytes?: number;
   maxWorkgroupsPerDim?: number;
+  variant?: "general" | "rows";
 }
 
 /** Random bags: lengths from `len(rng, t, b)`, indices uniform in [0, rows[t]). */
@@ -69,6 +70,7 @@ async function runCase(c: Case, tables: Float32Array[]): Promise<number> {
   const out = uploadStorage(device, new Float32Array(outLen).fill(NaN), "out");
   const dispatches = prepareEmbeddingBagForward(device, {
     tables: set, bags, out, outStride: stride, outOffset: offset, pooling: c.pooling, maxWorkgroupsPerDim: c.maxWorkgroupsPerDim,
+    variant: c.variant,
   });
   submitDispatches(device, dispatches, "test");
   const got = await readF32(device, out);
@@ -206,6 +208,27 @@ describe("embedding_bag_forward", () => {
       await runCase({ rows, dim, bags: weighted, maxChunkBytes, outStride: rows.length * dim + 4, outOffset: 4 }, tables);
       // Single-row chunks: every row its own dispatch.
       expect(await runCase({ rows, dim, bags: plain, maxChunkBytes: dim * 4 }, tables)).toBe(24);
+    });
+  }
+
+  // The one-invocation-per-bag kernel ("rows", auto for d % 4 == 0 and d <= 32): one-index bags
+  // (its straight-line path), longer bags, B around its 64 bags per workgroup, chunks, weights, mean;
+  // and the general vec4 kernel forced on the same short rows.
+  for (const dim of [4, 12, 16, 32]) {
+    it(`d=${dim}: rows kernel, one index per bag and longer bags, B = 1, 63, 64, 65, 129; general kernel forced`, async () => {
+      const rng = new Rng(700 + dim);
+      const rows = [11, 1, 40];
+      for (const B of [1, 63, 64, 65, 129]) {
+        const tables = randomTables(rng, rows, dim);
+        await runCase({ rows, dim, bags: randomBags(rng, rows, B, () => 1), variant: "rows", outStride: (rows.length + 1) * dim, outOffset: dim }, tables);
+        await runCase({ rows, dim, bags: randomBags(rng, rows, B, () => rng.int(6)), variant: "rows" }, tables);
+        await runCase({ rows, dim, bags: randomBags(rng, rows, B, () => 1), variant: "general" }, tables);
+      }
+      const tables = randomTables(rng, rows, dim);
+      const maxChunkBytes = 7 * dim * 4;
+      await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => 1, true), variant: "rows", maxChunkBytes }, tables);
+      await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => rng.int(9)), variant: "rows", maxChunkBytes, pooling: "mean" }, tables);
+      await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => rng.int(9), true), variant: "general", maxChunkBytes }, tables);
     });
   }
 
