@@ -6,6 +6,7 @@
  *   node:  npx tsx bench/embedding_profile.ts
  * Env: EMB_REPS (timed repetitions, median per dispatch group; 5), EMB_ONLY (A or B),
  *      EMB_OPT (comma list of sgd,adagrad,rowwise-adagrad; sgd), EMB_QUICK=1 (config B smaller).
+ *      EMB_AB=forward: the forward's general kernel vs the auto choice (rows kernel for d <= 32), likewise.
  *      EMB_AB=update: instead, alternate rounds (EMB_ROUNDS, 3) of the backward's scalar path (run-length
  *      encoding + scalar update) and vec4 path (update walking the sorted keys) in this process, each
  *      with a copy measurement before it: GPU-timestamp wall ms (best of rounds vs the best copy) and
@@ -118,13 +119,37 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
   const bwdBytes = (T * B + 1) * 4 + nIdx * 4 + T * B * d * 4 + distinct * 2 * d * 4;
   const fwd = prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d });
   console.log(`\n== config ${c.key} (${T} x ${R} x d${d}, ${L}/bag, B=${B})`);
+  if (AB === "forward") {
+    // The general kernel vs the auto choice (the rows kernel for d <= 32), alternating, wall (timestamps) and CPU time.
+    const variants = [["general", prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d, variant: "general" })],
+      ["auto", fwd]] as const;
+    const got = new Map<string, { ms: number[]; cpu: number[]; copy: number[]; copyCpu: number[] }>();
+    for (const [name, ds] of variants) { await profile(ds, 0); got.set(name, { ms: [], cpu: [], copy: [], copyCpu: [] }); }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [name, ds] of variants) {
+        const e = got.get(name)!;
+        e.copy.push(await copyGBs());
+        e.ms.push((await profile(ds, 1)).total);
+        e.copyCpu.push(await cpuMs(copyD, 1));
+        e.cpu.push(await cpuMs(ds, CPU_REPS));
+      }
+    }
+    for (const [name, e] of got) {
+      const f = fwdBytes / Math.min(...e.ms) / 1e6 / Math.max(...e.copy);
+      const fc = (fwdBytes / Math.min(...e.cpu)) / (2 * copyN * 4 / Math.min(...e.copyCpu));
+      console.log(`${c.key} forward ${name}: best ${Math.min(...e.ms).toFixed(3)} ms = ${(100 * f).toFixed(1)}% of best copy ${Math.max(...e.copy).toFixed(2)} GB/s; ` +
+        `CPU best ${Math.min(...e.cpu).toFixed(2)} ms = ${(100 * fc).toFixed(1)}% of copy's bytes per CPU ms`);
+    }
+    const g = got.get("general")!, a = got.get("auto")!;
+    console.log(`${c.key} forward general/auto: wall (best) ${(Math.min(...g.ms) / Math.min(...a.ms)).toFixed(2)}x, CPU (best) ${(Math.min(...g.cpu) / Math.min(...a.cpu)).toFixed(2)}x, CPU (median) ${(median(g.cpu) / median(a.cpu)).toFixed(2)}x`);
+  }
   if (!AB) {
   const cp = await copyGBs();
   const f = await profile(fwd);
   console.log(`copy ${cp.toFixed(2)} GB/s; forward ${f.total.toFixed(3)} ms = ${(fwdBytes / f.total / 1e6).toFixed(2)} GB/s = ${(100 * fwdBytes / f.total / 1e6 / cp).toFixed(1)}% of copy`);
   for (const [k, v] of f.groups) console.log(`   ${v.toFixed(3).padStart(9)} ms  ${k}`);
   }
-  for (const kind of OPTS) {
+  for (const kind of AB === "forward" ? [] : OPTS) {
     const state = createEmbeddingOptimizerState(device, set, kind);
     const mk = (updateVariant?: "scalar" | "vec4") =>
       prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant });

@@ -138,12 +138,18 @@ if (inter) {
 if (emb) {
   sections.push(`### Embedding bag\n\nBytes = the floor a lookup must move (offsets, indices, one row read per index, one output row per bag; ` +
     `backward: gradient row per bag, each distinct row read + written once; sort traffic not counted). Backward = sort by row, ` +
-    `segment sums in fixed order, SGD in place (src/kernels/embedding_bag_backward.ts); tfjs has no fused equivalent. ` +
+    `segment sums in fixed order, SGD in place (src/kernels/embedding_bag_backward.ts; d % 4 == 0: the vec4 path, whose update walks the sorted keys); tfjs has no fused equivalent. ` +
+    `Forward kernel: embedding_bag_forward_rows (one invocation per bag) for d <= 32, else the general vec4 kernel. ` +
     `tfjs forward = per table tf.gather, the bag sum as a batched tf.matMul of ones [B,1,L] with the rows [B,L,d] (the fastest tfjs formulation in probes; tf.sum over the bag was 3-5x slower), then tf.stack.\n\n${emb.markdown()}\n\n` +
     emb.notes.map((n) => `- ${n}`).join("\n"));
+  // Issue 14's targets: forward >= 40%, the fused backward (sort, segment sums, SGD update) >= 25% of copy BW.
   for (const e of emb.results) {
     const f = e.fwdGBs / roof.copyGBs;
-    targets.push([`embedding-bag forward (config ${e.config.key}) >= 25% of copy BW`, `${fmt(e.fwdGBs)} GB/s = ${pct(f)} of ${fmt(roof.copyGBs)}`, met(f >= 0.25)]);
+    targets.push([`embedding-bag forward (config ${e.config.key}) >= 40% of copy BW`, `${fmt(e.fwdGBs)} GB/s = ${pct(f)} of ${fmt(roof.copyGBs)}`, met(f >= 0.4)]);
+  }
+  for (const e of emb.results) {
+    const f = e.bwdGBs / roof.copyGBs;
+    targets.push([`embedding-bag backward + SGD update (config ${e.config.key}) >= 25% of copy BW`, `${fmt(e.bwdGBs)} GB/s = ${pct(f)} of ${fmt(roof.copyGBs)}`, met(f >= 0.25)]);
   }
 }
 

@@ -26,6 +26,12 @@ import { createScanPlan, type ScanPlan } from "./scan.ts";
 const WG = 64;
 /** Threads per pass aimed at for large inputs (enough lanes for a CPU; bounds the histogram). */
 const TARGET_THREADS = 1024;
+/**
+ * Elements per thread of the digit-count scans: 256 instead of scan.ts's 64 gives 3 dispatches
+ * instead of 5 per pass for 26k..16M counts (fewer passes cost more than longer runs on CPU
+ * adapters; bench/embedding_profile.ts).
+ */
+const HIST_SCAN_PER = 256;
 
 export interface RadixSortArgs {
   keys: GPUBuffer;
@@ -34,6 +40,8 @@ export interface RadixSortArgs {
   count: number;
   /** Low key bits to sort on, 1..32 (default 32). */
   bits?: number;
+  /** Elements per thread of the digit-count scans (default 256; see HIST_SCAN_PER). */
+  scanPer?: number;
   label?: string;
 }
 
@@ -94,7 +102,7 @@ export function prepareRadixSort(device: GPUDevice, args: RadixSortArgs): Prepar
     const radix = 2 ** w;
     const params = uploadUniform(device, new Uint32Array(8), `${label}:pass${i}:params`);
     owned.push(params);
-    const scan = createScanPlan(device, { input: hist, output: histScan, capacity: radix * maxThreads, label: `${label}:pass${i}:scan` });
+    const scan = createScanPlan(device, { input: hist, output: histScan, capacity: radix * maxThreads, label: `${label}:pass${i}:scan`, per: args.scanPer ?? HIST_SCAN_PER });
     const h: Dispatch = {
       label: `${label}:histogram:${i}`,
       kernel: histK,

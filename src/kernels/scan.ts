@@ -44,11 +44,17 @@ interface Level {
 }
 
 /** A scan plan over up to `capacity` elements (initially set to `capacity`). */
-export function createScanPlan(device: GPUDevice, args: { input: GPUBuffer; output: GPUBuffer; capacity: number; label?: string }): ScanPlan {
+export function createScanPlan(
+  device: GPUDevice,
+  args: { input: GPUBuffer; output: GPUBuffer; capacity: number; label?: string; per?: number },
+): ScanPlan {
   const { input, output, capacity } = args;
+  /** Elements per thread run (default SCAN_PER): larger means fewer levels (dispatches) and fewer threads. */
+  const per = args.per ?? SCAN_PER;
   const label = args.label ?? "scan";
   if (!Number.isInteger(capacity) || capacity < 0) throw new KernelInputError(`${label}: count must be a non-negative integer, got ${capacity}`);
   if (input === output) throw new KernelInputError(`${label}: input and output must be different buffers`);
+  if (!Number.isInteger(per) || per < 2) throw new KernelInputError(`${label}: per must be an integer >= 2, got ${per}`);
   if (input.size < capacity * 4 || output.size < capacity * 4) {
     throw new KernelInputError(`${label}: buffers hold ${input.size / 4} / ${output.size / 4} u32, need ${capacity}`);
   }
@@ -64,7 +70,7 @@ export function createScanPlan(device: GPUDevice, args: { input: GPUBuffer; outp
   const build = (k: number, src: GPUBuffer, dst: GPUBuffer, cap: number): void => {
     const params = uploadUniform(device, new Uint32Array(4), `${label}:L${k}:params`);
     owned.push(params);
-    if (cap <= SCAN_PER) {
+    if (cap <= per) {
       dummy ??= createStorage(device, 4, `${label}:no-offsets`);
       const downsweep: Dispatch = {
         label: `${label}:downsweep:L${k}`,
@@ -76,7 +82,7 @@ export function createScanPlan(device: GPUDevice, args: { input: GPUBuffer; outp
       dispatches.push(downsweep);
       return;
     }
-    const runs = Math.ceil(cap / SCAN_PER);
+    const runs = Math.ceil(cap / per);
     const sums = createStorage(device, runs * 4, `${label}:L${k}:sums`);
     const scanned = createStorage(device, runs * 4, `${label}:L${k}:scanned`);
     owned.push(sums, scanned);
@@ -108,9 +114,9 @@ export function createScanPlan(device: GPUDevice, args: { input: GPUBuffer; outp
       }
       let count = n;
       levels.forEach((lv, k) => {
-        const threads = Math.ceil(count / SCAN_PER);
+        const threads = Math.ceil(count / per);
         const top = k === levels.length - 1;
-        dev.queue.writeBuffer(lv.params, 0, new Uint32Array([count, SCAN_PER, threads, top ? 0 : 1]));
+        dev.queue.writeBuffer(lv.params, 0, new Uint32Array([count, per, threads, top ? 0 : 1]));
         const wg: [number, number] = threads === 0 ? [0, 1] : grid(Math.ceil(threads / WG), maxPerDim);
         if (lv.reduce) lv.reduce.workgroups = wg;
         lv.downsweep.workgroups = wg;

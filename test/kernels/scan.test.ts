@@ -27,6 +27,25 @@ describe("exclusive scan", () => {
     });
   }
 
+  it("scans with longer runs per thread (per = 256, 3, as the radix sort's digit-count scans use) at sizes around the level boundaries", async () => {
+    const device = await testDevice();
+    for (const [per, counts] of [[256, [1, 255, 256, 257, 26624, 65536, 65537, 131073]], [3, [1, 2, 3, 4, 10, 28, 100]]] as const) {
+      for (const count of counts) {
+        const rng = new Rng(count + per);
+        const input = new Uint32Array(count);
+        for (let i = 0; i < count; i++) input[i] = rng.int(1000);
+        const inBuf = uploadStorage(device, input, "in");
+        const output = uploadStorage(device, new Uint32Array(count + 1).fill(0xdeadbeef), "out");
+        const plan = createScanPlan(device, { input: inBuf, output, capacity: count, per });
+        submitDispatches(device, plan.dispatches);
+        const got = await readU32(device, output, count + 1);
+        expectU32Equal(got.subarray(0, count), exclusiveScanRef(input, count), `per ${per} scan of ${count}`);
+        expect(got[count], "the element past the count is untouched").toBe(0xdeadbeef);
+        plan.destroy();
+      }
+    }
+  });
+
   it("wraps modulo 2^32 like the reference", async () => {
     const device = await testDevice();
     const input = new Uint32Array(300).fill(0x40000000);
