@@ -35,8 +35,9 @@
  * (ShardedDlrm.profileStep): per adapter a scale of the lookup work, of the
  * embedding backward work and of the MLP work and the cost per dispatch
  * (non-negative least squares over the phases of all steps given), the
- * exchange's scale against its α-β model, and the host's time per step.
- * Fixed and per-sample costs come apart through the dispatch counts within a
+ * exchange's scale against its α-β model, and the host's time per step;
+ * then, the cost per dispatch fixed, each MLP phase's own scale
+ * (DeviceSpeed.mlpPhaseScale). Fixed and per-sample costs come apart through the dispatch counts within a
  * step and through steps at different batch splits.
  */
 import type { DlrmConfig } from "../model/config.ts";
@@ -75,6 +76,14 @@ export interface DeviceSpeed {
    * times off. Absent: the modelled counts.
    */
   dispatchCounts?: DispatchCounts;
+  /**
+   * Per MLP phase (bottom forward, top forward + backward, bottom backward), the
+   * measured time of its work over the one `gemmGflops` prices (fitStepCalibration;
+   * default 1): an adapter's kernels are not equally efficient at every layer
+   * shape (SwiftShader ran the Kaggle bottom MLP several times faster per FLOP
+   * than its top MLP), so one GEMM rate misprices the phases against each other.
+   */
+  mlpPhaseScale?: [number, number, number];
 }
 
 /** Measured dispatches of a device's phases (see DeviceSpeed.dispatchCounts). */
@@ -224,13 +233,19 @@ export function phaseWork(shape: ModelShape, elems: number, batch: number, sp: D
   const bottom = bottomFlopsPerSample(shape);
   const top = forwardFlopsPerSample(shape) - bottom;
   const g = sp.gemmGflops * 1e9;
+  const k = sp.mlpPhaseScale ?? [1, 1, 1];
   return [
     { emb: elems * sp.lookupSecPerElem, mlp: 0 },
-    { emb: 0, mlp: (bottom * batch) / g },
-    { emb: 0, mlp: (3 * top * batch) / g },
-    { emb: 0, mlp: (2 * bottom * batch) / g },
+    { emb: 0, mlp: (k[0] * bottom * batch) / g },
+    { emb: 0, mlp: (k[1] * 3 * top * batch) / g },
+    { emb: 0, mlp: (k[2] * 2 * bottom * batch) / g },
     { emb: elems * sp.backwardSecPerElem, mlp: 0 },
   ];
+}
+
+/** Seconds of MLP work per sample on a device (forward and backward, all MLP phases). */
+export function mlpSecPerSample(shape: ModelShape, sp: DeviceSpeed): number {
+  return phaseWork(shape, 0, 1, sp).reduce((a, w) => a + w.mlp, 0);
 }
 
 /** One device's phases of a real step, measured alone (ShardedDlrm.profileStep's devicePhases). */
@@ -277,6 +292,9 @@ function nnls(X: number[][], y: number[]): number[] {
   }
   return best.c;
 }
+
+/** Smallest spread of an adapter's batch sizes over the fitted steps, as a fraction of their mean, for the joint per-phase fit. */
+export const LINE_SPREAD = 0.25;
 
 /** What one real step taught the cost model. */
 export interface StepCalibration {
@@ -345,7 +363,49 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
     // A zero scale would make work free; keep a floor of 5% of the microbenchmark's time.
     for (const k of [0, 1, 2]) full[k] = Math.max(full[k]!, 0.05);
     fits.push(full);
-    return { ...sp, lookupSecPerElem: sp.lookupSecPerElem * full[0], backwardSecPerElem: sp.backwardSecPerElem * full[1], gemmGflops: sp.gemmGflops / full[2], perDispatchMs: full[3] };
+    // Each MLP phase's own scale. When the steps saw this adapter at batch sizes far enough apart
+    // (LINE_SPREAD), a joint fit of the three phase scales with the cost per dispatch; else, the cost per
+    // dispatch fixed from the fit above, least squares through the origin per phase (a shared scale where
+    // a phase saw no samples).
+    const seenBatches = mine.flatMap((j) => ests.map((e) => e.devices[j]!.batch)).filter((b) => b > 0);
+    const spread = seenBatches.length ? Math.max(...seenBatches) - Math.min(...seenBatches) : 0;
+    const mean = seenBatches.reduce((a, b) => a + b, 0) / Math.max(1, seenBatches.length);
+    let mlpPhaseScale: [number, number, number];
+    if (has[2] && spread >= 4 && spread >= LINE_SPREAD * mean) {
+      const X6 = X.map((r, i) => {
+        const p = i % STEP_PHASES.length;
+        return [r[0]!, r[1]!, p === 1 ? r[2]! : 0, p === 2 ? r[2]! : 0, p === 3 ? r[2]! : 0, r[3]!];
+      });
+      const cols6 = [0, 1, 2, 3, 4, 5].filter((k) => k >= 2 || has[k]);
+      const yy6 = y.map((v, i) => v - [0, 1].reduce((a, k) => a + (has[k] ? 0 : X[i]![k]!), 0));
+      const c6 = nnls(X6.map((r) => cols6.map((j) => r[j]!)), yy6);
+      const f6 = [1, 1, 0, 0, 0, 0];
+      cols6.forEach((j, k) => (f6[j] = c6[k]!));
+      const top = Math.max(f6[3]!, 0.05);
+      full[0] = Math.max(f6[0]!, 0.05);
+      full[1] = Math.max(f6[1]!, 0.05);
+      full[2] = top;
+      full[3] = f6[5]!;
+      mlpPhaseScale = [Math.max(f6[2]!, 0.05) / top, 1, Math.max(f6[4]!, 0.05) / top];
+    } else {
+      mlpPhaseScale = [1, 2, 3].map((p) => {
+        let xy = 0, xx = 0;
+        for (let r = p; r < X.length; r += STEP_PHASES.length) {
+          const x = X[r]![2]! * full[2];
+          xy += x * (y[r]! - X[r]![3]! * full[3]);
+          xx += x * x;
+        }
+        return xx > 0 ? Math.max(0.05, xy / xx) : 1;
+      }) as [number, number, number];
+    }
+    return {
+      ...sp,
+      lookupSecPerElem: sp.lookupSecPerElem * full[0],
+      backwardSecPerElem: sp.backwardSecPerElem * full[1],
+      gemmGflops: sp.gemmGflops / full[2],
+      perDispatchMs: full[3],
+      mlpPhaseScale,
+    };
   });
   const modelled = ests.reduce((a, e) => a + e.collectiveSec, 0);
   const measured = samples.reduce((a, x) => a + x.exchangeSec, 0);
@@ -497,7 +557,7 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
   const devices: DeviceEstimate[] = dev.map((d, i) => {
     const sp = speeds[i]!;
     const embeddingSec = d.elems * (sp.lookupSecPerElem + sp.backwardSecPerElem);
-    const mlpSec = (3 * forwardFlopsPerSample(shape) * batch[i]!) / (sp.gemmGflops * 1e9);
+    const mlpSec = mlpSecPerSample(shape, sp) * batch[i]!;
     const hasShards = d.shards.length > 0;
     const counts = deviceDispatches(shape, sp, hasShards, batch[i]! > 0);
     const overheadSec = (syncs * sp.dispatchMs + deviceDispatches(shape, sp, hasShards).reduce((a, b) => a + b, 0) * (sp.perDispatchMs ?? 0)) / 1e3;

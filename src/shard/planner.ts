@@ -21,7 +21,7 @@
  *              the missing bytes, before anything is allocated
  */
 import { ConfigError } from "../gpu/errors.ts";
-import { denseBytes, type DeviceSpeed, estimatePlan, type EstimateOptions, forwardFlopsPerSample, type ModelShape, type PlanEstimate, shardBytes, shardLookups, shardMemory } from "./cost_model.ts";
+import { denseBytes, type DeviceSpeed, estimatePlan, type EstimateOptions, mlpSecPerSample, type ModelShape, type PlanEstimate, shardBytes, shardLookups, shardMemory } from "./cost_model.ts";
 import type { Interconnect } from "./interconnect.ts";
 import { type ShardingPlan, type ShardKind, splitBatch, type TablePlacement, validatePlan } from "./plan.ts";
 
@@ -176,7 +176,7 @@ export function placementCost(shape: ModelShape, p: TablePlacement, speeds: read
 
 /** Seconds per MLP sample on a device (forward + backward). */
 function perSampleSec(shape: ModelShape, sp: DeviceSpeed): number {
-  return (3 * forwardFlopsPerSample(shape)) / (sp.gemmGflops * 1e9);
+  return mlpSecPerSample(shape, sp);
 }
 
 /**
