@@ -84,6 +84,8 @@ export interface DeviceSpeed {
    * than its top MLP), so one GEMM rate misprices the phases against each other.
    */
   mlpPhaseScale?: [number, number, number];
+  /** Dense optimizer update, seconds per MLP parameter (default: backwardSecPerElem; fitted by fitStepCalibration). */
+  denseSecPerParam?: number;
 }
 
 /** Measured dispatches of a device's phases (see DeviceSpeed.dispatchCounts). */
@@ -229,18 +231,30 @@ export function bottomFlopsPerSample(s: ModelShape): number {
  * (1x bottom), top forward + backward (3x top + interaction), bottom backward
  * (2x bottom), embedding backward + updates.
  */
-export function phaseWork(shape: ModelShape, elems: number, batch: number, sp: DeviceSpeed): { emb: number; mlp: number }[] {
+export function phaseWork(shape: ModelShape, elems: number, batch: number, sp: DeviceSpeed): { emb: number; mlp: number; dense: number }[] {
   const bottom = bottomFlopsPerSample(shape);
   const top = forwardFlopsPerSample(shape) - bottom;
   const g = sp.gemmGflops * 1e9;
   const k = sp.mlpPhaseScale ?? [1, 1, 1];
   return [
-    { emb: elems * sp.lookupSecPerElem, mlp: 0 },
-    { emb: 0, mlp: (k[0] * bottom * batch) / g },
-    { emb: 0, mlp: (k[1] * 3 * top * batch) / g },
-    { emb: 0, mlp: (k[2] * 2 * bottom * batch) / g },
-    { emb: elems * sp.backwardSecPerElem, mlp: 0 },
+    { emb: elems * sp.lookupSecPerElem, mlp: 0, dense: 0 },
+    { emb: 0, mlp: (k[0] * bottom * batch) / g, dense: 0 },
+    { emb: 0, mlp: (k[1] * 3 * top * batch) / g, dense: 0 },
+    { emb: 0, mlp: (k[2] * 2 * bottom * batch) / g, dense: 0 },
+    { emb: elems * sp.backwardSecPerElem, mlp: 0, dense: denseUpdateSec(shape, sp) },
   ];
+}
+
+/**
+ * The dense optimizer's work in the update phase: every device applies it to
+ * its whole MLP replica whatever its samples or shards (memory-bound: priced
+ * per parameter, by default at the embedding backward's per-element rate).
+ * Without this term the fit put the dense update into the embedding backward's
+ * scale (lavapipe's came out 40x), and moving tables off a device looked like
+ * it saved the dense update too.
+ */
+export function denseUpdateSec(shape: ModelShape, sp: DeviceSpeed): number {
+  return mlpParams(shape) * (sp.denseSecPerParam ?? sp.backwardSecPerElem);
 }
 
 /** Seconds of MLP work per sample on a device (forward and backward, all MLP phases). */
@@ -348,18 +362,23 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
         const counts = measuredCounts ? m.dispatches : deviceDispatches(shape, sp, d.shards.length > 0, d.batch > 0);
         // Lookups and the embedding backward get a scale each: their microbenchmarks' ratio is not the model's.
         phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
-          X.push([p === 0 ? w.emb : 0, p === 0 ? 0 : w.emb, w.mlp, counts[p]! / 1e3]);
+          X.push([p === 0 ? w.emb : 0, p === 0 ? 0 : w.emb, w.mlp, counts[p]! / 1e3, w.dense]);
           y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
         });
       });
     }
-    const has = [0, 1, 2].map((k) => X.some((r) => r[k]! > 0));
+    // The dense update is told apart from the embedding backward only when the update phase was seen with
+    // different embedding work (e.g. a device without shards); else it keeps its prior (scale 1).
+    const updateElems = new Set(X.filter((_, r) => r % STEP_PHASES.length === 4).map((row) => row[1]!));
+    const has = [0, 1, 2].map((k) => X.some((r) => r[k]! > 0)).concat([true, updateElems.size > 1]);
     // Columns with no data are fixed at their default (scale 1) and moved to the left side.
-    const cols = [0, 1, 2, 3].filter((k) => k === 3 || has[k]);
-    const yy = y.map((v, p) => v - [0, 1, 2].reduce((a, k) => a + (has[k] ? 0 : X[p]![k]!), 0));
+    const cols = [0, 1, 2, 3, 4].filter((k) => has[k]);
+    const yy = y.map((v, p) => v - [0, 1, 2, 4].reduce((a, k) => a + (has[k] ? 0 : X[p]![k]!), 0));
     const c = nnls(X.map((r) => cols.map((j) => r[j]!)), yy);
-    const full: [number, number, number, number] = [1, 1, 1, 0];
-    cols.forEach((j, k) => (full[j] = c[k]!));
+    const f5 = [1, 1, 1, 0, 1];
+    cols.forEach((j, k) => (f5[j] = c[k]!));
+    const full: [number, number, number, number] = [f5[0]!, f5[1]!, f5[2]!, f5[3]!];
+    let denseScale = has[4] ? Math.max(f5[4]!, 0.05) : 1;
     // A zero scale would make work free; keep a floor of 5% of the microbenchmark's time.
     for (const k of [0, 1, 2]) full[k] = Math.max(full[k]!, 0.05);
     fits.push(full);
@@ -374,18 +393,19 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
     if (has[2] && spread >= 4 && spread >= LINE_SPREAD * mean) {
       const X6 = X.map((r, i) => {
         const p = i % STEP_PHASES.length;
-        return [r[0]!, r[1]!, p === 1 ? r[2]! : 0, p === 2 ? r[2]! : 0, p === 3 ? r[2]! : 0, r[3]!];
+        return [r[0]!, r[1]!, p === 1 ? r[2]! : 0, p === 2 ? r[2]! : 0, p === 3 ? r[2]! : 0, r[3]!, r[4]!];
       });
-      const cols6 = [0, 1, 2, 3, 4, 5].filter((k) => k >= 2 || has[k]);
-      const yy6 = y.map((v, i) => v - [0, 1].reduce((a, k) => a + (has[k] ? 0 : X[i]![k]!), 0));
+      const cols6 = [0, 1, 2, 3, 4, 5, 6].filter((k) => (k < 2 ? has[k] : k === 6 ? has[4] : true));
+      const yy6 = y.map((v, i) => v - (has[0] ? 0 : X[i]![0]!) - (has[1] ? 0 : X[i]![1]!) - (has[4] ? 0 : X[i]![4]!));
       const c6 = nnls(X6.map((r) => cols6.map((j) => r[j]!)), yy6);
-      const f6 = [1, 1, 0, 0, 0, 0];
+      const f6 = [1, 1, 0, 0, 0, 0, 1];
       cols6.forEach((j, k) => (f6[j] = c6[k]!));
       const top = Math.max(f6[3]!, 0.05);
       full[0] = Math.max(f6[0]!, 0.05);
       full[1] = Math.max(f6[1]!, 0.05);
       full[2] = top;
       full[3] = f6[5]!;
+      if (has[4]) denseScale = Math.max(f6[6]!, 0.05);
       mlpPhaseScale = [Math.max(f6[2]!, 0.05) / top, 1, Math.max(f6[4]!, 0.05) / top];
     } else {
       mlpPhaseScale = [1, 2, 3].map((p) => {
@@ -400,6 +420,7 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
     }
     return {
       ...sp,
+      denseSecPerParam: (sp.denseSecPerParam ?? sp.backwardSecPerElem) * denseScale,
       lookupSecPerElem: sp.lookupSecPerElem * full[0],
       backwardSecPerElem: sp.backwardSecPerElem * full[1],
       gemmGflops: sp.gemmGflops / full[2],
@@ -571,9 +592,9 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
       transferSec += link.alpha + busy / link.bandwidth;
     }
     const memoryBytes = d.bytes + mlpBytes + batch[i]! * activationFloatsPerSample(shape) * 2 * F32 + batch[i]! * (shape.tableRows.length + 1) * shape.dim * 2 * F32 + Math.max(sent, received);
-    const phaseSec = phaseWork(shape, d.elems, batch[i]!, sp).map((w, p) => w.emb + w.mlp + (sp.dispatchMs + counts[p]! * (sp.perDispatchMs ?? 0)) / 1e3);
+    const phaseSec = phaseWork(shape, d.elems, batch[i]!, sp).map((w, p) => w.emb + w.mlp + w.dense + (sp.dispatchMs + counts[p]! * (sp.perDispatchMs ?? 0)) / 1e3);
     const deviceWorkSec = phaseSec.reduce((a, b) => a + b, 0);
-    const computeSec = options.sharedHost ? deviceWorkSec : embeddingSec + mlpSec + overheadSec;
+    const computeSec = options.sharedHost ? deviceWorkSec : embeddingSec + mlpSec + denseUpdateSec(shape, sp) + overheadSec;
     return { device: i, shards: d.shards, memoryBytes, lookups: d.lookups, lookupElems: d.elems, batch: batch[i]!, sentBytes: sent, receivedBytes: received, embeddingSec, mlpSec, overheadSec, computeSec, deviceWorkSec, phaseSec, transferSec, totalSec: computeSec + transferSec };
   });
   const totals = devices.map((d) => d.totalSec);

@@ -377,7 +377,7 @@ export function planSharding(shape: ModelShape, opts: PlannerOptions): PlanResul
 }
 
 /** Relative gain a table move must bring (moveTables). */
-export const MOVE_GAIN = 0.005;
+export const MOVE_GAIN = 0.02;
 
 /**
  * The second lever beside the batch split: local search moving single whole
