@@ -15,7 +15,7 @@ import type { StateDict } from "../model/params.ts";
 import type { AllToAllSchedule } from "./collectives.ts";
 import { type DeviceSpeed, estimatePlan, fitStepCalibration, type MeasuredPhases, type ModelShape, type PlanEstimate, STEP_PHASES, type StepCalibration, type StepSample } from "./cost_model.ts";
 import { ShardedDlrm, type StepProfile } from "./model.ts";
-import type { ShardingPlan } from "./plan.ts";
+import { type ShardingPlan, splitBatch } from "./plan.ts";
 import { planSharding, type PlannerOptions, type PlanResult } from "./planner.ts";
 
 /** What one profiled step measured, in the cost model's terms. */
@@ -103,6 +103,33 @@ export interface TuneRound {
   measured: MeasuredStep;
 }
 
+/**
+ * `next`'s plan with each device's batch moved from `current`'s by at most
+ * max(4, current / 2) samples (whole samples, summing to the batch); `next`
+ * itself when it is within that.
+ */
+export function limitBatchMove(current: ShardingPlan, next: ShardingPlan, batchSize: number): ShardingPlan {
+  const cur = splitBatch(current, batchSize), want = splitBatch(next, batchSize);
+  const lim = cur.map((c) => Math.max(4, Math.floor(c / 2)));
+  if (want.every((w, i) => Math.abs(w - cur[i]!) <= lim[i]!)) return next;
+  const got = want.map((w, i) => Math.min(cur[i]! + lim[i]!, Math.max(cur[i]! - lim[i]!, w)));
+  // Put the difference back on the devices still short of (or above) where the plan wanted them, within their limits.
+  let left = batchSize - got.reduce((a, b) => a + b, 0);
+  for (let pass = 0; left !== 0 && pass < 2; pass++) {
+    for (let i = 0; i < got.length && left !== 0; i++) {
+      const room = left > 0 ? cur[i]! + lim[i]! - got[i]! : got[i]! - Math.max(0, cur[i]! - lim[i]!);
+      // First pass: only devices the plan wanted moved that way, no further than it wanted.
+      const wanted = (want[i]! - got[i]!) * Math.sign(left);
+      if (pass === 0 && wanted <= 0) continue;
+      const step = Math.sign(left) * Math.min(Math.abs(left), Math.max(0, room), pass === 0 ? wanted : Infinity);
+      got[i]! += step;
+      left -= step;
+    }
+  }
+  if (left !== 0) got[got.indexOf(Math.max(...got))]! += left;
+  return { ...next, batchShare: got.map((g) => g / batchSize) };
+}
+
 export interface TuneResult {
   /** The plan kept (N > 1: the best-balanced measured round's) and its estimate with the last calibration. */
   result: PlanResult;
@@ -155,7 +182,13 @@ export async function tunePlan(
       `tune round ${r + 1}: batch shares ${result.plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}, measured device work ${measured.deviceSec.map((s) => (s * 1e3).toFixed(1)).join(" / ")} ms, ` +
         `estimated ${result.estimate.devices.map((d) => (d.deviceWorkSec * 1e3).toFixed(1)).join(" / ")} ms`,
     );
-    result = planSharding(shape, { ...planner, speeds: calibration.speeds, estimate: estimateOpts() });
+    const next = planSharding(shape, { ...planner, speeds: calibration.speeds, estimate: estimateOpts() });
+    // A trust region: each device's batch moves at most max(4 samples, half its current batch) per round. The fit
+    // only knows the splits it has seen; on a shared machine a noisy round can send the next plan far outside
+    // them (a device's whole batch taken away), and the next measurement of such a plan is no better.
+    const plan = N > 1 ? limitBatchMove(result.plan, next.plan, shape.batchSize) : next.plan;
+    if (plan !== next.plan) opts.log?.(`  batch move limited: planned ${next.plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}, next ${plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}`);
+    result = plan === next.plan ? next : { plan, estimate: estimatePlan(plan, shape, calibration.speeds, planner.interconnect, estimateOpts()), optionsConsidered: next.optionsConsidered };
   }
   if (N > 1) {
     // Keep the best-balanced measured plan; estimate it with the final fit.

@@ -7,6 +7,7 @@ import type { FlagValues } from "../../src/cli/args.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { resolveConfig } from "../../src/model/config.ts";
 import { splitBatch, validatePlan } from "../../src/shard/plan.ts";
+import { limitBatchMove } from "../../src/shard/autotune.ts";
 import { balanceShares, enumerateOptions, integerShares, moveTables, placementCost, placementOf, planSharding, PlanMemoryError, proportionalRanges } from "../../src/shard/planner.ts";
 
 const FAST: DeviceSpeed = { lookupSecPerElem: 4e-9, backwardSecPerElem: 4e-8, gemmGflops: 2, dispatchMs: 0.1, transferLatencyMs: 0.1, transferGBs: 0.2 };
@@ -298,6 +299,22 @@ describe("the fitted cost model predicts plans it has not seen", () => {
 });
 
 describe("whole samples and table moves", () => {
+  it("tuning moves a device's batch at most max(4, half of it) per round, in whole samples", () => {
+    const plan = planSharding(KAGGLE, { speeds: [FAST, SLOW], memoryBytes: [GiB, GiB] }).plan;
+    const at = (counts: number[]) => ({ ...plan, batchShare: counts.map((c) => c / 128) });
+    const counts = (p: { batchShare: number[] }) => splitBatch(p, 128);
+    // The paper pair's third round under load: SwiftShader's 18 samples all taken away.
+    expect(counts(limitBatchMove(at([110, 18]), at([128, 0]), 128))).toEqual([119, 9]);
+    expect(counts(limitBatchMove(at([64, 64]), at([100, 28]), 128))).toEqual([96, 32]);
+    const within = at([70, 58]);
+    expect(limitBatchMove(at([64, 64]), within, 128)).toBe(within);
+    const three = { ...at([40, 40, 48]), batchShare: [40 / 128, 40 / 128, 48 / 128] };
+    const got = counts(limitBatchMove(three, { ...three, batchShare: [0, 100 / 128, 28 / 128] }, 128));
+    expect(got.reduce((a, b) => a + b, 0)).toBe(128);
+    [40, 40, 48].forEach((c, i) => expect(Math.abs(got[i]! - c)).toBeLessThanOrEqual(Math.max(4, Math.floor(c / 2))));
+    expect(got[1]).toBe(60); // as far as it may go towards the 100 planned
+  });
+
   it("integerShares gives the integer split with the smallest slowest device (brute force)", () => {
     let seed = 3;
     const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
