@@ -38,6 +38,7 @@ import { embedding_backward_segments } from "../shaders/embedding_backward_segme
 import { embedding_backward_ranges } from "../shaders/embedding_backward_ranges.ts";
 import { embedding_backward_update } from "../shaders/embedding_backward_update.ts";
 import { embedding_backward_update_vec4 } from "../shaders/embedding_backward_update_vec4.ts";
+import { embedding_backward_update_vec4_adagrad } from "../shaders/embedding_backward_update_vec4_adagrad.ts";
 import { embedding_backward_key_ranges } from "../shaders/embedding_backward_key_ranges.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
 import { prepareRadixSort } from "./radix_sort.ts";
@@ -206,7 +207,8 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
     };
   }
   // 7. update, one dispatch per chunk
-  const updK = getKernel(device, { shader: vec4 ? embedding_backward_update_vec4 : embedding_backward_update, constants: { WG, OPT: opt } });
+  const updShader = !vec4 ? embedding_backward_update : state.kind === "adagrad" ? embedding_backward_update_vec4_adagrad : embedding_backward_update_vec4;
+  const updK = getKernel(device, { shader: updShader, constants: { WG, OPT: opt } });
   const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, vec4 ? dim / 4 : dim, updWorkgroups * WG]), `${label}:update${i}:params`));

@@ -1,0 +1,123 @@
+// Body of embedding_backward_update_vec4{,_adagrad}.wgsl (see embedding_backward_update_vec4.wgsl's
+// header). The including kernel declares the `state` binding (@group(0) @binding(8)) and its
+// accessors: row_state / set_row_state (rowwise: one f32 per row) and elem_state / set_elem_state
+// (adagrad: the vec4 of accumulators of table vec4 w).
+
+// #include "optim_params.wgsl"
+
+override WG: u32 = 64;
+override OPT: u32 = 0;
+const CB: u32 = 4u;
+
+struct Params { chunk: u32, row_start: u32, dim: u32, threads: u32 }
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<uniform> optim: OptimParams;
+@group(0) @binding(2) var<storage, read> keys: array<u32>;
+@group(0) @binding(3) var<storage, read> run_ranges: array<u32>;
+@group(0) @binding(4) var<storage, read> pos_info: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read> vals: array<u32>;
+@group(0) @binding(6) var<storage, read> grad_out: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> table: array<vec4<f32>>;
+
+// Gradient of vec4 columns k0 .. k0+CB of the run of sorted positions [start, end), summed in order.
+fn block_grad(start: u32, end: u32, k0: u32) -> array<vec4<f32>, CB> {
+  var g: array<vec4<f32>, CB>;
+  let n = min(CB, params.dim - k0);
+  if (n == CB) {
+    for (var i = start; i < end; i++) {
+      let info = pos_info[vals[i]];
+      let f = bitcast<f32>(info.y);
+      let base = (info.x >> 2u) + k0;
+      for (var j = 0u; j < CB; j++) { g[j] += f * grad_out[base + j]; }
+    }
+  } else {
+    for (var i = start; i < end; i++) {
+      let info = pos_info[vals[i]];
+      let f = bitcast<f32>(info.y);
+      let base = (info.x >> 2u) + k0;
+      for (var j = 0u; j < CB; j++) {
+        if (j < n) { g[j] += f * grad_out[base + j]; }
+      }
+    }
+  }
+  return g;
+}
+
+// Sum of squares of the block's columns, in column order, added to ss.
+fn add_squares(ss: f32, g: array<vec4<f32>, CB>, n: u32) -> f32 {
+  var acc = ss;
+  for (var j = 0u; j < CB; j++) {
+    if (j < n) {
+      acc += g[j].x * g[j].x;
+      acc += g[j].y * g[j].y;
+      acc += g[j].z * g[j].z;
+      acc += g[j].w * g[j].w;
+    }
+  }
+  return acc;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let gid = (wid.x + wid.y * nwg.x) * WG + lid;
+  let c = params.chunk;
+  let first = run_ranges[1u + 2u * c];
+  let last = run_ranges[2u + 2u * c];
+  let dim = params.dim;
+  let lr = optim.lr;
+  let eps = optim.eps;
+  for (var start = first + gid; start < last; start += params.threads) {
+    let key = keys[start];
+    if (start > first && keys[start - 1u] == key) { continue; }   // inside a run: its head owns it
+    var end = start + 1u;
+    while (end < last && keys[end] == key) { end++; }
+    let local = key - params.row_start;
+    let wbase = local * dim;
+    if (OPT == 2u) {
+      var den = 0.0;
+      if (dim <= CB) {
+        // One block: g computed once.
+        let g = block_grad(start, end, 0u);
+        let m = row_state(local) + add_squares(0.0, g, dim) / f32(4u * dim);
+        set_row_state(local, m);
+        den = sqrt(m) + eps;
+        for (var j = 0u; j < CB; j++) {
+          if (j < dim) { table[wbase + j] = table[wbase + j] - lr * (g[j] / den); }
+        }
+        continue;
+      }
+      var ss = 0.0;
+      for (var k0 = 0u; k0 < dim; k0 += CB) {
+        ss = add_squares(ss, block_grad(start, end, k0), dim - k0);
+      }
+      let m = row_state(local) + ss / f32(4u * dim);
+      set_row_state(local, m);
+      den = sqrt(m) + eps;
+      for (var k0 = 0u; k0 < dim; k0 += CB) {
+        let g = block_grad(start, end, k0);
+        for (var j = 0u; j < CB; j++) {
+          let w = wbase + k0 + j;
+          if (k0 + j < dim) { table[w] = table[w] - lr * (g[j] / den); }
+        }
+      }
+      continue;
+    }
+    for (var k0 = 0u; k0 < dim; k0 += CB) {
+      let g = block_grad(start, end, k0);
+      for (var j = 0u; j < CB; j++) {
+        let w = wbase + k0 + j;
+        if (k0 + j < dim) {
+          if (OPT == 1u) {
+            let acc = elem_state(w) + g[j] * g[j];
+            set_elem_state(w, acc);
+            table[w] = table[w] - lr * (g[j] / (sqrt(acc) + eps));
+          } else {
+            table[w] = table[w] - lr * g[j];
+          }
+        }
+      }
+    }
+  }
+}
