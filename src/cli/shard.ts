@@ -12,7 +12,7 @@ import { tunePlan } from "../shard/autotune.ts";
 import type { Batch } from "../data/batch.ts";
 import { randomSource } from "../data/random.ts";
 import { ShardedDlrm, type StepProfile } from "../shard/model.ts";
-import { type ShardingPlan, type ShardKind, uniformPlan } from "../shard/plan.ts";
+import { qrRowPlacement, type ShardingPlan, type ShardKind, uniformPlan } from "../shard/plan.ts";
 import { planSharding } from "../shard/planner.ts";
 import { type FlagValues, UsageError } from "./args.ts";
 import { calibrateAdapters, chooseAdapters, deviceMemory, plannerOptions, poolingFactor } from "./shard_setup.ts";
@@ -56,9 +56,18 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
   }
   const plan = uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
   if (whole.size && kind !== "table") {
-    note(`QR/MD tables ${[...whole].join(" ")} are placed table-wise (whole, round-robin); the other tables ${kind}-wise`);
+    // --shard-plan row: QR tables combined by add or concat are split by their q and r sub-tables' rows; the rest whole.
+    const split = kind === "row" && config.qr && config.qr.operation !== "mult" ? new Set([...whole].filter((t) => layout.tables[t]!.kind === "qr")) : new Set<number>();
+    const rest = [...whole].filter((t) => !split.has(t));
+    if (split.size) note(`QR tables ${[...split].join(" ")} are split by the rows of their q and r sub-tables`);
+    if (rest.length) note(`QR/MD tables ${rest.join(" ")} are placed table-wise (whole, round-robin); the other tables ${kind}-wise`);
     const table = uniformPlan("table", config.tableRows, config.embeddingDim, n);
-    plan.tables = plan.tables.map((p) => (whole.has(p.table) ? table.tables[p.table]! : p));
+    plan.tables = plan.tables.map((p) => {
+      if (!whole.has(p.table)) return p;
+      if (!split.has(p.table)) return table.tables[p.table]!;
+      const t = layout.tables[p.table]!;
+      return qrRowPlacement(p.table, { collisions: t.collisions!, operation: config.qr!.operation, qRows: t.places[0]!.rows, rRows: t.places[1]!.rows }, config.embeddingDim, n);
+    });
   }
   return plan;
 }
@@ -78,6 +87,8 @@ export function describePlan(model: ShardedDlrm): string[] {
       .filter((p) => p.shards.some((s) => s.device === i))
       .map((p) => {
         const s = p.shards.find((x) => x.device === i)!;
+        // A QR table split by sub-table rows: each piece on this device, e.g. 3.q[rows 0:5] 3.r[rows 2:4].
+        if (s.part) return p.shards.filter((x) => x.device === i).map((x) => `${p.table}.${x.part}[rows ${x.rowStart}:${x.rowEnd}]`).join(" ");
         return p.kind === "table" || p.kind === "data" ? `${p.table}${p.kind === "data" ? "(data)" : ""}` : p.kind === "row" ? `${p.table}[rows ${s.rowStart}:${s.rowEnd}]` : `${p.table}[cols ${s.colStart}:${s.colEnd}]`;
       });
     return `device ${i} "${c.adapter.name}": ${(plan.batchShare[i]! * 100).toFixed(1)}% of each batch, tables ${held.join(" ") || "none"}`;

@@ -56,7 +56,7 @@ import { checkTensors } from "../model/dlrm.ts";
 import { flushWrites, layoutOf, parameterShapes, type StateDict, type TensorRows } from "../model/params.ts";
 import { learningRateAt } from "../model/schedule.ts";
 import { type Allreduce, type AllreduceSchedule, AllToAll, type AllToAllSchedule, type CollectiveStats, createAllreduce, type Message } from "./collectives.ts";
-import { type ShardingPlan, validatePlan } from "./plan.ts";
+import { type QrSubTables, type ShardingPlan, validatePlan } from "./plan.ts";
 import { backwardRoute, batchSlices, blockBases, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, type RowSumLayout, rowSumLayout, type ShardSet, setBags } from "./routing.ts";
 
 const EMB_OPT = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "rowwise-adagrad" } as const;
@@ -96,6 +96,17 @@ function renameTables(sd: StateDict, map: ReadonlyMap<number, number>): StateDic
     if (m && map.has(Number(m[2]))) out[`${m[1] ?? ""}emb_l.${map.get(Number(m[2]))}.${m[3]}`] = v;
   }
   return out;
+}
+
+/** Table index of an emb_l.<t>.* (or optim.emb_l.<t>.*) name. */
+function tableOfName(name: string): number {
+  return Number(/emb_l\.(\d+)\./.exec(name)![1]);
+}
+
+/** The QR sub-table a name addresses (emb_l.<t>.weight_q / weight_r), else undefined. */
+function partOfName(name: string): "q" | "r" | undefined {
+  const m = /emb_l\.\d+\.weight_([qr])\b/.exec(name);
+  return m ? (m[1] as "q" | "r") : undefined;
 }
 
 interface Replica {
@@ -243,7 +254,7 @@ export class ShardedDlrm {
   private readonly embKind: "sgd" | "adagrad" | "rowwise-adagrad";
   /** The whole model's embedding layout (plain, QR and MD tables). */
   private readonly fullLayout: EmbeddingLayout;
-  /** Tables that are QR or MD. */
+  /** QR and MD tables held whole by one device (a ModelEmbeddings of their own); QR tables split by sub-table rows are not in it. */
   private readonly composite: Set<number>;
 
   constructor(
@@ -254,12 +265,18 @@ export class ShardedDlrm {
     readonly shardOptions: ShardedOptions = {},
   ) {
     if (plan.devices !== contexts.length) throw new ConfigError(`the plan is for ${plan.devices} devices, ${contexts.length} were given`);
-    validatePlan(plan, config.tableRows, config.embeddingDim);
     checkTensors(initial, parameterShapes(config), "initial parameters");
     this.embKind = EMB_OPT[config.optimizer];
     this.fullLayout = layoutOf(config);
-    this.composite = new Set(this.fullLayout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i])));
-    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite, this.embKind === "rowwise-adagrad");
+    // QR tables split by sub-table rows (shards naming a part) run as plain row shards; the other QR/MD tables are held whole.
+    const qr = new Map<number, QrSubTables>();
+    this.fullLayout.tables.forEach((t, i) => {
+      if (t.kind === "qr") qr.set(i, { collisions: t.collisions!, operation: config.qr!.operation, qRows: t.places[0]!.rows, rRows: t.places[1]!.rows });
+    });
+    validatePlan(plan, config.tableRows, config.embeddingDim, qr);
+    const split = new Set(plan.tables.filter((p) => p.shards.some((s) => s.part)).map((p) => p.table));
+    this.composite = new Set(this.fullLayout.tables.flatMap((t, i) => (t.kind === "plain" || split.has(i) ? [] : [i])));
+    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite, this.embKind === "rowwise-adagrad", qr);
     this.replicas = contexts.map((ctx, i) => {
       const device = ctx.device;
       const layout = this.layouts[i]!;
@@ -823,12 +840,12 @@ export class ShardedDlrm {
   // ---------------------------------------------------------------- state
 
   /** Every shard of table t: (device, set, index in set, shard). */
-  private shardsOf(t: number): ShardRef[] {
+  private shardsOf(t: number, part?: "q" | "r"): ShardRef[] {
     const out: ShardRef[] = [];
     for (const rep of this.replicas) {
       for (const rs of rep.sets) {
         rs.set.shards.forEach((sh, k) => {
-          if (sh.table === t) out.push({ rep, rs, k, colStart: sh.colStart, colEnd: sh.colEnd, rowStart: sh.rowStart, rowEnd: sh.rowEnd, kind: sh.kind, device: rep.layout.device });
+          if (sh.table === t && sh.part === part) out.push({ rep, rs, k, colStart: sh.colStart, colEnd: sh.colEnd, rowStart: sh.rowStart, rowEnd: sh.rowEnd, kind: sh.kind, device: rep.layout.device });
         });
       }
     }
@@ -836,9 +853,9 @@ export class ShardedDlrm {
   }
 
   /** Writes full tables (rows x perRow floats, row-major) into the shards; `state` selects the optimizer-state tables. */
-  private scatterTable(t: number, data: Float32Array, perRow: number, state: boolean): void {
+  private scatterTable(t: number, data: Float32Array, perRow: number, state: boolean, part?: "q" | "r"): void {
     const d = this.config.embeddingDim;
-    for (const s of this.shardsOf(t)) {
+    for (const s of this.shardsOf(t, part)) {
       const rows = s.rowEnd - s.rowStart;
       const w = perRow === d ? s.colEnd - s.colStart : perRow;
       const part = new Float32Array(rows * w);
@@ -851,11 +868,11 @@ export class ShardedDlrm {
     }
   }
 
-  private async gatherTable(t: number, perRow: number, state: boolean): Promise<Float32Array> {
+  private async gatherTable(t: number, perRow: number, state: boolean, part?: "q" | "r"): Promise<Float32Array> {
     const d = this.config.embeddingDim;
-    const rowsT = this.config.tableRows[t]!;
+    const rowsT = this.tableRows(t, part);
     const out = new Float32Array(rowsT * perRow);
-    for (const s of this.shardsOf(t)) {
+    for (const s of this.shardsOf(t, part)) {
       // A data-parallel table: every replica is the same; read the first.
       if (s.kind === "data" && s.device !== this.plan.tables[t]!.shards[0]!.device) continue;
       const set = state ? this.stateAsTables(s.rs) : s.rs.tables;
@@ -867,14 +884,20 @@ export class ShardedDlrm {
     return out;
   }
 
+  /** Rows of table t, or of its q / r sub-table. */
+  private tableRows(t: number, part?: "q" | "r"): number {
+    return part ? this.fullLayout.tables[t]!.places[part === "q" ? 0 : 1]!.rows : this.config.tableRows[t]!;
+  }
+
   private stateAsTables(rs: ReplicaSet): EmbeddingTableSet {
     return { ...rs.tables, dim: stateValuesPerRow(this.embKind, rs.tables.dim), chunks: rs.tables.chunks.map((c, i) => ({ ...c, buffer: rs.state.chunks[i]! })) };
   }
 
   private writeEmbeddings(sd: StateDict): void {
-    this.config.tableRows.forEach((_, t) => {
-      if (!this.composite.has(t)) this.scatterTable(t, sd[`emb_l.${t}.weight`]!.data, this.config.embeddingDim, false);
-    });
+    for (const p of embeddingParameters(this.fullLayout)) {
+      const t = tableOfName(p.name);
+      if (!this.composite.has(t)) this.scatterTable(t, sd[p.name]!.data, p.shape[1]!, false, partOfName(p.name));
+    }
     for (const r of this.replicas) if (r.composite) r.composite.emb.load(renameTables(sd, new Map(r.composite.tables.map((t, k) => [t, k] as const))));
   }
 
@@ -897,7 +920,7 @@ export class ShardedDlrm {
       // In the whole model's parameter order.
       for (const p of embeddingParameters(this.fullLayout)) {
         const t = Number(p.name.split(".")[1]);
-        sd[p.name] = this.composite.has(t) ? comp[p.name]! : { shape: [this.config.tableRows[t]!, this.config.embeddingDim], data: await this.gatherTable(t, this.config.embeddingDim, false) };
+        sd[p.name] = this.composite.has(t) ? comp[p.name]! : { shape: p.shape, data: await this.gatherTable(t, p.shape[1]!, false, partOfName(p.name)) };
       }
       return sd;
     });
@@ -923,13 +946,18 @@ export class ShardedDlrm {
         flush: () => this.flushAll(),
       }));
     };
-    const table = (t: number, perRow: number, state: boolean): TensorRows => ({
-      name: state ? `optim.emb_l.${t}.weight.sum` : `emb_l.${t}.weight`,
-      shape: perRow === 1 && state ? [this.config.tableRows[t]!] : [this.config.tableRows[t]!, perRow],
-      read: (start, count) => this.guard(() => this.gatherRows(t, perRow, state, start, count)),
-      write: (start, data) => this.scatterRows(t, perRow, state, start, data),
-      flush: () => this.flushAll(),
-    });
+    const table = (name: string, shape: number[], state: boolean): TensorRows => {
+      const t = tableOfName(name);
+      const part = partOfName(name);
+      const perRow = shape[1] ?? 1;
+      return {
+        name,
+        shape,
+        read: (start, count) => this.guard(() => this.gatherRows(t, perRow, state, start, count, part)),
+        write: (start, data) => this.scatterRows(t, perRow, state, start, data, part),
+        flush: () => this.flushAll(),
+      };
+    };
     // QR/MD tables: their owner's ModelEmbeddings, under the whole model's names.
     const composite = new Map<string, TensorRows>();
     for (const r of this.replicas) {
@@ -941,17 +969,14 @@ export class ShardedDlrm {
         composite.set(name, { ...t, name, read: (start, count) => this.guard(() => t.read(start, count)) });
       }
     }
-    const tableOf = (name: string) => Number(/emb_l\.(\d+)\./.exec(name)![1]);
     const out = replicated("params");
     for (const p of embeddingParameters(this.fullLayout)) {
-      const t = tableOf(p.name);
-      out.push(this.composite.has(t) ? composite.get(p.name)! : table(t, d, false));
+      out.push(this.composite.has(tableOfName(p.name)) ? composite.get(p.name)! : table(p.name, p.shape, false));
     }
     out.push(...replicated("optimizer"));
-    for (const [name] of this.optimizerStateShapes()) {
+    for (const [name, shape] of this.optimizerStateShapes()) {
       if (!name.startsWith("optim.emb_l.")) continue;
-      const t = tableOf(name);
-      out.push(this.composite.has(t) ? composite.get(name)! : table(t, k, true));
+      out.push(this.composite.has(tableOfName(name)) ? composite.get(name)! : table(name, shape, true));
     }
     return out;
   }
@@ -961,10 +986,10 @@ export class ShardedDlrm {
   }
 
   /** Rows [start, start + count) of table t (perRow floats each) from the shards that hold them. */
-  private async gatherRows(t: number, perRow: number, state: boolean, start: number, count: number): Promise<Float32Array> {
+  private async gatherRows(t: number, perRow: number, state: boolean, start: number, count: number, part?: "q" | "r"): Promise<Float32Array> {
     const d = this.config.embeddingDim;
     const out = new Float32Array(count * perRow);
-    for (const s of this.shardsOf(t)) {
+    for (const s of this.shardsOf(t, part)) {
       if (s.kind === "data" && s.device !== this.plan.tables[t]!.shards[0]!.device) continue;
       const a = Math.max(start, s.rowStart);
       const b = Math.min(start + count, s.rowEnd);
@@ -978,10 +1003,10 @@ export class ShardedDlrm {
   }
 
   /** Writes rows from `start` on of table t (perRow floats each) into every shard that holds them. */
-  private scatterRows(t: number, perRow: number, state: boolean, start: number, data: Float32Array): void {
+  private scatterRows(t: number, perRow: number, state: boolean, start: number, data: Float32Array, part?: "q" | "r"): void {
     const d = this.config.embeddingDim;
     const count = data.length / perRow;
-    for (const s of this.shardsOf(t)) {
+    for (const s of this.shardsOf(t, part)) {
       const a = Math.max(start, s.rowStart);
       const b = Math.min(start + count, s.rowEnd);
       if (a >= b) continue;
@@ -1048,13 +1073,11 @@ export class ShardedDlrm {
   async optimizerState(): Promise<StateDict> {
     return this.guard(async () => {
       const sd = await this.replicas[0]!.dense.optimizerState();
-      const k = stateValuesPerRow(this.embKind, this.config.embeddingDim);
       const comp = await this.compositeState(true);
       for (const [name, shape] of this.optimizerStateShapes()) {
-        const m = /^optim\.emb_l\.(\d+)\./.exec(name);
-        if (!m) continue;
-        const t = Number(m[1]);
-        sd[name] = this.composite.has(t) ? comp[name]! : { shape, data: await this.gatherTable(t, k, true) };
+        if (!name.startsWith("optim.emb_l.")) continue;
+        const t = tableOfName(name);
+        sd[name] = this.composite.has(t) ? comp[name]! : { shape, data: await this.gatherTable(t, shape[1] ?? 1, true, partOfName(name)) };
       }
       return sd;
     });
@@ -1063,8 +1086,11 @@ export class ShardedDlrm {
   loadOptimizerState(sd: StateDict): void {
     this.validateOptimizerState(sd);
     for (const r of this.replicas) r.dense.loadOptimizerState(sd);
-    const k = stateValuesPerRow(this.embKind, this.config.embeddingDim);
-    if (k) this.config.tableRows.forEach((_, t) => !this.composite.has(t) && this.scatterTable(t, sd[`optim.emb_l.${t}.weight.sum`]!.data, k, true));
+    for (const [name, shape] of this.optimizerStateShapes()) {
+      if (!name.startsWith("optim.emb_l.")) continue;
+      const t = tableOfName(name);
+      if (!this.composite.has(t)) this.scatterTable(t, sd[name]!.data, shape[1] ?? 1, true, partOfName(name));
+    }
     for (const r of this.replicas) if (r.composite) r.composite.emb.loadOptimizerState(renameTables(sd, new Map(r.composite.tables.map((t, j) => [t, j] as const))));
   }
 

@@ -23,6 +23,22 @@ export interface Shard {
   /** Columns [colStart, colEnd) of the embedding dimension held by this shard. */
   colStart: number;
   colEnd: number;
+  /**
+   * Row-wise QR tables (operation add or concat) only: the shard holds rows
+   * [rowStart, rowEnd) of this sub-table (q: floor(i / c), r: i mod c), and
+   * its pooled partial lands in the table's columns [colStart, colEnd) of E
+   * (add: all d for both; concat: q the first d/2, r the rest).
+   */
+  part?: "q" | "r";
+}
+
+/** A QR table's sub-tables, for plans that split them by rows (validatePlan's `qr`). */
+export interface QrSubTables {
+  collisions: number;
+  operation: "concat" | "add" | "mult";
+  /** Rows of q (ceil(rows / c)) and of r (c). */
+  qRows: number;
+  rRows: number;
 }
 
 export interface TablePlacement {
@@ -43,8 +59,17 @@ export interface ShardingPlan {
   batchShare: number[];
 }
 
-/** Checks that `plan` covers every table exactly once for `tableRows` x `dim`; ConfigError naming the first problem. */
-export function validatePlan(plan: ShardingPlan, tableRows: readonly number[], dim: number): void {
+/** Columns of E a QR sub-table's partial lands in. */
+export function qrPartColumns(op: QrSubTables["operation"], part: "q" | "r", dim: number): [number, number] {
+  if (op !== "concat") return [0, dim];
+  return part === "q" ? [0, dim / 2] : [dim / 2, dim];
+}
+
+/**
+ * Checks that `plan` covers every table exactly once for `tableRows` x `dim`; ConfigError naming the first problem.
+ * `qr`: the QR tables (needed only when a plan splits one by sub-table rows).
+ */
+export function validatePlan(plan: ShardingPlan, tableRows: readonly number[], dim: number, qr?: ReadonlyMap<number, QrSubTables>): void {
   const N = plan.devices;
   if (!Number.isInteger(N) || N < 1) throw new ConfigError(`plan: device count must be a positive integer, got ${N}`);
   if (plan.tables.length !== tableRows.length) throw new ConfigError(`plan: places ${plan.tables.length} tables, the model has ${tableRows.length}`);
@@ -57,6 +82,10 @@ export function validatePlan(plan: ShardingPlan, tableRows: readonly number[], d
     const where = `plan: table ${t} (${p.kind}, ${rows} rows x ${dim})`;
     if (p.table !== t) throw new ConfigError(`${where}: placement names table ${p.table}`);
     if (p.shards.length === 0) throw new ConfigError(`${where}: no shards`);
+    if (p.shards.some((s) => s.part !== undefined)) {
+      validateQrRows(p, where, N, dim, qr?.get(t));
+      return;
+    }
     for (const s of p.shards) {
       if (!Number.isInteger(s.device) || s.device < 0 || s.device >= N) throw new ConfigError(`${where}: shard on device ${s.device}, the plan has ${N}`);
       if (!(s.rowStart >= 0 && s.rowStart < s.rowEnd && s.rowEnd <= rows)) throw new ConfigError(`${where}: bad row range [${s.rowStart}, ${s.rowEnd})`);
@@ -85,6 +114,32 @@ export function validatePlan(plan: ShardingPlan, tableRows: readonly number[], d
         throw new ConfigError(`${where}: unknown kind '${(p as TablePlacement).kind}'`);
     }
   });
+}
+
+/** A row-wise QR placement: every shard names its sub-table; each sub-table's rows covered once, on distinct devices. */
+function validateQrRows(p: TablePlacement, where: string, N: number, dim: number, q: QrSubTables | undefined): void {
+  if (!q) throw new ConfigError(`${where}: shards name a QR sub-table (part), but the table is not a QR table`);
+  if (p.kind !== "row") throw new ConfigError(`${where}: only row-wise placements split a QR table by sub-table rows`);
+  if (q.operation === "mult") {
+    throw new ConfigError(`${where}: a QR table combined by "mult" cannot be split by rows (pool_q * pool_r is not a sum of per-shard parts); place it table-wise, or use --qr-operation add or concat`);
+  }
+  if (q.operation === "concat" && dim % 2 !== 0) throw new ConfigError(`${where}: concat needs an even d`);
+  for (const part of ["q", "r"] as const) {
+    const shards = p.shards.filter((s) => s.part === part);
+    const rows = part === "q" ? q.qRows : q.rRows;
+    const w = `${where}, sub-table ${part} (${rows} rows)`;
+    if (shards.length === 0) throw new ConfigError(`${w}: no shards`);
+    if (new Set(shards.map((s) => s.device)).size !== shards.length) throw new ConfigError(`${w}: two shards on one device`);
+    for (const s of shards) {
+      if (!Number.isInteger(s.device) || s.device < 0 || s.device >= N) throw new ConfigError(`${w}: shard on device ${s.device}, the plan has ${N}`);
+      if (!(s.rowStart >= 0 && s.rowStart < s.rowEnd && s.rowEnd <= rows)) throw new ConfigError(`${w}: bad row range [${s.rowStart}, ${s.rowEnd})`);
+      const [a, b] = qrPartColumns(q.operation, part, dim);
+      if (s.colStart !== a || s.colEnd !== b) throw new ConfigError(`${w}: a ${q.operation} sub-table lands in columns [${a}, ${b}), the shard says [${s.colStart}, ${s.colEnd})`);
+    }
+    contiguous(shards.map((s) => [s.rowStart, s.rowEnd]), rows, `${w}: row ranges`);
+  }
+  const odd = p.shards.find((s) => s.part !== "q" && s.part !== "r");
+  if (odd) throw new ConfigError(`${where}: every shard of a split QR table names its sub-table (q or r)`);
 }
 
 function contiguous(ranges: number[][], end: number, what: string): void {
@@ -187,4 +242,17 @@ export function uniformPlan(kind: ShardKind, tableRows: readonly number[], dim: 
     case "data":
       return dataParallelPlan(tableRows, dim, devices);
   }
+}
+
+/**
+ * A QR table split by sub-table rows over `devices` (q rows and r rows each
+ * in even contiguous ranges, r's ranges starting one device later so q and r
+ * pieces spread); only for operation add or concat (validatePlan refuses mult).
+ */
+export function qrRowPlacement(table: number, q: QrSubTables, dim: number, devices: number): TablePlacement {
+  const part = (p: "q" | "r", rows: number, first: number): Shard[] => {
+    const [colStart, colEnd] = qrPartColumns(q.operation, p, dim);
+    return evenRanges(rows, Math.min(devices, rows)).map(([rowStart, rowEnd], k) => ({ device: (first + k) % devices, rowStart, rowEnd, colStart, colEnd, part: p }));
+  };
+  return { table, kind: "row", shards: [...part("q", q.qRows, table), ...part("r", q.rRows, table + 1)] };
 }

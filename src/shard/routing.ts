@@ -28,7 +28,7 @@
  */
 import { ConfigError } from "../gpu/errors.ts";
 import type { RouteColumn } from "../kernels/shard.ts";
-import { type ShardingPlan, type ShardKind, splitBatch, validatePlan } from "./plan.ts";
+import { type QrSubTables, type ShardingPlan, type ShardKind, splitBatch, validatePlan } from "./plan.ts";
 
 export interface LocalShard {
   table: number;
@@ -39,6 +39,9 @@ export interface LocalShard {
   colEnd: number;
   /** Index of the shard in the table's placement. */
   shard: number;
+  /** A row shard of a QR table's sub-table: rows are of that sub-table, lookup i maps to floor(i / c) (q) or i mod c (r). */
+  part?: "q" | "r";
+  collisions?: number;
 }
 
 export interface ShardSet {
@@ -108,8 +111,11 @@ function layoutRegion(shards: LocalShard[], region: "x" | "d", rowwiseColumns = 
  * composite set per device, after its plain exchanged sets.
  * `rowwiseColumns` (row-wise Adagrad): column shards form sets of their own.
  */
-export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], dim: number, composite: ReadonlySet<number> = new Set(), rowwiseColumns = false): DeviceLayout[] {
-  validatePlan(plan, tableRows, dim);
+export function deviceLayouts(
+  plan: ShardingPlan, tableRows: readonly number[], dim: number, composite: ReadonlySet<number> = new Set(), rowwiseColumns = false,
+  qr?: ReadonlyMap<number, QrSubTables>,
+): DeviceLayout[] {
+  validatePlan(plan, tableRows, dim, qr);
   for (const p of plan.tables) {
     if (composite.has(p.table) && p.kind !== "table") {
       throw new ConfigError(`plan: table ${p.table} is a QR/MD embedding; these are placed whole on one device (table-wise), not ${p.kind}-wise`);
@@ -119,7 +125,9 @@ export function deviceLayouts(plan: ShardingPlan, tableRows: readonly number[], 
     const local: LocalShard[] = [];
     for (const p of plan.tables) {
       p.shards.forEach((s, k) => {
-        if (s.device === i) local.push({ table: p.table, kind: p.kind, rowStart: s.rowStart, rowEnd: s.rowEnd, colStart: s.colStart, colEnd: s.colEnd, shard: k });
+        if (s.device !== i) return;
+        const sub = s.part ? { part: s.part, collisions: qr!.get(p.table)!.collisions } : {};
+        local.push({ table: p.table, kind: p.kind, rowStart: s.rowStart, rowEnd: s.rowEnd, colStart: s.colStart, colEnd: s.colEnd, shard: k, ...sub });
       });
     }
     const x = layoutRegion(local.filter((s) => s.kind !== "data" && !composite.has(s.table)), "x", rowwiseColumns);
@@ -218,6 +226,14 @@ export function backwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: nu
   return cols;
 }
 
+/** Row of the shard's (sub-)table a lookup i addresses. */
+function subRow(s: LocalShard): (i: number) => number {
+  const c = s.collisions ?? 1;
+  if (s.part === "q") return (i) => Math.floor(i / c);
+  if (s.part === "r") return (i) => i % c;
+  return (i) => i;
+}
+
 export interface HostBagsOut {
   batchSize: number;
   offsets: Uint32Array;
@@ -227,7 +243,8 @@ export interface HostBagsOut {
 /**
  * Bags of one shard set for the global batch (table-major CSR): each shard's
  * bags are its table's bags, restricted for a row-wise shard to the rows it
- * holds (re-based to its first row), in the original order.
+ * holds (re-based to its first row), in the original order. A QR sub-table
+ * shard first maps lookup i to its sub-table row (floor(i / c) or i mod c).
  */
 export function setBags(set: ShardSet, batch: { size: number; offsets: Uint32Array; indices: Uint32Array }): HostBagsOut {
   const B = batch.size;
@@ -237,12 +254,17 @@ export function setBags(set: ShardSet, batch: { size: number; offsets: Uint32Arr
   for (const s of set.shards) {
     const a = batch.offsets[s.table * B]!;
     const b = batch.offsets[(s.table + 1) * B]!;
+    const sub = subRow(s);
     if (s.kind !== "row") total += b - a;
-    else for (let p = a; p < b; p++) if (batch.indices[p]! >= s.rowStart && batch.indices[p]! < s.rowEnd) total++;
+    else for (let p = a; p < b; p++) {
+      const r = sub(batch.indices[p]!);
+      if (r >= s.rowStart && r < s.rowEnd) total++;
+    }
   }
   const indices = new Uint32Array(total);
   let at = 0;
   set.shards.forEach((s, k) => {
+    const sub = subRow(s);
     for (let bi = 0; bi < B; bi++) {
       const a = batch.offsets[s.table * B + bi]!;
       const b = batch.offsets[s.table * B + bi + 1]!;
@@ -251,7 +273,7 @@ export function setBags(set: ShardSet, batch: { size: number; offsets: Uint32Arr
         at += b - a;
       } else {
         for (let p = a; p < b; p++) {
-          const r = batch.indices[p]!;
+          const r = sub(batch.indices[p]!);
           if (r >= s.rowStart && r < s.rowEnd) indices[at++] = r - s.rowStart;
         }
       }

@@ -166,6 +166,79 @@ describe("sharded training equals one device", () => {
     m.destroy();
   });
 
+  describe("QR tables split by sub-table rows (q and r rows on different devices; add and concat)", () => {
+    // Rows 37, 50, 23, 64, 11, 4 collisions (table 1: q 13 rows, table 3: q 16, r 4). add / mult: tables 1 and 3 QR (> 40 rows),
+    // 0 and 2 MD (> 20 rows), 4 plain. concat needs every table QR (threshold 5).
+    const qrConfig = (operation: "add" | "concat" | "mult") =>
+      operation === "concat"
+        ? smallConfig({ qr: { operation, collisions: 4, threshold: 5 } })
+        : smallConfig({ qr: { operation, collisions: 4, threshold: 40 }, md: { temperature: 0.3, roundDims: false, threshold: 20 } });
+    /** N = 3: table 1's q rows over devices 0, 1, 2 and r rows over 2, 0; table 3's q over 1, 2 and r whole on 1; tables 0, 2 whole; table 4 data-parallel (whole if QR); uneven shares. */
+    const qrRowPlan = (c: ReturnType<typeof qrConfig>): ShardingPlan => {
+      const d = c.embeddingDim;
+      const op = c.qr!.operation;
+      const cols = (part: "q" | "r") => (op === "concat" ? (part === "q" ? [0, d / 2] : [d / 2, d]) : [0, d]);
+      const sub = (part: "q" | "r", ranges: [number, number, number][]) => ranges.map(([device, rowStart, rowEnd]) => ({ device, rowStart, rowEnd, colStart: cols(part)[0]!, colEnd: cols(part)[1]!, part }));
+      const whole = (table: number, device: number) => ({ table, kind: "table" as const, shards: [{ device, rowStart: 0, rowEnd: c.tableRows[table]!, colStart: 0, colEnd: d }] });
+      return {
+        devices: 3,
+        tables: [
+          whole(0, 2),
+          { table: 1, kind: "row", shards: [...sub("q", [[0, 0, 5], [1, 5, 9], [2, 9, 13]]), ...sub("r", [[2, 0, 2], [0, 2, 4]])] },
+          whole(2, 0),
+          { table: 3, kind: "row", shards: [...sub("q", [[1, 0, 7], [2, 7, 16]]), ...sub("r", [[1, 0, 4]])] },
+          op === "concat" ? whole(4, 1) : { table: 4, kind: "data", shards: [0, 1, 2].map((device) => ({ device, rowStart: 0, rowEnd: c.tableRows[4]!, colStart: 0, colEnd: d })) },
+        ],
+        batchShare: [0.5, 1 / 3, 1 / 6],
+      };
+    };
+    for (const op of ["add", "concat"] as const) {
+      it(`${op}: within the bound of one device; names and shapes as one device's; the checkpoint reloads on a table-wise plan bit-exactly`, { timeout: 600_000 }, async () => {
+        const qc = qrConfig(op);
+        const qinit = initParameters(qc);
+        const one = new DlrmModel(ctxs[0]!.device, qc, qinit);
+        for (const b of batches) one.trainStep(b);
+        const qref = { losses: await one.readLosses(), params: await one.stateDict(), optim: await one.optimizerState() };
+        one.destroy();
+        const plan = qrRowPlan(qc);
+        const m = new ShardedDlrm(ctxs.slice(0, 3), qc, qinit, plan);
+        for (const b of batches) await m.trainStep(b);
+        const got = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState() };
+        expect(Object.keys(got.params)).toEqual(Object.keys(qref.params));
+        expect(Object.keys(got.optim).sort()).toEqual(Object.keys(qref.optim).sort());
+        const c = compare(got, qref);
+        expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
+        const [rA, rB] = await m.replicaStateDicts();
+        for (const [n, t] of Object.entries(rA!)) expectBitIdentical(rB![n]!.data, t.data, `replica 1 ${n}`);
+        m.destroy();
+        // Reshard: the split tables' weight_q / weight_r (and state) load whole on 2 devices and read back the same bits.
+        const m2 = new ShardedDlrm(ctxs.slice(0, 2), qc, got.params, makePlan("table", qc.tableRows, qc.embeddingDim, 2));
+        m2.loadOptimizerState(got.optim);
+        const back = { params: await m2.stateDict(), optim: await m2.optimizerState() };
+        for (const [name, t] of Object.entries(got.params)) expectBitIdentical(back.params[name]!.data, t.data, name);
+        for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
+        m2.destroy();
+      });
+    }
+    it("add, a q lookup routed to the wrong sub-table row fails the check", { timeout: 600_000 }, async () => {
+      const qc = qrConfig("add");
+      const qinit = initParameters(qc);
+      const one = new DlrmModel(ctxs[0]!.device, qc, qinit);
+      for (const b of batches) one.trainStep(b);
+      const qref = { losses: await one.readLosses(), params: await one.stateDict(), optim: await one.optimizerState() };
+      one.destroy();
+      const m = new ShardedDlrm(ctxs.slice(0, 3), qc, qinit, qrRowPlan(qc), { fault: "misroute-row" });
+      for (const b of batches) await m.trainStep(b);
+      const got = { losses: await m.readLosses(), params: await m.stateDict(), optim: await m.optimizerState() };
+      m.destroy();
+      expect(compare(got, qref).ratio).toBeGreaterThan(10);
+    });
+    it("mult cannot be split by rows (pool_q * pool_r is not a sum of per-shard parts): a ConfigError naming the table", () => {
+      const qc = qrConfig("mult");
+      expect(() => new ShardedDlrm(ctxs.slice(0, 3), qc, initParameters(qc), qrRowPlan(qc))).toThrow(/table 1 .*"mult" cannot be split by rows/);
+    });
+  });
+
   it("tunePlan runs real steps of each plan, measures every device's phases alone and returns a valid plan with a fitted estimate", { timeout: 600_000 }, async () => {
     const shape = shapeFromConfig(config, 2, B);
     const speed = { lookupSecPerElem: 1e-8, backwardSecPerElem: 1e-7, gemmGflops: 1, dispatchMs: 0.1, perDispatchMs: 0.05, transferLatencyMs: 0.2, transferGBs: 0.05 };

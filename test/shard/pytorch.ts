@@ -1,6 +1,7 @@
 /**
  * The PyTorch fixtures of test/model/pytorch.test.ts, trained sharded: the
- * QR / MD cases on 2 devices (those tables whole, the plain ones row-wise), the
+ * QR / MD cases on 2 devices (those tables whole, the plain ones row-wise; the
+ * QR add / concat cases also with the QR tables split by sub-table rows), the
  * plain-embedding cases on 3 devices with a mixed plan (table 0 row-wise,
  * table 1 column-wise or data-parallel, table 2 table-wise) and uneven
  * batch shares, and on 2 devices row-wise, against PyTorch's losses of all 10
@@ -72,6 +73,22 @@ function whole(f: Fixture): ShardingPlan {
   };
 }
 
+/** 2 devices: QR tables split by sub-table rows (q halves on devices 0 / 1, r halves on 1 / 0), others as whole(); shares 2/3, 1/3. */
+function qrSplit(f: Fixture): ShardingPlan {
+  const c = f.config;
+  const d = c.embeddingDim;
+  const base = whole(f);
+  const op = c.qr!.operation;
+  layoutOf(c).tables.forEach((t, i) => {
+    if (t.kind !== "qr") return;
+    const cols = (part: "q" | "r") => (op === "concat" ? (part === "q" ? [0, d / 2] : [d / 2, d]) : [0, d]);
+    const halves = (part: "q" | "r", rows: number, first: number) =>
+      (rows < 2 ? [[first, 0, rows]] : [[first, 0, Math.floor(rows / 2)], [1 - first, Math.floor(rows / 2), rows]]).map(([device, rowStart, rowEnd]) => ({ device: device!, rowStart: rowStart!, rowEnd: rowEnd!, colStart: cols(part)[0]!, colEnd: cols(part)[1]!, part }));
+    base.tables[i] = { table: i, kind: "row", shards: [...halves("q", t.places[0]!.rows, 0), ...halves("r", t.places[1]!.rows, 1)] };
+  });
+  return base;
+}
+
 /** 10 sharded steps from the fixture's init: losses and step-10 parameters as PyTorch's, within the reordered-sum bound 11*4*k. */
 async function trainMatchesFixture(f: Fixture, plan: ShardingPlan, k: number): Promise<void> {
   const m = new ShardedDlrm(ctxs.slice(0, plan.devices), f.config, f.stateDict("init"), plan);
@@ -107,5 +124,10 @@ describe.each(TRICK_CASES)("sharded DLRM vs PyTorch (QR/MD tables whole): %s", (
     expect(layoutOf(f.config).tables.some((t) => t.kind !== "plain")).toBe(true);
     await trainMatchesFixture(f, plan, k);
   });
+  if (name.startsWith("qr_") && !name.startsWith("qr_mult")) {
+    it("2 devices, QR tables split by sub-table rows (q and r halves on different devices): 10 steps, losses and parameters", { timeout: 600_000 }, async () => {
+      await trainMatchesFixture(f, qrSplit(f), k);
+    });
+  }
 });
 }
