@@ -105,12 +105,12 @@ export interface TuneRound {
 
 /**
  * `next`'s plan with each device's batch moved from `current`'s by at most
- * max(4, current / 2) samples (whole samples, summing to the batch); `next`
+ * max(4, current / 2, batch / 8N) samples (whole samples, summing to the batch); `next`
  * itself when it is within that.
  */
 export function limitBatchMove(current: ShardingPlan, next: ShardingPlan, batchSize: number): ShardingPlan {
   const cur = splitBatch(current, batchSize), want = splitBatch(next, batchSize);
-  const lim = cur.map((c) => Math.max(4, Math.floor(c / 2)));
+  const lim = cur.map((c) => Math.max(4, Math.floor(c / 2), Math.floor(batchSize / (8 * cur.length))));
   if (want.every((w, i) => Math.abs(w - cur[i]!) <= lim[i]!)) return next;
   const got = want.map((w, i) => Math.min(cur[i]! + lim[i]!, Math.max(cur[i]! - lim[i]!, w)));
   // Put the difference back on the devices still short of (or above) where the plan wanted them, within their limits.
@@ -183,7 +183,7 @@ export async function tunePlan(
         `estimated ${result.estimate.devices.map((d) => (d.deviceWorkSec * 1e3).toFixed(1)).join(" / ")} ms`,
     );
     const next = planSharding(shape, { ...planner, speeds: calibration.speeds, estimate: estimateOpts() });
-    // A trust region: each device's batch moves at most max(4 samples, half its current batch) per round. The fit
+    // A trust region: each device's batch moves at most max(4, half its current batch, batch / 8N) samples per round. The fit
     // only knows the splits it has seen; on a shared machine a noisy round can send the next plan far outside
     // them (a device's whole batch taken away), and the next measurement of such a plan is no better.
     const plan = N > 1 ? limitBatchMove(result.plan, next.plan, shape.batchSize) : next.plan;

@@ -299,7 +299,7 @@ describe("the fitted cost model predicts plans it has not seen", () => {
 });
 
 describe("whole samples and table moves", () => {
-  it("tuning moves a device's batch at most max(4, half of it) per round, in whole samples", () => {
+  it("tuning moves a device's batch at most max(4, half of it, batch / 8N) per round, in whole samples", () => {
     const plan = planSharding(KAGGLE, { speeds: [FAST, SLOW], memoryBytes: [GiB, GiB] }).plan;
     const at = (counts: number[]) => ({ ...plan, batchShare: counts.map((c) => c / 128) });
     const counts = (p: { batchShare: number[] }) => splitBatch(p, 128);
@@ -311,7 +311,9 @@ describe("whole samples and table moves", () => {
     const three = { ...at([40, 40, 48]), batchShare: [40 / 128, 40 / 128, 48 / 128] };
     const got = counts(limitBatchMove(three, { ...three, batchShare: [0, 100 / 128, 28 / 128] }, 128));
     expect(got.reduce((a, b) => a + b, 0)).toBe(128);
-    [40, 40, 48].forEach((c, i) => expect(Math.abs(got[i]! - c)).toBeLessThanOrEqual(Math.max(4, Math.floor(c / 2))));
+    [40, 40, 48].forEach((c, i) => expect(Math.abs(got[i]! - c)).toBeLessThanOrEqual(Math.max(4, Math.floor(c / 2), Math.floor(128 / 24))));
+    // From no samples at all: batch / 8N of them.
+    expect(counts(limitBatchMove(at([128, 0]), at([100, 28]), 128))).toEqual([120, 8]);
     expect(got[1]).toBe(60); // as far as it may go towards the 100 planned
   });
 
