@@ -140,7 +140,8 @@ export interface TuneResult {
 /**
  * Run, measure, re-plan. Round 1 runs the plan made with `planner.speeds`
  * (the microbenchmarks). After each round the cost model is fitted to every
- * step measured so far (fitStepCalibration: per adapter, phase by phase, with
+ * step measured so far (fitStepCalibration, each older round weighing half the
+ * next: per adapter, phase by phase, with
  * the dispatch counts the real steps made; rounds at different batch splits
  * and placements pin the per-sample and the fixed costs apart) and the
  * planner plans again with the fitted speeds (its batch split in whole
@@ -177,6 +178,9 @@ export async function tunePlan(
     const measured = await profilePlan(contexts, config, initial, result.plan, batches, opts);
     rounds.push({ plan: result.plan, estimate: result.estimate, measured });
     samples.push({ plan: result.plan, measured: measured.phases, exchangeSec: measured.exchangeSec, hostSec: measured.hostSec });
+    // Recent rounds weigh more (each older round half): a shared machine's speed drifts over minutes, and the
+    // plan is used right after the last round.
+    samples.forEach((x, k) => (x.weight = 0.5 ** (samples.length - 1 - k)));
     calibration = fitStepCalibration(samples, shape, base, planner.interconnect, planner.names);
     opts.log?.(
       `tune round ${r + 1}: batch shares ${result.plan.batchShare.map((x) => x.toFixed(3)).join(" / ")}, measured device work ${measured.deviceSec.map((s) => (s * 1e3).toFixed(1)).join(" / ")} ms, ` +

@@ -330,6 +330,8 @@ export interface StepSample {
   exchangeSec: number;
   /** Seconds of host work (routing and upload of the batch). */
   hostSec: number;
+  /** Weight of this step in the fit (default 1). */
+  weight?: number;
 }
 
 /**
@@ -354,6 +356,8 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
     const sp = { ...sp0, dispatchMs: Math.min(sp0.dispatchMs, Number.isFinite(fastest) ? fastest * 1e3 : sp0.dispatchMs), dispatchCounts: dispatchCounts ?? sp0.dispatchCounts };
     const X: number[][] = [];
     const y: number[] = [];
+    // Row weights: a step's `weight` (default 1), e.g. more for recent rounds when the machine's speed drifts.
+    const W: number[] = [];
     for (const j of mine) {
       samples.forEach((x, k) => {
         const d = ests[k]!.devices[j]!;
@@ -364,6 +368,7 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
         phaseWork(shape, d.lookupElems, d.batch, sp).forEach((w, p) => {
           X.push([p === 0 ? w.emb : 0, p === 0 ? 0 : w.emb, w.mlp, counts[p]! / 1e3, w.dense]);
           y.push(Math.max(0, m.sec[p]! - sp.dispatchMs / 1e3));
+          W.push(Math.sqrt(x.weight ?? 1));
         });
       });
     }
@@ -374,7 +379,7 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
     // Columns with no data are fixed at their default (scale 1) and moved to the left side.
     const cols = [0, 1, 2, 3, 4].filter((k) => has[k]);
     const yy = y.map((v, p) => v - [0, 1, 2, 4].reduce((a, k) => a + (has[k] ? 0 : X[p]![k]!), 0));
-    const c = nnls(X.map((r) => cols.map((j) => r[j]!)), yy);
+    const c = nnls(X.map((r, i) => cols.map((j) => r[j]! * W[i]!)), yy.map((v, i) => v * W[i]!));
     const f5 = [1, 1, 1, 0, 1];
     cols.forEach((j, k) => (f5[j] = c[k]!));
     const full: [number, number, number, number] = [f5[0]!, f5[1]!, f5[2]!, f5[3]!];
@@ -397,7 +402,7 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
       });
       const cols6 = [0, 1, 2, 3, 4, 5, 6].filter((k) => (k < 2 ? has[k] : k === 6 ? has[4] : true));
       const yy6 = y.map((v, i) => v - (has[0] ? 0 : X[i]![0]!) - (has[1] ? 0 : X[i]![1]!) - (has[4] ? 0 : X[i]![4]!));
-      const c6 = nnls(X6.map((r) => cols6.map((j) => r[j]!)), yy6);
+      const c6 = nnls(X6.map((r, i) => cols6.map((j) => r[j]! * W[i]!)), yy6.map((v, i) => v * W[i]!));
       const f6 = [1, 1, 0, 0, 0, 0, 1];
       cols6.forEach((j, k) => (f6[j] = c6[k]!));
       const top = Math.max(f6[3]!, 0.05);
@@ -412,8 +417,8 @@ export function fitStepCalibration(samples: readonly StepSample[], shape: ModelS
         let xy = 0, xx = 0;
         for (let r = p; r < X.length; r += STEP_PHASES.length) {
           const x = X[r]![2]! * full[2];
-          xy += x * (y[r]! - X[r]![3]! * full[3]);
-          xx += x * x;
+          xy += W[r]! ** 2 * x * (y[r]! - X[r]![3]! * full[3]);
+          xx += W[r]! ** 2 * x * x;
         }
         return xx > 0 ? Math.max(0.05, xy / xx) : 1;
       }) as [number, number, number];

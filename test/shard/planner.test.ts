@@ -284,6 +284,19 @@ describe("the fitted cost model predicts plans it has not seen", () => {
     }
   });
 
+  it("weighs the steps as told: with the machine 2x slower in an older round, a recent-weighted fit follows the recent one", () => {
+    const b = base();
+    const plans = [0.8, 0.9, 0.85].map((s) => ({ plan: { ...b, batchShare: [s, 1 - s] } }));
+    const samples = samplesOf(plans, [LVP, SS], speeds, (k) => (k === 0 ? 2 : 1));
+    const at = { ...b, batchShare: [0.85, 0.15] };
+    const truth = truthOf(at, [LVP, SS], speeds).map((t) => t.reduce((a, c) => a + c, 0));
+    const err = (xs: StepSample[]) => Math.max(...estimatePlan(at, KAGGLE, fitStepCalibration(xs, KAGGLE, speeds, undefined, ["lvp", "ss"]).speeds, undefined, { sharedHost: true }).devices.map((d, i) => Math.abs(d.deviceWorkSec / truth[i]! - 1)));
+    const even = err(samples);
+    const recent = err(samples.map((x, k) => ({ ...x, weight: 0.5 ** (2 - k) })));
+    expect(recent).toBeLessThan(even);
+    expect(err(samples.map((x, k) => ({ ...x, weight: k === 0 ? 1e-9 : 1 })))).toBeLessThan(1e-6);
+  });
+
   it("batch splits close together (the paper-config pair's 99-106 samples on lavapipe) with 10% noise: the estimate stays near", () => {
     // The old line fit through the devices' totals extrapolated such points to +117%; the phase fit keeps
     // the fixed part (dispatch counts) apart from the per-sample part.
