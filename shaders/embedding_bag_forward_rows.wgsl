@@ -3,8 +3,8 @@
 // ROWV vec4s (d = 4 * ROWV <= 32), as unrolled accumulators; no column loop, and the bag's first
 // lookup is peeled out of the position loop, so a one-index bag (Criteo-style one-hot features)
 // runs straight-line code; a lookup outside this chunk adds 0.0 from a dummy row instead of branching
-// (sum unchanged up to the sign of a zero). Used when d, the output stride and the output offset are multiples of 4
-// and d <= 32. Same bindings, params and finish_errors entry as the other forward kernels.
+// (sum unchanged up to the sign of a zero) unless BRANCH. Used when d, the output stride and the output offset are multiples of 4
+// and d <= 64. Same bindings, params and finish_errors entry as the other forward kernels.
 // Why: on lavapipe every lane-varying storage access is a per-lane scalar loop and a loop with a
 // lane-varying bound runs under exec masks; the general kernel's column loop and per-lane
 // bookkeeping cost more than the row loads (bench/embedding_profile.ts, config A).
@@ -15,8 +15,12 @@
 alias V = vec4<f32>;
 
 override WG: u32 = 64;
-override ROWV: u32 = 4u;    // vec4s per row, 1..8
+override ROWV: u32 = 4u;    // vec4s per row, 1..16
 override WEIGHTED: bool = false;
+// Out-of-chunk lookups: false = add 0.0 from a dummy row (branch-free; best when few bags reach
+// rows of another chunk), true = skip them with a branch (best when tables span several chunks, so
+// every bag comes back in several dispatches: config B). The wrapper picks it from the chunk plan.
+override BRANCH: bool = false;
 
 const NONE: u32 = 0xffffffffu;
 
@@ -34,7 +38,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> out: array<V>;
 @group(0) @binding(7) var<storage, read_write> errors: array<atomic<u32>>;
 
-struct Acc { a0: V, a1: V, a2: V, a3: V, a4: V, a5: V, a6: V, a7: V }
+struct Acc { a0: V, a1: V, a2: V, a3: V, a4: V, a5: V, a6: V, a7: V, a8: V, a9: V, a10: V, a11: V, a12: V, a13: V, a14: V, a15: V }
 
 // Adds w * (row at o) to acc when `take`, else 0.0 (the row at o is then a valid dummy: branch-free).
 fn add_row(acc: ptr<function, Acc>, o: u32, w: f32, take: bool) {
@@ -48,6 +52,14 @@ fn add_row(acc: ptr<function, Acc>, o: u32, w: f32, take: bool) {
     if (ROWV > 5u) { (*acc).a5 += select(z, table[o + 5u] * w, take); }
     if (ROWV > 6u) { (*acc).a6 += select(z, table[o + 6u] * w, take); }
     if (ROWV > 7u) { (*acc).a7 += select(z, table[o + 7u] * w, take); }
+    if (ROWV > 8u) { (*acc).a8 += select(z, table[o + 8u] * w, take); }
+    if (ROWV > 9u) { (*acc).a9 += select(z, table[o + 9u] * w, take); }
+    if (ROWV > 10u) { (*acc).a10 += select(z, table[o + 10u] * w, take); }
+    if (ROWV > 11u) { (*acc).a11 += select(z, table[o + 11u] * w, take); }
+    if (ROWV > 12u) { (*acc).a12 += select(z, table[o + 12u] * w, take); }
+    if (ROWV > 13u) { (*acc).a13 += select(z, table[o + 13u] * w, take); }
+    if (ROWV > 14u) { (*acc).a14 += select(z, table[o + 14u] * w, take); }
+    if (ROWV > 15u) { (*acc).a15 += select(z, table[o + 15u] * w, take); }
   } else {
     (*acc).a0 += select(z, table[o], take);
     if (ROWV > 1u) { (*acc).a1 += select(z, table[o + 1u], take); }
@@ -57,6 +69,14 @@ fn add_row(acc: ptr<function, Acc>, o: u32, w: f32, take: bool) {
     if (ROWV > 5u) { (*acc).a5 += select(z, table[o + 5u], take); }
     if (ROWV > 6u) { (*acc).a6 += select(z, table[o + 6u], take); }
     if (ROWV > 7u) { (*acc).a7 += select(z, table[o + 7u], take); }
+    if (ROWV > 8u) { (*acc).a8 += select(z, table[o + 8u], take); }
+    if (ROWV > 9u) { (*acc).a9 += select(z, table[o + 9u], take); }
+    if (ROWV > 10u) { (*acc).a10 += select(z, table[o + 10u], take); }
+    if (ROWV > 11u) { (*acc).a11 += select(z, table[o + 11u], take); }
+    if (ROWV > 12u) { (*acc).a12 += select(z, table[o + 12u], take); }
+    if (ROWV > 13u) { (*acc).a13 += select(z, table[o + 13u], take); }
+    if (ROWV > 14u) { (*acc).a14 += select(z, table[o + 14u], take); }
+    if (ROWV > 15u) { (*acc).a15 += select(z, table[o + 15u], take); }
   }
 }
 
@@ -71,7 +91,11 @@ fn lookup(acc: ptr<function, Acc>, p: u32, base: u32, rows: u32) {
   let take = !bad && r < params.row_count;  // else: bad, or the row lives in another chunk
   var w = 1.0;
   if (WEIGHTED) { w = weights[p]; }
-  add_row(acc, select(0u, r, take) * ROWV, w, take);
+  if (BRANCH) {
+    if (take) { add_row(acc, r * ROWV, w, true); }
+  } else {
+    add_row(acc, select(0u, r, take) * ROWV, w, take);
+  }
 }
 
 fn put(o: u32, v: V, accumulate: bool) {
@@ -99,9 +123,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     e = 0u;
   }
   var acc: Acc;
-  if (e > s) {
-    lookup(&acc, s, info.x, info.y);
-    for (var p = s + 1u; p < e; p++) { lookup(&acc, p, info.x, info.y); }
+  if (ROWV <= 8u) {
+    // Short rows: the first lookup peeled (one-index bags run straight-line code).
+    if (e > s) {
+      lookup(&acc, s, info.x, info.y);
+      for (var p = s + 1u; p < e; p++) { lookup(&acc, p, info.x, info.y); }
+    }
+  } else {
+    // Long rows: one copy of the (large) lookup body; halves the compile time.
+    for (var p = s; p < e; p++) { lookup(&acc, p, info.x, info.y); }
   }
   var scale = 1.0;
   if (params.mean == 1u && e > s) { scale = 1.0 / f32(e - s); }
@@ -114,6 +144,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (ROWV > 5u) { put(o + 5u, acc.a5 * scale, accumulate); }
   if (ROWV > 6u) { put(o + 6u, acc.a6 * scale, accumulate); }
   if (ROWV > 7u) { put(o + 7u, acc.a7 * scale, accumulate); }
+  if (ROWV > 8u) { put(o + 8u, acc.a8 * scale, accumulate); }
+  if (ROWV > 9u) { put(o + 9u, acc.a9 * scale, accumulate); }
+  if (ROWV > 10u) { put(o + 10u, acc.a10 * scale, accumulate); }
+  if (ROWV > 11u) { put(o + 11u, acc.a11 * scale, accumulate); }
+  if (ROWV > 12u) { put(o + 12u, acc.a12 * scale, accumulate); }
+  if (ROWV > 13u) { put(o + 13u, acc.a13 * scale, accumulate); }
+  if (ROWV > 14u) { put(o + 14u, acc.a14 * scale, accumulate); }
+  if (ROWV > 15u) { put(o + 15u, acc.a15 * scale, accumulate); }
 }
 
 // One invocation, after the chunk dispatches: describes the first bad lookup

@@ -4,9 +4,10 @@
  * all tables of an EmbeddingTableSet, written at a caller-given stride and
  * offset, e.g. straight into the interaction input [B, n+1, d] at offset d.
  *
- * Rows of d <= 32 (d, stride, offset multiples of 4) use embedding_bag_forward_rows.wgsl (one
+ * Rows of d <= 64 (d, stride, offset multiples of 4) use embedding_bag_forward_rows.wgsl (one
  * invocation per bag holding the whole row; Criteo-style one-index bags run straight-line code):
- * 1.08x less CPU than the general kernel on config A on lavapipe (bench/embedding_profile.ts).
+ * less CPU than the general kernel on lavapipe, 1.08x on config A (d 16, 1/bag) and 1.19x on
+ * config B (d 64, 100/bag), one process each (bench/embedding_profile.ts EMB_AB=forward).
  * One dispatch per chunk of the table set (one in all when the set fits in
  * one binding); the first chunk holding a table's rows writes its outputs,
  * later chunks add their share, in chunk order (deterministic).
@@ -24,7 +25,7 @@ import { embedding_bag_forward_rows } from "../shaders/embedding_bag_forward_row
 /** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
 const SHADERS = { embedding_bag_forward, embedding_bag_forward_vec4, embedding_bag_forward_rows };
 /** Longest row (in vec4s) the one-invocation-per-bag kernel holds in registers. */
-const ROWS_MAX_VEC4 = 8;
+const ROWS_MAX_VEC4 = 16;
 /** Invocations per workgroup of the one-invocation-per-bag kernel. */
 const ROWS_WG = 64;
 import type { BagBatch, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
@@ -44,7 +45,7 @@ export interface EmbeddingBagForwardArgs {
   maxWorkgroupsPerDim?: number;
   /**
    * Kernel: "rows" (one invocation per bag holding the whole row; needs d, outStride and outOffset
-   * multiples of 4 and d <= 32), "general" (a group of lanes per bag, any d), or "auto" (default:
+   * multiples of 4 and d <= 64), "general" (a group of lanes per bag, any d), or "auto" (default:
    * rows when it applies). Same results (same summation order).
    */
   variant?: "auto" | "general" | "rows";
@@ -125,6 +126,12 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   const B = bags.batchSize;
   const vec4 = tables.dim % 4 === 0 && args.outStride % 4 === 0 && args.outOffset % 4 === 0;
   const unit = vec4 ? 4 : 1;
+  // Table containing global row g.
+  const tableOf = (g: number): number => {
+    let t = 0;
+    while (t + 1 < T && tables.rowBase[t + 1]! <= g) t++;
+    return t;
+  };
   const dimU = tables.dim / unit;
   const rowsOk = vec4 && dimU <= ROWS_MAX_VEC4;
   const variant = args.variant ?? "auto";
@@ -138,7 +145,12 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   let kernel;
   if (rows) {
     bagsPerWg = Math.min(ROWS_WG, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
-    kernel = getKernel(device, { shader: SHADERS[shader], constants: { WG: bagsPerWg, ROWV: dimU, WEIGHTED: weighted ? 1 : 0 } });
+    // Bag-dispatch pairs beyond one per bag (tables spanning chunks come back in several dispatches):
+    // when they are many, skip out-of-chunk lookups with a branch rather than reading a dummy row.
+    let covered = 0;
+    for (const ch of tables.chunks) covered += tableOf(ch.rowStart + ch.rowCount - 1) - tableOf(ch.rowStart) + 1;
+    const branch = (covered - T) / T > 0.25;
+    kernel = getKernel(device, { shader: SHADERS[shader], constants: { WG: bagsPerWg, ROWV: dimU, WEIGHTED: weighted ? 1 : 0, BRANCH: branch ? 1 : 0 } });
   } else {
     const { cols, lanes, bags: b, wg } = forwardLayout(device, dimU);
     bagsPerWg = b;
@@ -157,12 +169,6 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   const tableInfo = uploadStorage(device, info, "embedding-bag:table-info");
   const maxPerDim = Math.min(args.maxWorkgroupsPerDim ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
 
-  // Table containing global row g.
-  const tableOf = (g: number): number => {
-    let t = 0;
-    while (t + 1 < T && tables.rowBase[t + 1]! <= g) t++;
-    return t;
-  };
   const dispatches: Dispatch[] = [];
   let lastGroup: GPUBindGroup | undefined;
   tables.chunks.forEach((chunk, c) => {

@@ -211,10 +211,11 @@ describe("embedding_bag_forward", () => {
     });
   }
 
-  // The one-invocation-per-bag kernel ("rows", auto for d % 4 == 0 and d <= 32): one-index bags
+  // The one-invocation-per-bag kernel ("rows", auto for d % 4 == 0 and d <= 64): one-index bags
   // (its straight-line path), longer bags, B around its 64 bags per workgroup, chunks, weights, mean;
   // and the general vec4 kernel forced on the same short rows.
-  for (const dim of [4, 12, 16, 32]) {
+  // Chunks of 7 rows make tables span several chunks: the kernel's branch (BRANCH) form; one chunk: its select form.
+  for (const dim of [4, 12, 16, 32, 64]) {
     it(`d=${dim}: rows kernel, one index per bag and longer bags, B = 1, 63, 64, 65, 129; general kernel forced`, async () => {
       const rng = new Rng(700 + dim);
       const rows = [11, 1, 40];
