@@ -5,7 +5,8 @@
  *   deno:  DLRM_USE_SYSTEM_VULKAN=1 npx deno run -A bench/embedding_backward.ts
  * Env: EMB_ROWS (rows per table, 100000), EMB_REPS (3), EMB_B (batch, 2048), EMB_ONLY (config index, all),
  *      EMB_SORT (0 skips the sort-only timings).
- * Stage times are cumulative prefixes of the dispatch list (keys, +sort, +runs, +update).
+ * Stage times are cumulative prefixes of the dispatch list (keys, +sort, +runs, +update); on the vec4 path
+ * (d % 4 == 0) "runs" is only the key-ranges dispatch. bench/embedding_profile.ts times every dispatch.
  */
 import { createContext } from "../src/gpu/context.ts";
 import { createStorage, uploadStorage } from "../src/gpu/buffers.ts";
@@ -67,7 +68,8 @@ for (const c of configs) {
     const ds = bw.dispatches;
     const nUpd = set.chunks.length;
     const keysEnd = 1;
-    const runsEnd = ds.findIndex((d) => d.label.endsWith(":heads"));
+    // Sort ends where the run bookkeeping starts: heads (scalar path) or key-ranges (vec4 path).
+    const runsEnd = ds.findIndex((d) => d.label.endsWith(":heads") || d.label.endsWith(":key-ranges"));
     const total = await time(device, ds);
     const parts = [await time(device, ds.slice(0, keysEnd)), await time(device, ds.slice(0, runsEnd)), await time(device, ds.slice(0, ds.length - nUpd))];
     const bytes = n * c.d * 4;
