@@ -56,8 +56,8 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
   }
   const plan = uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
   if (whole.size && kind !== "table") {
-    // --shard-plan row: QR tables combined by add or concat are split by their q and r sub-tables' rows; the rest whole.
-    const split = kind === "row" && config.qr && config.qr.operation !== "mult" ? new Set([...whole].filter((t) => layout.tables[t]!.kind === "qr")) : new Set<number>();
+    // --shard-plan row: QR tables are split by their q and r sub-tables' rows; MD tables stay whole.
+    const split = kind === "row" && config.qr ? new Set([...whole].filter((t) => layout.tables[t]!.kind === "qr")) : new Set<number>();
     const rest = [...whole].filter((t) => !split.has(t));
     if (split.size) note(`QR tables ${[...split].join(" ")} are split by the rows of their q and r sub-tables`);
     if (rest.length) note(`QR/MD tables ${rest.join(" ")} are placed table-wise (whole, round-robin); the other tables ${kind}-wise`);

@@ -1,5 +1,7 @@
 /**
- * Wrappers for the two small kernels of the multi-device step (src/shard/):
+ * Wrappers for the small kernels of the multi-device step (src/shard/):
+ *  - shaders/shard_qr_mult_fwd.wgsl / shard_qr_mult_bwd.wgsl: the "mult" combine of QR tables split by
+ *    sub-table rows, on the slice owner (see prepareQrMult);
  *  - shaders/shard_add_f32.wgsl: y[yOffset + i] += x[xOffset + i] (the ring allreduce's add);
  *  - shaders/shard_route.wgsl: column routing between pooled-embedding layouts, each output
  *    column the fixed-order sum of a list of input columns (see Route).
@@ -10,6 +12,8 @@ import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { shard_add_f32 } from "../shaders/shard_add_f32.ts";
 import { shard_route } from "../shaders/shard_route.ts";
+import { shard_qr_mult_fwd } from "../shaders/shard_qr_mult_fwd.ts";
+import { shard_qr_mult_bwd } from "../shaders/shard_qr_mult_bwd.ts";
 
 const WG = 256;
 
@@ -86,4 +90,44 @@ export function prepareRoute(device: GPUDevice, args: RouteArgs): PreparedRoute 
     dispatches: [{ label, kernel, bindGroups: [bg], workgroups: grid(Math.ceil((batch * columns.length) / WG), device.limits.maxComputeWorkgroupsPerDimension) }],
     buffers: [outsBuf, entriesBuf, params],
   };
+}
+
+export interface QrMultArgs {
+  /** Pooled sub-table sums [batch, 2 * tables.length * d]: table m's pool_q at 2m*d, pool_r at (2m+1)*d. */
+  c: GPUBuffer;
+  /** E [batch, n, d] (written at the tables' columns). */
+  e: GPUBuffer;
+  /** dE (read) and dC (written), for the backward; omit both for a forward only. */
+  gradE?: GPUBuffer;
+  gradC?: GPUBuffer;
+  batch: number;
+  d: number;
+  /** Logical table index t_m of each QR table, in C's order. */
+  tables: readonly number[];
+  /** n (tables of the model): E's row stride is n * d. */
+  numTables: number;
+  label?: string;
+}
+
+/** Wrappers of shard_qr_mult_fwd.wgsl (E = pool_q * pool_r) and shard_qr_mult_bwd.wgsl (dC from dE). */
+export function prepareQrMult(device: GPUDevice, a: QrMultArgs): { forward: Dispatch[]; backward: Dispatch[]; buffers: GPUBuffer[] } {
+  const label = a.label ?? "shard-qr-mult";
+  const M = a.tables.length;
+  if (a.batch === 0 || M === 0) return { forward: [], backward: [], buffers: [] };
+  const cStride = 2 * M * a.d;
+  const eStride = a.numTables * a.d;
+  if (a.c.size < a.batch * cStride * 4) throw new KernelInputError(`${label}: C holds ${a.c.size / 4} floats, need ${a.batch * cStride}`);
+  if (a.e.size < a.batch * eStride * 4) throw new KernelInputError(`${label}: E holds ${a.e.size / 4} floats, need ${a.batch * eStride}`);
+  for (const t of a.tables) if (!(Number.isInteger(t) && t >= 0 && t < a.numTables)) throw new KernelInputError(`${label}: table ${t} outside 0..${a.numTables - 1}`);
+  const params = uploadUniform(device, new Uint32Array([a.batch, a.d, M, eStride, cStride, 0, 0, 0]), `${label}:params`);
+  const tables = uploadStorage(device, Uint32Array.from(a.tables), `${label}:tables`);
+  const workgroups = grid(Math.ceil((a.batch * M * a.d) / WG), device.limits.maxComputeWorkgroupsPerDimension);
+  const fk = getKernel(device, { shader: shard_qr_mult_fwd, constants: { WG } });
+  const forward: Dispatch[] = [{ label: `${label}:fwd`, kernel: fk, bindGroups: [bindGroup(device, fk, { params, tables, c: a.c, e: a.e }, `${label}:fwd`)], workgroups }];
+  const backward: Dispatch[] = [];
+  if (a.gradE && a.gradC) {
+    const bk = getKernel(device, { shader: shard_qr_mult_bwd, constants: { WG } });
+    backward.push({ label: `${label}:bwd`, kernel: bk, bindGroups: [bindGroup(device, bk, { params, tables, c: a.c, grad_e: a.gradE, grad_c: a.gradC }, `${label}:bwd`)], workgroups });
+  }
+  return { forward, backward, buffers: [params, tables] };
 }

@@ -40,6 +40,8 @@ import { roofline_fma } from "./roofline_fma.ts";
 import { scan_downsweep } from "./scan_downsweep.ts";
 import { scan_reduce } from "./scan_reduce.ts";
 import { shard_add_f32 } from "./shard_add_f32.ts";
+import { shard_qr_mult_bwd } from "./shard_qr_mult_bwd.ts";
+import { shard_qr_mult_fwd } from "./shard_qr_mult_fwd.ts";
 import { shard_route } from "./shard_route.ts";
 import { shard_rowwise_partial } from "./shard_rowwise_partial.ts";
 import { shard_rowwise_update } from "./shard_rowwise_update.ts";
@@ -85,6 +87,8 @@ export const shaders = {
   scan_downsweep,
   scan_reduce,
   shard_add_f32,
+  shard_qr_mult_bwd,
+  shard_qr_mult_fwd,
   shard_route,
   shard_rowwise_partial,
   shard_rowwise_update,

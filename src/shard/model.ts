@@ -45,7 +45,7 @@ import { createEmbeddingOptimizerState, destroyEmbeddingOptimizerState, stateVal
 import { createTableSet, destroyTableSet, readTable, readTableRows, writeTable, writeTableRows } from "../kernels/embedding_tables.ts";
 import type { EmbeddingOptimizerState, EmbeddingTableSet } from "../kernels/embedding_types.ts";
 import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimizer_params.ts";
-import { prepareRoute } from "../kernels/shard.ts";
+import { prepareQrMult, prepareRoute } from "../kernels/shard.ts";
 import type { DlrmConfig } from "../model/config.ts";
 import { DENSE_OPT, DenseMlp, type DenseStep } from "../model/dense.ts";
 import { embeddingParameters, type EmbeddingLayout } from "../model/embedding_layout.ts";
@@ -57,7 +57,7 @@ import { flushWrites, layoutOf, parameterShapes, type StateDict, type TensorRows
 import { learningRateAt } from "../model/schedule.ts";
 import { type Allreduce, type AllreduceSchedule, AllToAll, type AllToAllSchedule, type CollectiveStats, createAllreduce, type Message } from "./collectives.ts";
 import { type QrSubTables, type ShardingPlan, validatePlan } from "./plan.ts";
-import { backwardRoute, batchSlices, blockBases, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, type RowSumLayout, rowSumLayout, type ShardSet, setBags } from "./routing.ts";
+import { backwardRoute, batchSlices, blockBases, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, qrMultRoutes, type RowSumLayout, rowSumLayout, type ShardSet, setBags } from "./routing.ts";
 
 const EMB_OPT = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "rowwise-adagrad" } as const;
 const LOSS_HISTORY = 256;
@@ -256,6 +256,8 @@ export class ShardedDlrm {
   private readonly fullLayout: EmbeddingLayout;
   /** QR and MD tables held whole by one device (a ModelEmbeddings of their own); QR tables split by sub-table rows are not in it. */
   private readonly composite: Set<number>;
+  /** QR tables combined by "mult" and split by sub-table rows (their combine runs on the slice owner). */
+  private readonly qrMult: number[];
 
   constructor(
     readonly contexts: readonly GpuContext[],
@@ -275,6 +277,7 @@ export class ShardedDlrm {
     });
     validatePlan(plan, config.tableRows, config.embeddingDim, qr);
     const split = new Set(plan.tables.filter((p) => p.shards.some((s) => s.part)).map((p) => p.table));
+    this.qrMult = config.qr?.operation === "mult" ? [...split].sort((a, b) => a - b) : [];
     this.composite = new Set(this.fullLayout.tables.flatMap((t, i) => (t.kind === "plain" || split.has(i) ? [] : [i])));
     this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite, this.embKind === "rowwise-adagrad", qr);
     this.replicas = contexts.map((ctx, i) => {
@@ -443,9 +446,24 @@ export class ShardedDlrm {
         const fused = prepareEmbeddingBagBackward(device, { ...common, pooling: "sum", label: `dev${j}-embedding-backward-set${k}` });
         return { ...fused, before: fused.dispatches, after: [] };
       });
-      const rf = prepareRoute(device, { input: r, output: emb, batch: bj, columns: forwardRoute(this.plan, this.layouts, j, bj, d), label: `dev${j}-route-forward` });
-      const rb = prepareRoute(device, { input: gradEmb, output: g, batch: bj, columns: backwardRoute(this.plan, this.layouts, j, bj, d), label: `dev${j}-route-backward` });
+      const mult = new Set(this.qrMult);
+      const rf = prepareRoute(device, { input: r, output: emb, batch: bj, columns: forwardRoute(this.plan, this.layouts, j, bj, d, mult), label: `dev${j}-route-forward` });
+      const rb = prepareRoute(device, { input: gradEmb, output: g, batch: bj, columns: backwardRoute(this.plan, this.layouts, j, bj, d, mult), label: `dev${j}-route-backward` });
       buffers.push(...rf.buffers, ...rb.buffers);
+      // QR "mult" tables split by sub-table rows: pool_q and pool_r summed separately into C, multiplied into E here.
+      const routeForward = [...rf.dispatches];
+      const routeBackward = [...rb.dispatches];
+      if (this.qrMult.length && bj > 0) {
+        const mr = qrMultRoutes(this.plan, this.layouts, j, bj, d, this.qrMult);
+        const cBuf = buf(bj * mr.width, "C(qr-mult)");
+        const gcBuf = buf(bj * mr.width, "dC(qr-mult)");
+        const rfc = prepareRoute(device, { input: r, output: cBuf, batch: bj, columns: mr.forward, label: `dev${j}-route-qr-mult` });
+        const rbc = prepareRoute(device, { input: gcBuf, output: g, batch: bj, columns: mr.backward, label: `dev${j}-route-qr-mult-back` });
+        const qm = prepareQrMult(device, { c: cBuf, e: emb, gradE: gradEmb, gradC: gcBuf, batch: bj, d, tables: this.qrMult, numTables: n, label: `dev${j}-qr-mult` });
+        buffers.push(...rfc.buffers, ...rbc.buffers, ...qm.buffers);
+        routeForward.push(...rfc.dispatches, ...qm.forward);
+        routeBackward.push(...qm.backward, ...rbc.dispatches);
+      }
       let comp: DevicePlan["comp"];
       if (rep.composite) {
         // QR/MD tables: their own embedding plan over the global batch -> Ec [B, nc, d], copied into Px's columns (and back).
@@ -469,7 +487,7 @@ export class ShardedDlrm {
         lookups.push(...ep.forward, ...rt.dispatches);
         comp = { plan: ep, toPx: rt.dispatches, fromPx: rfr.dispatches };
       }
-      return { bags, px, pd, gpx, gpd, r, g, dense, labels, emb, gradEmb, step, lookups, routeForward: rf.dispatches, routeBackward: rb.dispatches, setBackward, comp, buffers };
+      return { bags, px, pd, gpx, gpd, r, g, dense, labels, emb, gradEmb, step, lookups, routeForward, routeBackward, setBackward, comp, buffers };
     });
     const fwd: Message[] = [];
     const bwd: Message[] = [];

@@ -27,7 +27,9 @@ export interface Shard {
    * Row-wise QR tables (operation add or concat) only: the shard holds rows
    * [rowStart, rowEnd) of this sub-table (q: floor(i / c), r: i mod c), and
    * its pooled partial lands in the table's columns [colStart, colEnd) of E
-   * (add: all d for both; concat: q the first d/2, r the rest).
+   * (add: all d for both; concat: q the first d/2, r the rest; mult: all d,
+   * but q and r partials are summed separately and multiplied on the device
+   * that owns the batch slice).
    */
   part?: "q" | "r";
 }
@@ -120,9 +122,6 @@ export function validatePlan(plan: ShardingPlan, tableRows: readonly number[], d
 function validateQrRows(p: TablePlacement, where: string, N: number, dim: number, q: QrSubTables | undefined): void {
   if (!q) throw new ConfigError(`${where}: shards name a QR sub-table (part), but the table is not a QR table`);
   if (p.kind !== "row") throw new ConfigError(`${where}: only row-wise placements split a QR table by sub-table rows`);
-  if (q.operation === "mult") {
-    throw new ConfigError(`${where}: a QR table combined by "mult" cannot be split by rows (pool_q * pool_r is not a sum of per-shard parts); place it table-wise, or use --qr-operation add or concat`);
-  }
   if (q.operation === "concat" && dim % 2 !== 0) throw new ConfigError(`${where}: concat needs an even d`);
   for (const part of ["q", "r"] as const) {
     const shards = p.shards.filter((s) => s.part === part);
@@ -247,7 +246,7 @@ export function uniformPlan(kind: ShardKind, tableRows: readonly number[], dim: 
 /**
  * A QR table split by sub-table rows over `devices` (q rows and r rows each
  * in even contiguous ranges, r's ranges starting one device later so q and r
- * pieces spread); only for operation add or concat (validatePlan refuses mult).
+ * pieces spread).
  */
 export function qrRowPlacement(table: number, q: QrSubTables, dim: number, devices: number): TablePlacement {
   const part = (p: "q" | "r", rows: number, first: number): Shard[] => {

@@ -189,13 +189,14 @@ function exchangeSlot(
   return { offset: bases[data ? layouts.length : s.device]! + l.column.get(key(t, si))! + (k - s.colStart), stride: data ? l.wd : l.wx };
 }
 
-/** Forward route of device j: E_j [B_j, n, d] from R_j. */
-export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number): RouteColumn[] {
+/** Forward route of device j: E_j [B_j, n, d] from R_j (tables in `skip`: QR mult splits, see qrMultRoutes). */
+export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number, skip: ReadonlySet<number> = new Set()): RouteColumn[] {
   const bases = blockBases(layouts, bj);
   const n = plan.tables.length;
   const cols: RouteColumn[] = [];
   for (let t = 0; t < n; t++) {
     const p = plan.tables[t]!;
+    if (skip.has(t)) continue;
     for (let k = 0; k < dim; k++) {
       const sources: RouteColumn["sources"] = [];
       p.shards.forEach((s, si) => {
@@ -209,13 +210,14 @@ export function forwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: num
   return cols;
 }
 
-/** Backward route of device j: G_j (R_j's layout) from dE_j [B_j, n, d]. */
-export function backwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number): RouteColumn[] {
+/** Backward route of device j: G_j (R_j's layout) from dE_j [B_j, n, d] (tables in `skip`: QR mult splits, see qrMultRoutes). */
+export function backwardRoute(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number, skip: ReadonlySet<number> = new Set()): RouteColumn[] {
   const bases = blockBases(layouts, bj);
   const n = plan.tables.length;
   const cols: RouteColumn[] = [];
   for (let t = 0; t < n; t++) {
     const p = plan.tables[t]!;
+    if (skip.has(t)) continue;
     p.shards.forEach((s, si) => {
       if (p.kind === "data" && s.device !== j) return;
       for (let k = s.colStart; k < s.colEnd; k++) {
@@ -232,6 +234,38 @@ function subRow(s: LocalShard): (i: number) => number {
   if (s.part === "q") return (i) => Math.floor(i / c);
   if (s.part === "r") return (i) => i % c;
   return (i) => i;
+}
+
+/**
+ * QR tables combined by "mult" and split by sub-table rows (`mult`, in this
+ * order): their q and r partials cannot be added into E (E = pool_q * pool_r),
+ * so device j's forward route sums them into C_j [B_j, 2 M d] instead (table
+ * m: pool_q at columns 2m d .. , pool_r at (2m+1) d ..), shard_qr_mult_fwd
+ * multiplies them into E, shard_qr_mult_bwd gives dC from dE, and the
+ * backward route here hands every q / r shard its columns of dC in G_j.
+ */
+export function qrMultRoutes(plan: ShardingPlan, layouts: DeviceLayout[], j: number, bj: number, dim: number, mult: readonly number[]): { forward: RouteColumn[]; backward: RouteColumn[]; width: number } {
+  const bases = blockBases(layouts, bj);
+  const width = 2 * mult.length * dim;
+  const forward: RouteColumn[] = [];
+  const backward: RouteColumn[] = [];
+  mult.forEach((t, m) => {
+    const p = plan.tables[t]!;
+    (["q", "r"] as const).forEach((part, h) => {
+      for (let k = 0; k < dim; k++) {
+        const at = (2 * m + h) * dim + k;
+        const sources: RouteColumn["sources"] = [];
+        p.shards.forEach((s, si) => {
+          if (s.part !== part) return;
+          const slot = exchangeSlot(layouts, bases, j, p.kind, t, si, s, k);
+          sources.push(slot);
+          backward.push({ ...slot, sources: [{ offset: at, stride: width }] });
+        });
+        forward.push({ offset: at, stride: width, sources });
+      }
+    });
+  });
+  return { forward, backward, width };
 }
 
 export interface HostBagsOut {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createContexts, type GpuContext } from "../../src/gpu/context.ts";
 import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { submitDispatches } from "../../src/gpu/dispatch.ts";
-import { prepareAdd, prepareRoute, type RouteColumn } from "../../src/kernels/shard.ts";
+import { prepareAdd, prepareQrMult, prepareRoute, type RouteColumn } from "../../src/kernels/shard.ts";
 import { addRef, routeRef } from "../../src/kernels/reference/shard.ts";
 import { AllToAll, type AllToAllSchedule, chooseAllreduce, createAllreduce, halvingDoublingRounds, HalvingDoublingAllreduce, type Message, nextHop, RingAllreduce, ringRounds, scheduleRounds } from "../../src/shard/collectives.ts";
 import { expectAllClose, expectBitIdentical, sumTolerance } from "../helpers/assert.ts";
@@ -208,6 +208,39 @@ describe("allreduce on GPU devices", () => {
 });
 
 describe("shard kernels", () => {
+  it("qr mult: E[b, t_m] = pool_q * pool_r, dC = (dE * pool_r, dE * pool_q); other E columns and NaN-marked dC untouched / written", async () => {
+    const device = devicesOf(1)[0]!;
+    const rng = new Rng(13);
+    const [B, d, n] = [5, 3, 4];
+    const tables = [3, 1];
+    const M = tables.length;
+    const c = randomF32(rng, B * 2 * M * d);
+    const e0 = randomF32(rng, B * n * d);
+    const ge = randomF32(rng, B * n * d);
+    const eb = uploadStorage(device, e0, "e");
+    const gcb = uploadStorage(device, new Float32Array(B * 2 * M * d).fill(NaN), "dC");
+    const qm = prepareQrMult(device, { c: uploadStorage(device, c, "c"), e: eb, gradE: uploadStorage(device, ge, "dE"), gradC: gcb, batch: B, d, tables, numTables: n });
+    submitDispatches(device, [...qm.forward, ...qm.backward]);
+    const e = await readF32(device, eb);
+    const gc = await readF32(device, gcb);
+    const eRef = Float32Array.from(e0);
+    const gcRef = new Float32Array(B * 2 * M * d);
+    for (let b = 0; b < B; b++) {
+      tables.forEach((t, m) => {
+        for (let k = 0; k < d; k++) {
+          const q = c[b * 2 * M * d + 2 * m * d + k]!;
+          const r = c[b * 2 * M * d + (2 * m + 1) * d + k]!;
+          const g = ge[b * n * d + t * d + k]!;
+          eRef[b * n * d + t * d + k] = Math.fround(q * r); // one f32 product: correctly rounded, exact comparison
+          gcRef[b * 2 * M * d + 2 * m * d + k] = Math.fround(g * r);
+          gcRef[b * 2 * M * d + (2 * m + 1) * d + k] = Math.fround(g * q);
+        }
+      });
+    }
+    expectBitIdentical(e, eRef, "E");
+    expectBitIdentical(gc, gcRef, "dC");
+  });
+
   it("add: y[yo + i] += x[xo + i]", async () => {
     const device = devicesOf(1)[0]!;
     const rng = new Rng(5);

@@ -1,7 +1,7 @@
 /**
  * The PyTorch fixtures of test/model/pytorch.test.ts, trained sharded: the
  * QR / MD cases on 2 devices (those tables whole, the plain ones row-wise; the
- * QR add / concat cases also with the QR tables split by sub-table rows), the
+ * QR cases also with the QR tables split by sub-table rows), the
  * plain-embedding cases on 3 devices with a mixed plan (table 0 row-wise,
  * table 1 column-wise or data-parallel, table 2 table-wise) and uneven
  * batch shares, and on 2 devices row-wise, against PyTorch's losses of all 10
@@ -124,7 +124,7 @@ describe.each(TRICK_CASES)("sharded DLRM vs PyTorch (QR/MD tables whole): %s", (
     expect(layoutOf(f.config).tables.some((t) => t.kind !== "plain")).toBe(true);
     await trainMatchesFixture(f, plan, k);
   });
-  if (name.startsWith("qr_") && !name.startsWith("qr_mult")) {
+  if (name.startsWith("qr_")) {
     it("2 devices, QR tables split by sub-table rows (q and r halves on different devices): 10 steps, losses and parameters", { timeout: 600_000 }, async () => {
       await trainMatchesFixture(f, qrSplit(f), k);
     });
