@@ -366,13 +366,17 @@ describe("whole samples and table moves", () => {
 });
 
 describe("QR / MD tables", () => {
-  it("are offered only table-wise; --shard-plan row places them whole (round-robin) and the plain tables row-wise", async () => {
+  it("are offered only table-wise; --shard-plan row splits a QR table by its q and r sub-tables' rows (not by logical rows) and the plain tables row-wise", async () => {
     expect(enumerateOptions(KAGGLE, 2, 4, { wholeTables: new Set([2]) }).map((o) => o.kind)).toEqual(["table", "table", "table", "table"]);
     const qc = resolveConfig({ embeddingDim: 8, tableRows: [37, 500, 23], bottomMlp: [5, 16, 8], topMlp: [14, 16, 1], qr: { operation: "mult", collisions: 4, threshold: 100 } });
     const notes: string[] = [];
     const plan = await makePlan([{}, {}] as GpuContext[], qc, { shardPlan: "row" } as unknown as FlagValues, (m) => notes.push(m));
-    expect(plan.tables.map((p) => p.kind)).toEqual(["row", "table", "row"]);
-    expect(notes.join()).toMatch(/QR\/MD tables 1 are placed table-wise/);
-    expect(() => deviceLayouts({ ...plan, tables: plan.tables.map((p) => ({ ...p, kind: "row" as const })) }, qc.tableRows, 8, new Set([1]))).toThrow(/table 1 is a QR\/MD embedding/);
+    expect(plan.tables.map((p) => p.kind)).toEqual(["row", "row", "row"]);
+    // q has ceil(500 / 4) = 125 rows, r 4: each split in two.
+    expect(plan.tables[1]!.shards.map((s) => [s.part, s.rowStart, s.rowEnd])).toEqual([["q", 0, 63], ["q", 63, 125], ["r", 0, 2], ["r", 2, 4]]);
+    expect(notes.join()).toMatch(/QR tables 1 are split by the rows of their q and r sub-tables/);
+    // A split by logical rows is refused.
+    const logical = { ...plan, tables: plan.tables.map((p) => (p.table === 1 ? { table: 1, kind: "row" as const, shards: [0, 1].map((device) => ({ device, rowStart: device * 250, rowEnd: (device + 1) * 250, colStart: 0, colEnd: 8 })) } : p)) };
+    expect(() => deviceLayouts(logical, qc.tableRows, 8, new Set([1]))).toThrow(/table 1 is a QR\/MD embedding/);
   });
 });
