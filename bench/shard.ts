@@ -232,8 +232,9 @@ log(
     `not the slowest device. Per configuration: (1) plan with the microbenchmark calibration above; (2) ${TUNE_ROUNDS} tune rounds (src/shard/autotune.ts): ` +
     `2 warm-up steps, then ${TUNE_STEPS} real steps of the plan profiled device by device (ShardedDlrm.profileStep: each device's phases run alone; per phase the fastest of the steps, as other jobs' CPU time only adds); ` +
     `fit per adapter a lookup-work scale, an embedding-backward scale, an MLP-work scale and a cost per dispatch, with the dispatches as the real steps counted them ` +
-    `(cost_model.ts fitStepCalibration, non-negative least squares over the phases of all rounds so far; the fixed and per-sample costs come apart through the dispatch counts and the rounds' different splits), and the exchange's scale; ` +
-    `re-plan with the fitted speeds (batch split in whole samples, then single tables moved off the busiest device while that lowers it); ` +
+    `(cost_model.ts fitStepCalibration, non-negative least squares over the phases of all rounds so far, each older round weighing half the next; the fixed and per-sample costs come apart through the dispatch counts and the rounds' different splits), ` +
+    `each MLP phase's own scale, the dense optimizer's update as its own term, and the exchange's scale; ` +
+    `re-plan with the fitted speeds (batch split in whole samples, then single tables moved off the busiest device while that lowers it by 2%; a device's batch moves at most max(4, half of it, batch / 8N) samples per round); ` +
     `(3) keep the round whose measured work was best balanced (N > 1) and estimate it with the final fit; ` +
     `(4) train that plan afresh: ${SERIAL_STEPS} serial steps (per-device work measured alone, the fastest of the ${SERIAL_STEPS} per phase: the "measured" per-device times below) and ${STEPS} normal ` +
     `overlapped steps (samples/s, the median). The kept plan's own tuning steps are part of the fit, so its estimate error is not a pure prediction; the measurement it is ` +
