@@ -294,6 +294,7 @@ describe("sharded training equals one device", () => {
       ["N = 2, column-wise", () => makePlan("column", rc.tableRows, rc.embeddingDim, 2)],
       ["N = 3, column-wise (widths 3, 3, 2; each device holds pieces of several tables)", () => makePlan("column", rc.tableRows, rc.embeddingDim, 3)],
       ["N = 3, mixed (table, row, column 3 + 5, data, row; uneven shares)", () => makePlan("mixed", rc.tableRows, rc.embeddingDim, 3)],
+      ["N = 4, column-wise (widths 2; the row sums go by recursive halving/doubling)", () => makePlan("column", rc.tableRows, rc.embeddingDim, 4)],
     ];
     for (const [name, plan] of cases) {
       it(`${name}: within the bound; MLP replicas and every shard's row accumulators bit-identical`, { timeout: 600_000 }, async () => {
@@ -301,6 +302,7 @@ describe("sharded training equals one device", () => {
         const c = worstR(got);
         expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
         expect(got.rowSum?.rounds.length, "the per-row allreduce ran").toBeGreaterThan(0);
+        if (plan().devices === 4) expect(got.rowSum!.rounds.map((r) => r.label).join(), "auto picks halving/doubling at N = 4").toMatch(/rhd/);
         for (let i = 1; i < got.replicas.length; i++) {
           for (const [k, t] of Object.entries(got.replicas[0]!)) expectBitIdentical(got.replicas[i]![k]!.data, t.data, `replica ${i} ${k}`);
         }
