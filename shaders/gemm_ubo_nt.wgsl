@@ -16,7 +16,11 @@
 // does 4*TM*TN FMAs (vec4 accumulators, tile written out: lavapipe does not
 // unroll loops over fixed arrays). A's K % 4 tail is read with clamped indices
 // and zeroed by select (P's padding is zero too).
-// TN: 1, 2 or 4 (SC*KP <= 16384 floats: one 64 KiB binding). BIAS: 0 none,
+// TN: 1, 2 or 4 (SC*KP <= 16384 floats: one 64 KiB binding), or 8 with TM <= 4 ("wide":
+// columns j < 4 of row i in c_i, columns 4..7 in c_(i+4); per 4 K terms 4*TM uniform A loads
+// and 8 W vec4s for 32*TM FMAs: on lavapipe every A load is a per-lane scalar load with a
+// bounds check (its address is not a constant), so fewer rows and more columns per invocation
+// halve that cost per FMA for the same 32 accumulators). BIAS: 0 none,
 // 1 bias[s]. ACT: 0 none, 1 relu, 2 sigmoid.
 // K split into slices (a long reduction, e.g. dW over a batch of 2048, keeps
 // TN = 4): this pass sums k in [k0, k0 + KL) (A(r, k) = a[r*K + k0 + k], P
@@ -29,8 +33,8 @@
 // Reference: src/kernels/reference/gemm.ts (gemmRef with transB, linearForwardRef).
 
 override WG: u32 = 8;
-override TM: u32 = 8;          // rows per invocation, 1..8
-override TN: u32 = 4;          // columns per invocation: 1, 2 or 4
+override TM: u32 = 8;          // rows per invocation, 1..8 (1..4 with TN = 8)
+override TN: u32 = 4;          // columns per invocation: 1, 2, 4, or 8 (TM <= 4)
 override MASK_A: bool = false;
 override BIAS: u32 = 0;
 override ACT: u32 = 0;
@@ -74,17 +78,20 @@ var<private> c4: vec4<f32>; var<private> c5: vec4<f32>; var<private> c6: vec4<f3
 
 /** acc += av * [w0 w1 w2 w3] restricted to the TN columns in use. */
 fn mac(acc: vec4<f32>, av: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) -> vec4<f32> {
-  if (TN == 4u) { return acc + av * mat4x4<f32>(w0, w1, w2, w3); }
+  if (TN >= 4u) { return acc + av * mat4x4<f32>(w0, w1, w2, w3); }
   if (TN == 2u) { return acc + vec4<f32>(av * mat2x4<f32>(w0, w1), 0.0, 0.0); }
   return acc + vec4<f32>(dot(av, w0), 0.0, 0.0, 0.0);
 }
 
-fn store_row(r: u32, lid: u32, acc: vec4<f32>) {
+fn store_row(r: u32, lid: u32, acc: vec4<f32>) { store_cols(r, lid, 0u, min(TN, 4u), acc); }
+
+/** Columns s0 + lid + (j0 + j)*WG, j < n, of row r from acc[j]. */
+fn store_cols(r: u32, lid: u32, j0: u32, n: u32, acc: vec4<f32>) {
   let R = params.R;
   let S = params.S;
   if (r >= R) { return; }
-  for (var j = 0u; j < TN; j++) {
-    let s = params.s0 + lid + j * WG;
+  for (var j = 0u; j < n; j++) {
+    let s = params.s0 + lid + (j0 + j) * WG;
     if (s < S) {
       var v = acc[j];
       if (BIAS == 1u) { v += bias[s]; }
@@ -112,6 +119,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let p2 = (lid + 2u * WG) * KP4;
   let p3 = (lid + 3u * WG) * KP4;
   let zero = vec4<f32>(0.0);
+  if (TN == 8u) {
+    let p4 = (lid + 4u * WG) * KP4; let p5 = (lid + 5u * WG) * KP4;
+    let p6 = (lid + 6u * WG) * KP4; let p7 = (lid + 7u * WG) * KP4;
+    for (var k4 = 0u; k4 * 4u < KL; k4++) {
+      let w0 = w[p0 + k4]; let w1 = w[p1 + k4]; let w2 = w[p2 + k4]; let w3 = w[p3 + k4];
+      let w4 = w[p4 + k4]; let w5 = w[p5 + k4]; let w6 = w[p6 + k4]; let w7 = w[p7 + k4];
+      let k = k4 * 4u;
+      let a0 = lda(o0, k);
+      c0 = mac(c0, a0, w0, w1, w2, w3); c4 = mac(c4, a0, w4, w5, w6, w7);
+      if (TM > 1u) { let a1 = lda(o1, k); c1 = mac(c1, a1, w0, w1, w2, w3); c5 = mac(c5, a1, w4, w5, w6, w7); }
+      if (TM > 2u) { let a2 = lda(o2, k); c2 = mac(c2, a2, w0, w1, w2, w3); c6 = mac(c6, a2, w4, w5, w6, w7); }
+      if (TM > 3u) { let a3 = lda(o3, k); c3 = mac(c3, a3, w0, w1, w2, w3); c7 = mac(c7, a3, w4, w5, w6, w7); }
+    }
+    store_cols(r0, lid, 0u, 4u, c0); store_cols(r0, lid, 4u, 4u, c4);
+    if (TM > 1u) { store_cols(r0 + 1u, lid, 0u, 4u, c1); store_cols(r0 + 1u, lid, 4u, 4u, c5); }
+    if (TM > 2u) { store_cols(r0 + 2u, lid, 0u, 4u, c2); store_cols(r0 + 2u, lid, 4u, 4u, c6); }
+    if (TM > 3u) { store_cols(r0 + 3u, lid, 0u, 4u, c3); store_cols(r0 + 3u, lid, 4u, 4u, c7); }
+    return;
+  }
   for (var k4 = 0u; k4 * 4u < KL; k4++) {
     let w0 = w[p0 + k4];
     var w1 = zero; var w2 = zero; var w3 = zero;

@@ -70,6 +70,25 @@ function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: nu
   return buf;
 }
 
+const wide = new WeakMap<GPUDevice, boolean>();
+
+/**
+ * Forces the wide tile (TN 8 x TM 4, reductions in slices of 256) on or off for later prepares on
+ * `device`, or (undefined) back to the tuning table: on for lavapipe (prefersUboGemm), where it
+ * measured 1.4-4.4x faster per layer GEMM than TN 4 x TM 8 (BENCHMARKS.md "GEMM on lavapipe").
+ */
+export function setUboWide(device: GPUDevice, on: boolean | undefined): void {
+  if (on === undefined) wide.delete(device);
+  else wide.set(device, on);
+}
+
+function wideOn(device: GPUDevice): boolean {
+  return wide.get(device) ?? prefersUboGemm(device);
+}
+
+/** Reduction slice of the wide tile: uboTile-like 8 * 8 * 256 floats = one 64 KiB binding. */
+export const UBO_WIDE_SLICE = 256;
+
 const noSplit = new WeakSet<GPUDevice>();
 
 /** Turns the K split off (false) or back on for later prepares on `device` (A/B benchmarks). */
@@ -93,16 +112,18 @@ export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[]
     if (!Number.isInteger(v) || v < 1) throw new KernelInputError(`${label}: ${name} must be a positive integer, got ${v}`);
   }
   if (spec.c === spec.a || spec.c === spec.w) throw new KernelInputError(`${label}: the output buffer must not alias an input`);
-  const split = uboTile(k).TN < 4 && spec.split !== false && !noSplit.has(device);
-  const KS = split ? UBO_K_SLICE : k;
-  const { TN, KP } = uboTile(KS);
+  // The wide tile where a chunk of 64 columns is filled (narrow outputs keep TN <= 4).
+  const isWide = wideOn(device) && n >= 8 * WG;
+  const split = isWide ? k > UBO_WIDE_SLICE : uboTile(k).TN < 4 && spec.split !== false && !noSplit.has(device);
+  const KS = split ? (isWide ? UBO_WIDE_SLICE : UBO_K_SLICE) : k;
+  const { TN, KP } = isWide ? { TN: 8, KP: Math.ceil(KS / 8) * 8 } : uboTile(KS);
   if (!TN) throw new RangeError(`${label}: reduction length ${k} too long for the uniform-buffer GEMM`);
   const SC = WG * TN;
   const chunks = Math.ceil(n / SC);
   const slices = Math.ceil(k / KS);
   // Every chunk's binding holds a full 64 KiB, past the last packed row too.
   const bytes = (chunks - 1) * SC * KP * 4 + UBO_BYTES;
-  const TM = Math.min(8, m);
+  const TM = Math.min(isWide ? 4 : 8, m);
   const rowGroups = Math.ceil(m / TM);
   if (rowGroups > device.limits.maxComputeWorkgroupsPerDimension) {
     throw new KernelInputError(`${label}: ${m} rows need ${rowGroups} workgroups, over the limit ${device.limits.maxComputeWorkgroupsPerDimension}; split the batch`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { setUboSplit, uboTile } from "../../src/kernels/gemm_ubo.ts";
+import { setUboSplit, setUboWide, uboTile } from "../../src/kernels/gemm_ubo.ts";
 import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { type Activation, type GemmVariant } from "../../src/kernels/gemm.ts";
 import { linearBackward, linearForward } from "../../src/kernels/linear.ts";
@@ -125,6 +125,25 @@ describe("uniform-buffer GEMM (gemm_ubo_nt + gemm_pack)", () => {
       }
     } finally {
       setUboSplit(device, true);
+    }
+  });
+});
+
+describe("uniform-buffer GEMM, wide tile (8 columns x 4 rows per invocation, slices of 256)", () => {
+  it("forward, dX and dW with partial 64-column chunks, row counts not a multiple of 4, K slices with tails, relu mask", async () => {
+    const device = await testDevice();
+    setUboWide(device, true);
+    try {
+      for (const activation of ["none", "relu"] as const) {
+        await forward("ubo", 33, 70, 300, activation); // 64 + 6 columns, K = 256 + 44 (K % 4 == 0)
+        await forward("ubo", 6, 130, 13, activation); // 2 full chunks + 2, one short slice with a K % 4 tail
+        await forward("ubo", 2, 64, 517, activation); // TM 2, slices 256 + 256 + 5
+        await backward("ubo", 19, 100, 67, activation, true); // dX 67 columns (64 + 3), over n = 100
+        await backward("ubo", 300, 65, 70, activation, true); // dW: rows 65, 70 columns, reduction over 300 (sliced)
+      }
+      await forward("ubo", 9, 64, 257, "sigmoid");
+    } finally {
+      setUboWide(device, undefined);
     }
   });
 });
