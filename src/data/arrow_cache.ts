@@ -163,15 +163,27 @@ export class ArrowPartWriter {
  */
 export async function* readPart(fs: DataFs, dir: string, file: string, batchRange?: { part: CachePart; from: number; to: number }): AsyncGenerator<CacheColumns> {
   const src = await fs.source(joinPath(dir, file));
-  let bytes: AsyncIterable<Uint8Array> = src.open() as unknown as AsyncIterable<Uint8Array>;
-  if (batchRange) {
-    const off = batchRange.part.batches!.offsets;
-    const open = src.openRange!.bind(src);
-    bytes = (async function* () {
-      yield* open(0, off[0]) as unknown as AsyncIterable<Uint8Array>; // the schema message
-      yield* open(off[batchRange.from], off[batchRange.to]) as unknown as AsyncIterable<Uint8Array>;
-    })();
-  }
+  const ranges: [number, number][] | undefined = batchRange
+    ? [[0, batchRange.part.batches!.offsets[0]], // the schema message
+      [batchRange.part.batches!.offsets[batchRange.from], batchRange.part.batches!.offsets[batchRange.to]]]
+    : undefined;
+  // Our own generator over the file's streams: when the consumer stops early (a shard or an
+  // evaluation ends inside a part), returning it cancels the open stream, which closes the file
+  // now instead of at garbage collection (Node warns about that).
+  const bytes = (async function* () {
+    for (const range of ranges ?? [undefined]) {
+      const r = (range ? src.openRange!(range[0], range[1]) : src.open()).getReader();
+      try {
+        for (;;) {
+          const { done, value } = await r.read();
+          if (done) break;
+          yield value;
+        }
+      } finally {
+        await r.cancel().catch(() => {});
+      }
+    }
+  })();
   const reader = await RecordBatchReader.from(bytes);
   try {
   for await (const rb of reader as AsyncIterable<RecordBatch>) {
@@ -191,6 +203,7 @@ export async function* readPart(fs: DataFs, dir: string, file: string, batchRang
   } finally {
     // Stopped early (a shard ends inside a part): release the file now, not at garbage collection.
     await (reader as unknown as { cancel?(): Promise<void> }).cancel?.();
+    await bytes.return(undefined);
   }
 }
 

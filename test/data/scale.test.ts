@@ -294,6 +294,42 @@ describe("--data-randomize shuffle", () => {
     }
   });
 
+  it("a reader stopped after its first record batch closes every file it opened (whole part and record-batch range)", async () => {
+    const m = await readManifest(cache);
+    const base = (await import("../../src/data/fs_node.ts")).nodeFs();
+    let opened = 0, released = 0;
+    const track = (inner: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> => {
+      opened++;
+      const r = inner.getReader();
+      let done = false;
+      const release = () => { if (!done) { done = true; released++; } };
+      return new ReadableStream<Uint8Array>({
+        async pull(c) {
+          const x = await r.read();
+          if (x.done) { release(); c.close(); } else c.enqueue(x.value);
+        },
+        async cancel(why) { release(); await r.cancel(why); },
+      });
+    };
+    const fs = {
+      ...base,
+      async source(path: string) {
+        const s = await base.source(path);
+        return { ...s, open: () => track(s.open()), openRange: (a: number, b: number) => track(s.openRange!(a, b)) };
+      },
+    };
+    const part = m.parts[0];
+    expect(part.batches!.offsets.length).toBeGreaterThan(3);
+    for (const range of [undefined, { part, from: 1, to: 3 }]) {
+      for await (const cols of readPart(fs, cache, part.file, range)) {
+        expect(cols.n).toBe(301);
+        break;
+      }
+    }
+    expect(opened).toBeGreaterThanOrEqual(3);
+    expect(released).toBe(opened);
+  });
+
   it("'total' with pieces: each shard's rows come from several days (not one stretch of rows)", async () => {
     const m = await readManifest(cache);
     const got = await order(cache, "total", 7, 0, 700, 64, 100);
