@@ -210,6 +210,11 @@ describe("sharded training equals one device", () => {
         expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
         const [rA, rB] = await m.replicaStateDicts();
         for (const [n, t] of Object.entries(rA!)) expectBitIdentical(rB![n]!.data, t.data, `replica 1 ${n}`);
+        // The streamed checkpoint tensors (src/io writes checkpoints through them) read the same bits, sub-table rows gathered.
+        const all = { ...got.params, ...got.optim };
+        const tensors = m.checkpointTensors();
+        expect(tensors.map((t) => t.name).sort()).toEqual(Object.keys(all).sort());
+        for (const t of tensors) expectBitIdentical(await t.read(0, t.shape[0]!), all[t.name]!.data, `streamed ${t.name}`);
         m.destroy();
         // Reshard: the split tables' weight_q / weight_r (and state) load whole on 2 devices and read back the same bits.
         const m2 = new ShardedDlrm(ctxs.slice(0, 2), qc, got.params, makePlan("table", qc.tableRows, qc.embeddingDim, 2));
