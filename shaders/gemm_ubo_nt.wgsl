@@ -27,7 +27,7 @@
 // packed per slice) and with ACCUM adds its sum to C (passes in slice order:
 // a fixed summation order); bias and activation are applied by the last
 // slice only: C = act(C + sum + bias).
-// Bindings: params {R, S, K, KP, s0, k0, KL}, a, w (uniform), mask, bias (read),
+// Bindings: params {R, S, K, KP, s0, k0, KL}, a and a4 (the same buffer), w (uniform), mask, bias (read),
 // c (read_write); unused mask / bias bound to any read-only buffer (never read).
 // Dispatch per chunk: (1, ceil(R / TM)) workgroups.
 // Reference: src/kernels/reference/gemm.ts (gemmRef with transB, linearForwardRef).
@@ -39,6 +39,10 @@ override MASK_A: bool = false;
 override BIAS: u32 = 0;
 override ACT: u32 = 0;
 override ACCUM: bool = false;
+// A4: A's whole-vec4 steps read as one vec4 (binding a4 = the same buffer as a; K % 4 == 0 and
+// k0 % 4 == 0, no mask): on lavapipe one lane-varying vec4 storage load costs about 2/3 of four
+// scalar ones (each storage load is per SIMD lane with a bounds check).
+override A4: bool = false;
 
 struct Params { R: u32, S: u32, K: u32, KP: u32, s0: u32, k0: u32, KL: u32 }
 
@@ -48,6 +52,7 @@ struct Params { R: u32, S: u32, K: u32, KP: u32, s0: u32, k0: u32, KL: u32 }
 @group(0) @binding(3) var<storage, read> mask: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;
+@group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
 
 fn act(v: f32) -> f32 {
   if (ACT == 1u) { return max(v, 0.0); }
@@ -64,6 +69,7 @@ fn aval(i: u32) -> f32 {
 /** A(r, k..k+3) for row offset o: whole vec4 when k + 4 <= KL, else the tail with zeros. */
 fn lda(o: u32, k: u32) -> vec4<f32> {
   let K = params.KL;
+  if (A4 && k + 4u <= K) { return a4[(o + k) / 4u]; }
   if (k + 4u <= K) { return vec4<f32>(aval(o + k), aval(o + k + 1u), aval(o + k + 2u), aval(o + k + 3u)); }
   let l = K - 1u;
   return vec4<f32>(

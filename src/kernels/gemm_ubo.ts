@@ -89,6 +89,18 @@ function wideOn(device: GPUDevice): boolean {
 /** Reduction slice of the wide tile: uboTile-like 8 * 8 * 256 floats = one 64 KiB binding. */
 export const UBO_WIDE_SLICE = 256;
 
+const noA4 = new WeakSet<GPUDevice>();
+
+/** Turns the vec4 A loads (A4) off (false) or back on for later prepares on `device` (A/B benchmarks). */
+export function setUboA4(device: GPUDevice, on: boolean): void {
+  if (on) noA4.delete(device);
+  else noA4.add(device);
+}
+
+function a4On(device: GPUDevice): boolean {
+  return !noA4.has(device);
+}
+
 const noSplit = new WeakSet<GPUDevice>();
 
 /** Turns the K split off (false) or back on for later prepares on `device` (A/B benchmarks). */
@@ -130,6 +142,7 @@ export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[]
   }
   const packKernel = getKernel(device, { shader: gemm_pack, constants: { WG: 256, TRANS: Number(spec.trans) } });
   const out: Dispatch[] = [];
+  const a4 = !spec.mask && k % 4 === 0 && KS % 4 === 0 && a4On(device);
   for (let sl = 0; sl < slices; sl++) {
     const k0 = sl * KS;
     const KL = Math.min(KS, k - k0);
@@ -144,13 +157,14 @@ export function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[]
     const kernel = getKernel(device, {
       shader: gemm_ubo_nt,
       // Bias and activation in the last slice only (C = act(C + sum + bias)).
-      constants: { WG, TM, TN, MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias && sl === slices - 1 ? 1 : 0, ACT: sl === slices - 1 ? ACT_CODE[spec.activation ?? "none"] : 0, ACCUM: Number(sl > 0) },
+      constants: { WG, TM, TN, A4: Number(a4), MASK_A: Number(Boolean(spec.mask)), BIAS: spec.bias && sl === slices - 1 ? 1 : 0, ACT: sl === slices - 1 ? ACT_CODE[spec.activation ?? "none"] : 0, ACCUM: Number(sl > 0) },
     });
     for (let ch = 0; ch < chunks; ch++) {
       const s0 = ch * SC;
       const params = uploadUniform(device, new Uint32Array([m, n, k, KP, s0, k0, KL, 0]), `${label}:params${sl}.${ch}`);
       const group = bindGroup(device, kernel, {
-        params, a: spec.a, w: { buffer: p, offset: s0 * KP * 4, size: UBO_BYTES },
+        // a4 unused (A4 off): any read-only buffer of at least one vec4 (the packed operand).
+        params, a: spec.a, a4: a4 ? spec.a : p, w: { buffer: p, offset: s0 * KP * 4, size: UBO_BYTES },
         mask: spec.mask ?? spec.a, bias: spec.bias ?? spec.a, c: spec.c,
       }, `${label}:chunk${ch}${slices > 1 ? `:slice${sl}` : ""}`);
       out.push({ label, kernel, bindGroups: [group], workgroups: [1, rowGroups] });
