@@ -56,14 +56,16 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
   }
   const plan = uniformPlan(kind as ShardKind, config.tableRows, config.embeddingDim, n);
   if (whole.size && kind !== "table") {
-    // --shard-plan row: QR tables are split by their q and r sub-tables' rows; MD tables stay whole.
+    // --shard-plan row: QR tables are split by their q and r sub-tables' rows, MD tables by rows (each shard with a projection copy).
     const split = kind === "row" && config.qr ? new Set([...whole].filter((t) => layout.tables[t]!.kind === "qr")) : new Set<number>();
-    const rest = [...whole].filter((t) => !split.has(t));
+    const md = kind === "row" ? new Set([...whole].filter((t) => layout.tables[t]!.kind === "md")) : new Set<number>();
+    const rest = [...whole].filter((t) => !split.has(t) && !md.has(t));
     if (split.size) note(`QR tables ${[...split].join(" ")} are split by the rows of their q and r sub-tables`);
+    if (md.size) note(`MD tables ${[...md].join(" ")} are split by rows (each shard holds a copy of the projection; its gradient is allreduced)`);
     if (rest.length) note(`QR/MD tables ${rest.join(" ")} are placed table-wise (whole, round-robin); the other tables ${kind}-wise`);
     const table = uniformPlan("table", config.tableRows, config.embeddingDim, n);
     plan.tables = plan.tables.map((p) => {
-      if (!whole.has(p.table)) return p;
+      if (!whole.has(p.table) || md.has(p.table)) return p;
       if (!split.has(p.table)) return table.tables[p.table]!;
       const t = layout.tables[p.table]!;
       return qrRowPlacement(p.table, { collisions: t.collisions!, operation: config.qr!.operation, qRows: t.places[0]!.rows, rRows: t.places[1]!.rows }, config.embeddingDim, n);

@@ -288,6 +288,12 @@ export class AllToAll {
   }
 }
 
+/** Element offset of device i's vector: one offset for all devices, or one per device. */
+function offsetAt(offset: number | readonly number[] | undefined, i: number): number {
+  if (offset === undefined) return 0;
+  return typeof offset === "number" ? offset : offset[i]!;
+}
+
 /** Splits `count` elements into `parts` contiguous chunks (sizes differ by at most one, larger first). */
 export function chunkRanges(count: number, parts: number): [number, number][] {
   const out: [number, number][] = [];
@@ -318,15 +324,15 @@ export class RingAllreduce implements Allreduce {
     readonly devices: readonly GPUDevice[],
     readonly buffers: readonly GPUBuffer[],
     readonly count: number,
-    readonly opts: { offset?: number; label?: string } = {},
+    readonly opts: { offset?: number | readonly number[]; label?: string } = {},
   ) {
     const n = devices.length;
     const label = opts.label ?? "allreduce";
-    const offset = opts.offset ?? 0;
+    const offsetOf = (i: number) => offsetAt(opts.offset, i);
     if (buffers.length !== n) throw new KernelInputError(`${label}: ${buffers.length} buffers for ${n} devices`);
     if (!Number.isInteger(count) || count < 0) throw new KernelInputError(`${label}: count must be a non-negative integer, got ${count}`);
     buffers.forEach((b, i) => {
-      if ((offset + count) * 4 > b.size) throw new KernelInputError(`${label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offset + count} floats`);
+      if ((offsetOf(i) + count) * 4 > b.size) throw new KernelInputError(`${label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offsetOf(i) + count} floats`);
     });
     this.chunks = chunkRanges(count, n);
     const maxChunk = Math.max(1, ...this.chunks.map(([a, b]) => b - a));
@@ -339,7 +345,7 @@ export class RingAllreduce implements Allreduce {
             // Device i receives chunk (i - 1 - s) mod n from device i - 1 and adds it to its own.
             const c = (((i - 1 - s) % n) + n) % n;
             const [a, b] = this.chunks[c]!;
-            return prepareAdd(d, { x: this.scratch[i]!, y: buffers[i]!, count: b - a, yOffset: offset + a, label: `${label}:add r${s}@${i}` });
+            return prepareAdd(d, { x: this.scratch[i]!, y: buffers[i]!, count: b - a, yOffset: offsetOf(i) + a, label: `${label}:add r${s}@${i}` });
           }),
         );
       }
@@ -354,7 +360,7 @@ export class RingAllreduce implements Allreduce {
     const n = this.devices.length;
     const rounds: RoundStats[] = [];
     if (n === 1 || this.count === 0) return { label: this.label, rounds, localBytes: 0, ms: performance.now() - t0 };
-    const off = this.opts.offset ?? 0;
+    const off = (i: number) => offsetAt(this.opts.offset, i);
     const step = async (name: string, chunkOf: (i: number) => number, land: (to: number, c: number, data: ArrayBuffer, bytes: number) => void) => {
       const tr = performance.now();
       const sent = new Array<number>(n).fill(0);
@@ -365,7 +371,7 @@ export class RingAllreduce implements Allreduce {
         const [a, b] = this.chunks[chunkOf(i)]!;
         if (b === a) continue;
         const enc = this.devices[i]!.createCommandEncoder({ label: `${name}@${i}` });
-        enc.copyBufferToBuffer(this.buffers[i]!, (off + a) * 4, this.staging[i]!, 0, (b - a) * 4);
+        enc.copyBufferToBuffer(this.buffers[i]!, (off(i) + a) * 4, this.staging[i]!, 0, (b - a) * 4);
         this.devices[i]!.queue.submit([enc.finish()]);
         live.push(i);
       }
@@ -398,7 +404,7 @@ export class RingAllreduce implements Allreduce {
     // Allgather: device i now holds the full sum of chunk (i + 1) mod n; pass the sums around.
     for (let s = 0; s < n - 1; s++) {
       await step(`${this.label}:allgather r${s}`, (i) => (((i + 1 - s) % n) + n) % n, (to, c, data, bytes) => {
-        this.devices[to]!.queue.writeBuffer(this.buffers[to]!, (off + this.chunks[c]![0]) * 4, data, 0, bytes);
+        this.devices[to]!.queue.writeBuffer(this.buffers[to]!, (off(to) + this.chunks[c]![0]) * 4, data, 0, bytes);
       });
     }
     return { label: this.label, rounds, localBytes: 0, ms: performance.now() - t0 };
@@ -528,15 +534,15 @@ export class HalvingDoublingAllreduce implements Allreduce {
     readonly devices: readonly GPUDevice[],
     readonly buffers: readonly GPUBuffer[],
     readonly count: number,
-    readonly opts: { offset?: number; label?: string } = {},
+    readonly opts: { offset?: number | readonly number[]; label?: string } = {},
   ) {
     const n = devices.length;
     this.label = opts.label ?? "allreduce-rhd";
-    const offset = opts.offset ?? 0;
+    const offsetOf = (i: number) => offsetAt(opts.offset, i);
     if (buffers.length !== n) throw new KernelInputError(`${this.label}: ${buffers.length} buffers for ${n} devices`);
     if (!Number.isInteger(count) || count < 0) throw new KernelInputError(`${this.label}: count must be a non-negative integer, got ${count}`);
     buffers.forEach((b, i) => {
-      if ((offset + count) * 4 > b.size) throw new KernelInputError(`${this.label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offset + count} floats`);
+      if ((offsetOf(i) + count) * 4 > b.size) throw new KernelInputError(`${this.label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offsetOf(i) + count} floats`);
     });
     this.rounds = halvingDoublingRounds(n, count);
     const scratchFloats = new Array<number>(n).fill(0);
@@ -551,21 +557,21 @@ export class HalvingDoublingAllreduce implements Allreduce {
     this.scratch = devices.map((d, i) => (scratchFloats[i]! > 0 ? d.createBuffer({ label: `${this.label}:scratch@${i}`, size: scratchFloats[i]! * 4, usage: TRANSIT_USAGE }) : undefined));
     this.rounds.forEach((round, r) => {
       this.staging.push(round.map((t) => devices[t.from]!.createBuffer({ label: `${this.label}:staging r${r} ${t.from}->${t.to}`, size: (t.end - t.start) * 4, usage: STAGING_USAGE })));
-      this.adds.push(round.map((t) => (t.mode === "add" ? prepareAdd(devices[t.to]!, { x: this.scratch[t.to]!, y: buffers[t.to]!, count: t.end - t.start, yOffset: offset + t.start, label: `${this.label}:add r${r}@${t.to}` }) : [])));
+      this.adds.push(round.map((t) => (t.mode === "add" ? prepareAdd(devices[t.to]!, { x: this.scratch[t.to]!, y: buffers[t.to]!, count: t.end - t.start, yOffset: offsetOf(t.to) + t.start, label: `${this.label}:add r${r}@${t.to}` }) : [])));
     });
   }
 
   async run(): Promise<CollectiveStats> {
     const t0 = performance.now();
     const n = this.devices.length;
-    const off = this.opts.offset ?? 0;
+    const off = (i: number) => offsetAt(this.opts.offset, i);
     const rounds: RoundStats[] = [];
     for (let r = 0; r < this.rounds.length; r++) {
       const round = this.rounds[r]!;
       const tr = performance.now();
       round.forEach((t, k) => {
         const enc = this.devices[t.from]!.createCommandEncoder({ label: `${this.label}:r${r} ${t.from}->${t.to}` });
-        enc.copyBufferToBuffer(this.buffers[t.from]!, (off + t.start) * 4, this.staging[r]![k]!, 0, (t.end - t.start) * 4);
+        enc.copyBufferToBuffer(this.buffers[t.from]!, (off(t.from) + t.start) * 4, this.staging[r]![k]!, 0, (t.end - t.start) * 4);
         this.devices[t.from]!.queue.submit([enc.finish()]);
       });
       await Promise.all(this.staging[r]!.map((s) => s.mapAsync(MAP_READ)));
@@ -576,7 +582,7 @@ export class HalvingDoublingAllreduce implements Allreduce {
         const bytes = (t.end - t.start) * 4;
         const q = this.devices[t.to]!.queue;
         if (t.mode === "add") q.writeBuffer(this.scratch[t.to]!, 0, s.getMappedRange(), 0, bytes);
-        else q.writeBuffer(this.buffers[t.to]!, (off + t.start) * 4, s.getMappedRange(), 0, bytes);
+        else q.writeBuffer(this.buffers[t.to]!, (off(t.to) + t.start) * 4, s.getMappedRange(), 0, bytes);
         s.unmap();
         sent[t.from]! += bytes;
         received[t.to]! += bytes;
@@ -637,7 +643,7 @@ export function createAllreduce(
   devices: readonly GPUDevice[],
   buffers: readonly GPUBuffer[],
   count: number,
-  opts: { offset?: number; label?: string; schedule?: AllreduceSchedule; link?: { alpha: number; bandwidth: number } } = {},
+  opts: { offset?: number | readonly number[]; label?: string; schedule?: AllreduceSchedule; link?: { alpha: number; bandwidth: number } } = {},
 ): Allreduce {
   const kind = chooseAllreduce(opts.schedule ?? "auto", devices.length, count, opts.link ?? { alpha: 14.1e-6, bandwidth: 31.5e9 });
   return kind === "rhd" ? new HalvingDoublingAllreduce(devices, buffers, count, opts) : new RingAllreduce(devices, buffers, count, opts);

@@ -98,6 +98,30 @@ function renameTables(sd: StateDict, map: ReadonlyMap<number, number>): StateDic
   return out;
 }
 
+/** True for a composite tensor whose first dimension is the table's rows (the narrow table and its optimizer state, not the projection). */
+function isRowTensor(name: string): boolean {
+  return /emb_l\.\d+\.(embs\.weight|weight_[qr])(\.sum)?$/.test(name);
+}
+
+/**
+ * The composite set's tables of `sd` under the set's local names (emb_l.<k>.*), row shards (MD tables split
+ * row-wise) cut to their rows; the projection (and its optimizer state) whole.
+ */
+function compositeLocal(sd: StateDict, set: ShardSet): StateDict {
+  const out: StateDict = {};
+  set.shards.forEach((sh, k) => {
+    for (const [name, v] of Object.entries(renameTables(sd, new Map([[sh.table, k]])))) {
+      if (sh.kind !== "row" || !isRowTensor(name)) {
+        out[name] = v;
+        continue;
+      }
+      const per = v.data.length / v.shape[0]!;
+      out[name] = { shape: [sh.rowEnd - sh.rowStart, ...v.shape.slice(1)], data: v.data.slice(sh.rowStart * per, sh.rowEnd * per) };
+    }
+  });
+  return out;
+}
+
 /** Table index of an emb_l.<t>.* (or optim.emb_l.<t>.*) name. */
 function tableOfName(name: string): number {
   return Number(/emb_l\.(\d+)\./.exec(name)![1]);
@@ -203,7 +227,7 @@ export interface StepProfile {
   totalMs: number;
   /** serial mode: wall time of each phase (all devices), in step order. */
   phases: Record<string, number>;
-  collectives: { forward: CollectiveStats; backward: CollectiveStats; allreduce: CollectiveStats; rowSum?: CollectiveStats };
+  collectives: { forward: CollectiveStats; backward: CollectiveStats; allreduce: CollectiveStats; rowSum?: CollectiveStats; projections?: CollectiveStats };
   /** Host-staged bytes per device (sent) in this step, all collectives. */
   bytesSent: number[];
   /** What ran while the host-staged transfers were in flight (overlapped mode). */
@@ -258,6 +282,13 @@ export class ShardedDlrm {
   private readonly composite: Set<number>;
   /** QR tables combined by "mult" and split by sub-table rows (their combine runs on the slice owner). */
   private readonly qrMult: number[];
+  /** MD tables split row-wise (by logical rows = rows of the narrow table). */
+  private readonly mdRows: Set<number>;
+  /**
+   * Per MD table split row-wise with a projection: the allreduce of its projection gradient among the
+   * devices holding its shards (each holds a copy of the projection; the gradient is a sum over shards).
+   */
+  private projAllreduces: Allreduce[] = [];
 
   constructor(
     readonly contexts: readonly GpuContext[],
@@ -279,7 +310,9 @@ export class ShardedDlrm {
     const split = new Set(plan.tables.filter((p) => p.shards.some((s) => s.part)).map((p) => p.table));
     this.qrMult = config.qr?.operation === "mult" ? [...split].sort((a, b) => a - b) : [];
     this.composite = new Set(this.fullLayout.tables.flatMap((t, i) => (t.kind === "plain" || split.has(i) ? [] : [i])));
-    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite, this.embKind === "rowwise-adagrad", qr);
+    // MD tables split row-wise: each row shard runs in its device's ModelEmbeddings with a copy of the projection.
+    this.mdRows = new Set(plan.tables.filter((p) => p.kind === "row" && this.fullLayout.tables[p.table]!.kind === "md").map((p) => p.table));
+    this.layouts = deviceLayouts(plan, config.tableRows, config.embeddingDim, this.composite, this.embKind === "rowwise-adagrad", qr, this.mdRows);
     this.replicas = contexts.map((ctx, i) => {
       const device = ctx.device;
       const layout = this.layouts[i]!;
@@ -304,6 +337,18 @@ export class ShardedDlrm {
       };
     });
     this.gradFloats = this.replicas[0]!.dense.gradientBuffers().reduce((a, g) => a + g.floats, 0);
+    for (const t of [...this.mdRows].sort((a, b) => a - b)) {
+      const holders = this.replicas.filter((r) => r.composite?.tables.includes(t));
+      const dimT = this.fullLayout.tables[t]!.mdDim ?? config.embeddingDim;
+      if (holders.length < 2 || dimT >= config.embeddingDim) continue;
+      const offsets = holders.map((r) => r.composite!.emb.layout.combine[r.composite!.tables.indexOf(t)]!.projOffset);
+      this.projAllreduces.push(createAllreduce(holders.map((r) => r.device), holders.map((r) => r.composite!.emb.proj!.grad!), config.embeddingDim * dimT, {
+        offset: offsets,
+        label: `md-proj-grad-allreduce(table ${t})`,
+        schedule: shardOptions.allreduce,
+        link: shardOptions.allreduceLink,
+      }));
+    }
     this.allreduce = createAllreduce(
       this.replicas.map((r) => r.device),
       this.replicas.map((r) => r.gradFlat),
@@ -319,13 +364,14 @@ export class ShardedDlrm {
     if (!set) return undefined;
     const c = this.config;
     const tables = set.shards.map((sh) => sh.table);
+    // Row shards of MD tables hold their rows only; threshold 0 keeps every non-QR table of the sub-config MD
+    // (an MD shard has at most the MD table's rows, never more than the QR threshold).
     const sub: DlrmConfig = {
       ...c,
-      tableRows: tables.map((t) => c.tableRows[t]!),
-      md: c.md ? { ...c.md, dims: tables.map((t) => this.fullLayout.tables[t]!.mdDim ?? c.embeddingDim) } : null,
+      tableRows: set.shards.map((sh) => sh.rowEnd - sh.rowStart),
+      md: c.md ? { ...c.md, threshold: set.shards.some((sh) => sh.kind === "row") ? 0 : c.md.threshold, dims: tables.map((t) => this.fullLayout.tables[t]!.mdDim ?? c.embeddingDim) } : null,
     };
-    const toLocal = new Map(tables.map((t, k) => [t, k] as const));
-    const emb = new ModelEmbeddings(device, sub, renameTables(initial, toLocal), {
+    const emb = new ModelEmbeddings(device, sub, compositeLocal(initial, set), {
       training: true,
       embKind: this.embKind,
       denseKind: DENSE_OPT[c.optimizer],
@@ -753,7 +799,9 @@ export class ShardedDlrm {
     await perDevice(UPDATES, (j) => {
       const d = dp[j]!;
       const rep = this.replicas[j]!;
-      const comp = d.comp ? [...d.comp.fromPx, ...d.comp.plan.backward, ...d.comp.plan.setBackward.flatMap((s) => s.dispatches), ...d.comp.plan.update] : [];
+      // With split MD tables, the projections' update waits for their gradients' allreduce (below).
+      const compUpdate = this.projAllreduces.length ? [] : (d.comp?.plan.update ?? []);
+      const comp = d.comp ? [...d.comp.fromPx, ...d.comp.plan.backward, ...d.comp.plan.setBackward.flatMap((s) => s.dispatches), ...compUpdate] : [];
       const list = [...d.setBackward.flatMap((s) => s.before), ...comp, ...rep.update];
       const rowSum = p.rowSums?.buffers[j];
       this.submit(j, "update", (enc) => {
@@ -768,12 +816,17 @@ export class ShardedDlrm {
       return list.length;
     });
     let rowSumStats: CollectiveStats | undefined;
-    if (p.rowSums) {
-      rowSumStats = this.shardOptions.fault === "skip-row-sum" ? { label: "row-sum-allreduce (skipped: fault)", rounds: [], localBytes: 0, ms: 0 } : await p.rowSums.allreduce.run();
-      await phase("row-sum allreduce");
+    const projStats: CollectiveStats[] = [];
+    if (p.rowSums || this.projAllreduces.length) {
+      if (p.rowSums) {
+        rowSumStats = this.shardOptions.fault === "skip-row-sum" ? { label: "row-sum-allreduce (skipped: fault)", rounds: [], localBytes: 0, ms: 0 } : await p.rowSums.allreduce.run();
+        await phase("row-sum allreduce");
+      }
+      for (const ar of this.projAllreduces) projStats.push(await ar.run());
+      if (this.projAllreduces.length) await phase("MD projection gradient allreduce");
       const AFTER = `${UPDATES} (after row sums)`;
       await perDevice(AFTER, (j) => {
-        const after = dp[j]!.setBackward.flatMap((s) => s.after);
+        const after = [...dp[j]!.setBackward.flatMap((s) => s.after), ...(this.projAllreduces.length ? (dp[j]!.comp?.plan.update ?? []) : [])];
         if (after.length) this.submit(j, "column-rowwise-update", (enc) => encodeDispatches(enc, after));
         return after.length;
       });
@@ -791,13 +844,28 @@ export class ShardedDlrm {
     const bytesSent = new Array<number>(N).fill(0);
     for (const s of [fwdStats, bwdStats, arStats]) for (const r of s.rounds) r.sent.forEach((b, i) => (bytesSent[i]! += b));
     // The row-sum ring runs on a subset of the devices: its round stats are indexed by position in that subset.
-    if (rowSumStats) for (const r of rowSumStats.rounds) r.sent.forEach((b, i) => (bytesSent[p.rowSums!.layout.devices[i]!]! += b));
+    // The row-sum and projection allreduces run on subsets of the devices: their round stats, re-indexed by device.
+    const widen = (s: CollectiveStats, devs: readonly number[]): CollectiveStats => ({
+      ...s,
+      rounds: s.rounds.map((r) => {
+        const sent = new Array<number>(N).fill(0);
+        const received = new Array<number>(N).fill(0);
+        r.sent.forEach((b, i) => (sent[devs[i]!] = b));
+        r.received.forEach((b, i) => (received[devs[i]!] = b));
+        return { ...r, sent, received, pairs: r.pairs.map(([a, b]) => [devs[a]!, devs[b]!] as [number, number]) };
+      }),
+    });
+    if (rowSumStats) rowSumStats = widen(rowSumStats, p.rowSums!.layout.devices);
+    const projections = projStats.length
+      ? projStats.map((s, k) => widen(s, (this.projAllreduces[k] as unknown as { devices: readonly GPUDevice[] }).devices.map((dev) => this.devices.indexOf(dev)))).reduce((a, b) => ({ label: "md-proj-grad-allreduce", rounds: [...a.rounds, ...b.rounds], localBytes: 0, ms: a.ms + b.ms }))
+      : undefined;
+    for (const s of [rowSumStats, projections]) if (s) for (const r of s.rounds) r.sent.forEach((b, i) => (bytesSent[i]! += b));
     this.lastProfile = {
       step: this.step,
       mode: serial ? "serial" : "overlapped",
       totalMs: performance.now() - t0,
       phases,
-      collectives: { forward: fwdStats, backward: bwdStats, allreduce: arStats, ...(rowSumStats ? { rowSum: rowSumStats } : {}) },
+      collectives: { forward: fwdStats, backward: bwdStats, allreduce: arStats, ...(rowSumStats ? { rowSum: rowSumStats } : {}), ...(projections ? { projections } : {}) },
       bytesSent,
       overlapped: serial ? [] : ["bottom MLP forward || forward all-to-all", "bottom MLP backward || backward all-to-all", "MLP gradient allreduce || backward all-to-all"],
       devicePhases,
@@ -916,7 +984,7 @@ export class ShardedDlrm {
       const t = tableOfName(p.name);
       if (!this.composite.has(t)) this.scatterTable(t, sd[p.name]!.data, p.shape[1]!, false, partOfName(p.name));
     }
-    for (const r of this.replicas) if (r.composite) r.composite.emb.load(renameTables(sd, new Map(r.composite.tables.map((t, k) => [t, k] as const))));
+    for (const r of this.replicas) if (r.composite) r.composite.emb.load(compositeLocal(sd, r.composite.set));
   }
 
   /** The QR/MD tables' parameters (or optimizer state) from their owners, under the whole model's names. */
@@ -925,7 +993,19 @@ export class ShardedDlrm {
     for (const r of this.replicas) {
       if (!r.composite) continue;
       const local = optimizer ? await r.composite.emb.optimizerState() : await r.composite.emb.stateDict();
-      out = { ...out, ...renameTables(local, new Map(r.composite.tables.map((t, k) => [k, t] as const))) };
+      const named = renameTables(local, new Map(r.composite.tables.map((t, k) => [k, t] as const)));
+      for (const [name, v] of Object.entries(named)) {
+        const sh = r.composite.set.shards[r.composite.tables.indexOf(tableOfName(name))]!;
+        if (sh.kind !== "row" || !isRowTensor(name)) {
+          out[name] ??= v; // whole tables, and the projection copies of a split MD table (identical)
+          continue;
+        }
+        // A row shard of an MD table: its rows of the narrow table (or of their optimizer state).
+        const rows = this.config.tableRows[sh.table]!;
+        const per = v.data.length / (sh.rowEnd - sh.rowStart);
+        out[name] ??= { shape: [rows, ...v.shape.slice(1)], data: new Float32Array(rows * per) };
+        out[name]!.data.set(v.data, sh.rowStart * per);
+      }
     }
     return out;
   }
@@ -983,8 +1063,42 @@ export class ShardedDlrm {
       const tables = r.composite.tables;
       for (const t of [...r.composite.emb.tensorRows("params"), ...r.composite.emb.tensorRows("optimizer")]) {
         const m = /^(optim\.)?emb_l\.(\d+)\.(.*)$/.exec(t.name)!;
-        const name = `${m[1] ?? ""}emb_l.${tables[Number(m[2])]!}.${m[3]}`;
-        composite.set(name, { ...t, name, read: (start, count) => this.guard(() => t.read(start, count)) });
+        const k = Number(m[2]);
+        const name = `${m[1] ?? ""}emb_l.${tables[k]!}.${m[3]}`;
+        const sh = r.composite.set.shards[k]!;
+        if (sh.kind !== "row") {
+          composite.set(name, { ...t, name, read: (start, count) => this.guard(() => t.read(start, count)) });
+          continue;
+        }
+        // An MD table split row-wise: rows gathered from / cut into the shards; its projection copies read from the first, written to all.
+        const pieces = (composite.get(name) as (TensorRows & { pieces?: { t: TensorRows; a: number; b: number; rows: boolean }[] }) | undefined)?.pieces ?? [];
+        pieces.push({ t, a: sh.rowStart, b: sh.rowEnd, rows: isRowTensor(name) });
+        const full = pieces[0]!.rows ? [this.config.tableRows[sh.table]!, ...t.shape.slice(1)] : t.shape;
+        const per = t.shape.slice(1).reduce((x, y) => x * y, 1);
+        composite.set(name, Object.assign({
+          name,
+          shape: full,
+          read: (start: number, count: number) => this.guard(async () => {
+            if (!pieces[0]!.rows) return pieces[0]!.t.read(start, count);
+            const out = new Float32Array(count * per);
+            for (const p of pieces) {
+              const a = Math.max(start, p.a);
+              const b = Math.min(start + count, p.b);
+              if (a < b) out.set(await p.t.read(a - p.a, b - a), (a - start) * per);
+            }
+            return out;
+          }),
+          write: (start: number, data: Float32Array) => {
+            if (!pieces[0]!.rows) return pieces.forEach((p) => p.t.write(start, data));
+            const count = data.length / per;
+            for (const p of pieces) {
+              const a = Math.max(start, p.a);
+              const b = Math.min(start + count, p.b);
+              if (a < b) p.t.write(a - p.a, data.subarray((a - start) * per, (b - start) * per));
+            }
+          },
+          flush: () => this.flushAll(),
+        }, { pieces }));
       }
     }
     const out = replicated("params");
@@ -1109,7 +1223,7 @@ export class ShardedDlrm {
       const t = tableOfName(name);
       if (!this.composite.has(t)) this.scatterTable(t, sd[name]!.data, shape[1] ?? 1, true, partOfName(name));
     }
-    for (const r of this.replicas) if (r.composite) r.composite.emb.loadOptimizerState(renameTables(sd, new Map(r.composite.tables.map((t, j) => [t, j] as const))));
+    for (const r of this.replicas) if (r.composite) r.composite.emb.loadOptimizerState(compositeLocal(sd, r.composite.set));
   }
 
   destroy(): void {
@@ -1117,6 +1231,7 @@ export class ShardedDlrm {
     this.destroyed = true;
     for (const p of this.plans.values()) this.destroyPlan(p);
     this.allreduce.destroy();
+    for (const a of this.projAllreduces) a.destroy();
     for (const r of this.replicas) {
       r.dense.destroy();
       r.sets.forEach((s) => {

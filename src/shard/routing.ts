@@ -110,14 +110,17 @@ function layoutRegion(shards: LocalShard[], region: "x" | "d", rowwiseColumns = 
  * are QR or MD (not plain); they must be placed table-wise and form one
  * composite set per device, after its plain exchanged sets.
  * `rowwiseColumns` (row-wise Adagrad): column shards form sets of their own.
+ * `compositeRows`: composite tables that may be split row-wise (MD tables; each row shard is run by its
+ * device's ModelEmbeddings with a copy of the projection).
  */
 export function deviceLayouts(
   plan: ShardingPlan, tableRows: readonly number[], dim: number, composite: ReadonlySet<number> = new Set(), rowwiseColumns = false,
   qr?: ReadonlyMap<number, QrSubTables>,
+  compositeRows: ReadonlySet<number> = new Set(),
 ): DeviceLayout[] {
   validatePlan(plan, tableRows, dim, qr);
   for (const p of plan.tables) {
-    if (composite.has(p.table) && p.kind !== "table") {
+    if (composite.has(p.table) && p.kind !== "table" && !(p.kind === "row" && compositeRows.has(p.table))) {
       throw new ConfigError(`plan: table ${p.table} is a QR/MD embedding; these are placed whole on one device (table-wise), not ${p.kind}-wise`);
     }
   }

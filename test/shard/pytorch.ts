@@ -1,7 +1,8 @@
 /**
  * The PyTorch fixtures of test/model/pytorch.test.ts, trained sharded: the
  * QR / MD cases on 2 devices (those tables whole, the plain ones row-wise; the
- * QR cases also with the QR tables split by sub-table rows), the
+ * QR cases also with the QR tables split by sub-table rows, the MD cases with
+ * the MD tables split by rows), the
  * plain-embedding cases on 3 devices with a mixed plan (table 0 row-wise,
  * table 1 column-wise or data-parallel, table 2 table-wise) and uneven
  * batch shares, and on 2 devices row-wise, against PyTorch's losses of all 10
@@ -89,6 +90,18 @@ function qrSplit(f: Fixture): ShardingPlan {
   return base;
 }
 
+/** 2 devices: MD tables split by rows (halves on devices 1 / 0: each holds a projection copy), others as whole(); shares 2/3, 1/3. */
+function mdSplit(f: Fixture): ShardingPlan {
+  const c = f.config;
+  const base = whole(f);
+  layoutOf(c).tables.forEach((t, i) => {
+    if (t.kind !== "md" || t.rows < 2) return;
+    const h = Math.floor(t.rows / 2);
+    base.tables[i] = { table: i, kind: "row", shards: [[1, 0, h], [0, h, t.rows]].map(([device, rowStart, rowEnd]) => ({ device: device!, rowStart: rowStart!, rowEnd: rowEnd!, colStart: 0, colEnd: c.embeddingDim })) };
+  });
+  return base;
+}
+
 /** 10 sharded steps from the fixture's init: losses and step-10 parameters as PyTorch's, within the reordered-sum bound 11*4*k. */
 async function trainMatchesFixture(f: Fixture, plan: ShardingPlan, k: number): Promise<void> {
   const m = new ShardedDlrm(ctxs.slice(0, plan.devices), f.config, f.stateDict("init"), plan);
@@ -124,6 +137,13 @@ describe.each(TRICK_CASES)("sharded DLRM vs PyTorch (QR/MD tables whole): %s", (
     expect(layoutOf(f.config).tables.some((t) => t.kind !== "plain")).toBe(true);
     await trainMatchesFixture(f, plan, k);
   });
+  if (name.startsWith("md_")) {
+    it("2 devices, MD tables split by rows (a projection copy per shard, gradients allreduced): 10 steps, losses and parameters", { timeout: 600_000 }, async () => {
+      const plan = mdSplit(f);
+      expect(plan.tables.some((p) => p.kind === "row" && layoutOf(f.config).tables[p.table]!.kind === "md")).toBe(true);
+      await trainMatchesFixture(f, plan, k);
+    });
+  }
   if (name.startsWith("qr_")) {
     it("2 devices, QR tables split by sub-table rows (q and r halves on different devices): 10 steps, losses and parameters", { timeout: 600_000 }, async () => {
       await trainMatchesFixture(f, qrSplit(f), k);
