@@ -255,9 +255,11 @@ export interface ShardedOptions {
    * every step; "drop-gradient" drops the last device's pooled-gradient block
    * for device 0 in the backward exchange; "skip-row-sum" skips the per-row
    * allreduce of column shards under row-wise Adagrad (each shard divides by
-   * its own columns' squared gradient only). Never set them in a real run.
+   * its own columns' squared gradient only); "skip-projection-allreduce" skips
+   * the allreduce of split MD tables' projection gradients (each copy then
+   * follows its own shard's gradient). Never set them in a real run.
    */
-  fault?: "misroute-row" | "drop-gradient" | "skip-row-sum";
+  fault?: "misroute-row" | "drop-gradient" | "skip-row-sum" | "skip-projection-allreduce";
   /** Cap on bytes per embedding buffer (default: each device's binding limit). */
   maxChunkBytes?: number;
 }
@@ -822,7 +824,7 @@ export class ShardedDlrm {
         rowSumStats = this.shardOptions.fault === "skip-row-sum" ? { label: "row-sum-allreduce (skipped: fault)", rounds: [], localBytes: 0, ms: 0 } : await p.rowSums.allreduce.run();
         await phase("row-sum allreduce");
       }
-      for (const ar of this.projAllreduces) projStats.push(await ar.run());
+      if (this.shardOptions.fault !== "skip-projection-allreduce") for (const ar of this.projAllreduces) projStats.push(await ar.run());
       if (this.projAllreduces.length) await phase("MD projection gradient allreduce");
       const AFTER = `${UPDATES} (after row sums)`;
       await perDevice(AFTER, (j) => {

@@ -253,6 +253,12 @@ describe("sharded training equals one device", () => {
       for (const [name, t] of Object.entries(got.params)) expectBitIdentical(back.params[name]!.data, t.data, name);
       for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
       m2.destroy();
+      // Without the projection gradients' allreduce each copy follows its own shard: the check fails.
+      const bad = new ShardedDlrm(ctxs.slice(0, 3), qc, qinit, plan, { fault: "skip-projection-allreduce" });
+      for (const b of batches) await bad.trainStep(b);
+      const wrong = { losses: await bad.readLosses(), params: await bad.stateDict(), optim: await bad.optimizerState() };
+      bad.destroy();
+      expect(compare(wrong, qref).ratio).toBeGreaterThan(10);
     });
     for (const op of ["add", "mult"] as const)
     it(`${op}, a q lookup routed to the wrong sub-table row fails the check`, { timeout: 600_000 }, async () => {
