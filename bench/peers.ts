@@ -253,7 +253,7 @@ function render(fma: number, copy: number, roofText: string, partial: string): s
     `- Date: ${new Date().toISOString()}`,
     `- Runtime: ${runtime}; tfjs ${tfPeer?.version ?? "not run"} (webgpu backend, same adapter); PyTorch ${torchInfo ? `${torchInfo.torch} on the CPU, ${torchInfo.threads} threads` : "not run"}`,
     `- Adapter: ${ctx.adapter.name} [${infoText}], ${mesaVersion()}`,
-    `- Machine: ${cpus().length} cores, shared with other engineers' builds and tests (load average ${load.map((v) => v.toFixed(2)).join(", ")} at the start): absolute figures are noisy; only the ratios measured in this same run count.`,
+    `- Machine: ${cpus().length} cores (load average ${load.map((v) => v.toFixed(2)).join(", ")} at the start; above ${cpus().length} means other processes shared them): absolute figures are noisy; only the ratios measured in this same run count.`,
     `- Roofline (same device, same run; the higher of opening and closing): FMA ${fma.toFixed(2)} GFLOP/s (${roofText}), copy ${copy.toFixed(2)} GB/s.`,
     `- One step = batch upload, forward, backward, embedding update, dense optimizer (SGD lr 0.01, BCE); random data (paper 4.1), fixed bags. Ours and tfjs: wall clock over N steps after the (compiling) check step and warm-up (N sized to about ${budget / 1000} s; a tfjs step slower than half of that is timed once); PyTorch: ms per iteration around forward + backward + step as dlrm_s_pytorch.py times it, data generation excluded. ` +
       `Kaggle-shaped tables capped at ${maxRows} rows; the paper config's 8 tables capped at ${paperRows} rows (tfjs keeps each table in one binding of at most 128 MiB on lavapipe, and its dense embedding gradients double the memory).`,

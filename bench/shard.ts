@@ -19,6 +19,7 @@
  * SHARD_QUICK=1 (Kaggle config only), SHARD_SETS ("2 x lavapipe,..." a subset;
  * such a run does not write BENCHMARKS.md).
  */
+import { cpus, loadavg } from "node:os";
 import { createContexts, type GpuContext } from "../src/gpu/context.ts";
 import { DEFAULT_TABLE_ROWS } from "../src/cli/flags.ts";
 import { interactionWidth } from "../src/model/config.ts";
@@ -62,7 +63,7 @@ const started = new Date().toISOString();
 log(`## Sharding (bench:shard)`);
 log();
 log(`Measured ${started.slice(0, 16)} UTC on Node ${process.versions.node} (Dawn) with VK_ICD_FILENAMES=${icd}, by`);
-log("`npm run bench:shard` (bench/shard.ts). The machine has 2 cores and was shared with other jobs while this ran:");
+log(`\`npm run bench:shard\` (bench/shard.ts), on ${cpus().length} cores (load average ${loadavg().map((v) => v.toFixed(2)).join(", ")} at the start; above ${cpus().length} means other jobs shared them):`);
 log("absolute times are noisy, compare figures only within this run.");
 log();
 log("### Calibration (this run; what the planner uses)");
