@@ -1,6 +1,7 @@
 /**
  * Embedding-bag backward fused with the optimizer update, exact and
- * deterministic (DESIGN.md section 5). Per step:
+ * deterministic (DESIGN.md section 5). Per step (stages 1-6 are built by
+ * embedding_segments.ts, shared with the column shards' row-wise split):
  *
  *  1. embedding_backward_keys     one thread per bag: key = global row, value = position,
  *                                 pos_info = (gradient address, weight / bag length)
@@ -28,21 +29,15 @@
  * are never clamped: they are skipped and counted; checkIndices() reads the
  * counter and throws a KernelInputError naming the first bad position.
  */
-import { createStorage, readU32, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
-import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
+import { createStorage, readU32, uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
-import { embedding_backward_keys } from "../shaders/embedding_backward_keys.ts";
-import { embedding_backward_heads } from "../shaders/embedding_backward_heads.ts";
-import { embedding_backward_segments } from "../shaders/embedding_backward_segments.ts";
-import { embedding_backward_ranges } from "../shaders/embedding_backward_ranges.ts";
 import { embedding_backward_update } from "../shaders/embedding_backward_update.ts";
 import { embedding_backward_update_vec4 } from "../shaders/embedding_backward_update_vec4.ts";
 import { embedding_backward_update_vec4_adagrad } from "../shaders/embedding_backward_update_vec4_adagrad.ts";
-import { embedding_backward_key_ranges } from "../shaders/embedding_backward_key_ranges.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
-import { prepareRadixSort } from "./radix_sort.ts";
-import { createScanPlan, type ScanPlan } from "./scan.ts";
+import { prepareEmbeddingSegments } from "./embedding_segments.ts";
 
 const WG = 64;
 /** Upper bound on update workgroups per chunk (grid-stride over the runs beyond that). */
@@ -120,112 +115,36 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   const owned: GPUBuffer[] = [];
   const own = <X extends GPUBuffer>(b: X): X => (owned.push(b), b);
   const cap = Math.max(1, maxIndices);
-  const keys = own(createStorage(device, cap * 4, `${label}:keys`));
-  const vals = own(createStorage(device, cap * 4, `${label}:positions`));
-  const posInfo = own(createStorage(device, cap * 8, `${label}:pos-info`));
   // Update path: "vec4" walks the sorted keys directly (no heads / scan / segments passes);
   // "scalar" run-length encodes them first (any d).
   const vec4Ok = dim % 4 === 0 && gradStride % 4 === 0 && gradOffset % 4 === 0;
   const variant = args.updateVariant ?? "auto";
   if (variant === "vec4" && !vec4Ok) fail(`updateVariant "vec4" needs dim, gradStride and gradOffset multiples of 4 (got ${dim}, ${gradStride}, ${gradOffset})`);
   const vec4 = variant === "vec4" || (variant === "auto" && vec4Ok);
-  const flags = vec4 ? undefined : own(createStorage(device, cap * 4, `${label}:run-heads`));
-  const segId = vec4 ? undefined : own(createStorage(device, cap * 4, `${label}:run-ids`));
-  const segs = vec4 ? undefined : own(createStorage(device, (cap + 1) * 8, `${label}:runs`));
-  const sortedInfo = vec4 ? undefined : own(createStorage(device, cap * 8, `${label}:sorted-pos-info`));
-  const runRanges = own(createStorage(device, (1 + 2 * tables.chunks.length) * 4, `${label}:run-ranges`));
-  const status = own(uploadStorage(device, new Uint32Array([0, 0xffffffff]), `${label}:status`));
+  // 1-6: keys, sort, and the run-length encoding (scalar) or the chunk ranges over the keys (vec4).
+  const seg = prepareEmbeddingSegments(device, {
+    tables, bags, gradStride, gradOffset, mean: pooling === "mean", maxIndices, runs: !vec4, label,
+  });
   const dummy = own(createStorage(device, 16, `${label}:unused`));
-  const tableInfo = new Uint32Array(2 * T);
-  for (let t = 0; t < T; t++) {
-    tableInfo[2 * t] = tables.rowBase[t]!;
-    tableInfo[2 * t + 1] = tables.rows[t]!;
-  }
-  const tableInfoBuf = own(uploadStorage(device, tableInfo, `${label}:table-info`));
-  const chunkRows = new Uint32Array(tables.chunks.length + 1);
-  tables.chunks.forEach((c, i) => (chunkRows[i + 1] = c.rowStart + c.rowCount));
-  const chunkRowsBuf = own(uploadStorage(device, chunkRows, `${label}:chunk-rows`));
-  const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
 
-  // 1. keys
-  const keysK = getKernel(device, { shader: embedding_backward_keys, constants: { WG } });
-  const keysParams = own(uploadUniform(device, new Uint32Array([
-    T * B, B, totalRows, dim, gradStride, gradOffset, pooling === "mean" ? 1 : 0, bags.weights ? 1 : 0,
-  ]), `${label}:keys:params`));
-  const keysD: Dispatch = {
-    label: `${label}:keys`,
-    kernel: keysK,
-    bindGroups: [bindGroup(device, keysK, {
-      params: keysParams, offsets: bags.offsets, indices: bags.indices, weights: bags.weights ?? dummy,
-      table_info: tableInfoBuf, keys, vals, pos_info: posInfo, status,
-    }, `${label}:keys`)],
-    workgroups: grid(Math.ceil((T * B) / WG), maxPerDim),
-  };
-  // 2. sort
-  const bits = Math.max(1, Math.ceil(Math.log2(totalRows + 1)));
-  const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort` });
-  const runParams = own(uploadUniform(device, new Uint32Array([0, tables.chunks.length]), `${label}:runs:params`));
-  // 3-6 (scalar path): run heads, their scan, run-length encoding, chunk ranges over the runs.
-  let runs: { headsD: Dispatch; scan: ScanPlan; segD: Dispatch; rangesD: Dispatch } | undefined;
-  if (!vec4) {
-    const headsK = getKernel(device, { shader: embedding_backward_heads, constants: { WG } });
-    const headsD: Dispatch = {
-      label: `${label}:heads`,
-      kernel: headsK,
-      bindGroups: [bindGroup(device, headsK, { params: runParams, keys: sort.keysOut, flags: flags! }, `${label}:heads`)],
-      workgroups: [1],
-    };
-    const scan = createScanPlan(device, { input: flags!, output: segId!, capacity: cap, label: `${label}:scan` });
-    const segK = getKernel(device, { shader: embedding_backward_segments, constants: { WG } });
-    const segD: Dispatch = {
-      label: `${label}:segments`,
-      kernel: segK,
-      bindGroups: [bindGroup(device, segK, {
-        params: runParams, keys: sort.keysOut, flags: flags!, seg_id: segId!, segs: segs!, run_ranges: runRanges,
-        vals: sort.valuesOut, pos_info: posInfo, sorted_info: sortedInfo!,
-      }, `${label}:segments`)],
-      workgroups: [1],
-    };
-    const rangesK = getKernel(device, { shader: embedding_backward_ranges, constants: { WG } });
-    const rangesD: Dispatch = {
-      label: `${label}:ranges`,
-      kernel: rangesK,
-      bindGroups: [bindGroup(device, rangesK, { params: runParams, segs: segs!, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:ranges`)],
-      workgroups: [Math.ceil(tables.chunks.length / WG)],
-    };
-    runs = { headsD, scan, segD, rangesD };
-  }
-  // 3 (vec4 path): chunk ranges over the sorted keys.
-  let keyRangesD: Dispatch | undefined;
-  if (vec4) {
-    const k = getKernel(device, { shader: embedding_backward_key_ranges, constants: { WG } });
-    keyRangesD = {
-      label: `${label}:key-ranges`,
-      kernel: k,
-      bindGroups: [bindGroup(device, k, { params: runParams, keys: sort.keysOut, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:key-ranges`)],
-      workgroups: [Math.ceil(tables.chunks.length / WG)],
-    };
-  }
   // 7. update, one dispatch per chunk
   const updShader = !vec4 ? embedding_backward_update : state.kind === "adagrad" ? embedding_backward_update_vec4_adagrad : embedding_backward_update_vec4;
   const updK = getKernel(device, { shader: updShader, constants: { WG, OPT: opt } });
   const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, vec4 ? dim / 4 : dim, updWorkgroups * WG]), `${label}:update${i}:params`));
-    const common = { params, optim, run_ranges: runRanges, grad_out: gradOut, table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]! };
+    const common = { params, optim, run_ranges: seg.runRanges, grad_out: gradOut, table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]! };
     return {
       label: `${label}:update:${state.kind}:chunk${i}`,
       kernel: updK,
       bindGroups: [bindGroup(device, updK, vec4
-        ? { ...common, keys: sort.keysOut, vals: sort.valuesOut, pos_info: posInfo }
-        : { ...common, segs: segs!, sorted_info: sortedInfo! }, `${label}:update${i}`)],
+        ? { ...common, keys: seg.keys, vals: seg.vals, pos_info: seg.posInfo }
+        : { ...common, segs: seg.segs!, sorted_info: seg.sortedInfo! }, `${label}:update${i}`)],
       workgroups: [updWorkgroups],
     };
   });
 
-  const dispatches = runs
-    ? [keysD, ...sort.dispatches, runs.headsD, ...runs.scan.dispatches, runs.segD, runs.rangesD, ...updD]
-    : [keysD, ...sort.dispatches, keyRangesD!, ...updD];
+  const dispatches = [...seg.dispatches, ...updD];
   let current = -1; // the count the uniforms hold: an unchanged count (fixed-size bags) writes nothing
   const prepared: PreparedEmbeddingBackward = {
     dispatches,
@@ -233,27 +152,18 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
       if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
       if (n === current) return;
       current = n;
-      sort.setCount(dev, n);
-      dev.queue.writeBuffer(runParams, 0, new Uint32Array([n, tables.chunks.length]));
-      if (runs) {
-        runs.scan.setCount(dev, n);
-        const wg: [number, number] = n === 0 ? [0, 1] : grid(Math.ceil(n / WG), maxPerDim);
-        runs.headsD.workgroups = wg;
-        runs.segD.workgroups = wg;
-      }
+      seg.setNumIndices(dev, n);
     },
     async checkIndices(dev: GPUDevice) {
-      const [bad, first] = await readU32(dev, status, 2);
-      if (bad! > 0) {
-        dev.queue.writeBuffer(status, 0, new Uint32Array([0, 0xffffffff]));
-        const idx = (await readU32(dev, bags.indices, 1, first!))[0];
-        fail(`${bad} embedding indices out of range; the first at position ${first} (index ${idx}). ` +
+      const bad = await seg.badIndices(dev);
+      if (bad) {
+        const idx = (await readU32(dev, bags.indices, 1, bad.first))[0];
+        fail(`${bad.count} embedding indices out of range; the first at position ${bad.first} (index ${idx}). ` +
           `Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
       }
     },
     destroy() {
-      sort.destroy();
-      runs?.scan.destroy();
+      seg.destroy();
       for (const b of owned) b.destroy();
     },
   };

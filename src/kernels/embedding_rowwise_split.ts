@@ -7,9 +7,9 @@
  * update (embedding_backward_update.wgsl, embed's kernel, left untouched)
  * cannot run on it. Here, per shard set of column shards:
  *
- *  reduce:  the fused backward's own stages (embedding_backward_keys, radix
- *           sort, heads, scan, segments, ranges: the sorted unique rows and
- *           their gradient positions, unchanged kernels), then
+ *  reduce:  the fused backward's own stages (embedding_segments.ts in its
+ *           run-length form: keys, radix sort, heads, scan, segments, ranges:
+ *           the sorted unique rows and their gradient positions), then
  *           shard_rowwise_partial: per unique row, sum over the shard's
  *           columns of g^2 into `rowSum` at the row's slot (its rank among
  *           its table's unique rows, plus the table's segment offset);
@@ -20,19 +20,14 @@
  * Deterministic: fixed summation orders everywhere; the allreduce is the
  * deterministic ring (src/shard/collectives.ts).
  */
-import { createStorage, readU32, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
-import { type Dispatch, grid } from "../gpu/dispatch.ts";
+import { createStorage, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, type Kernel, getKernel } from "../gpu/pipelines.ts";
-import { embedding_backward_heads } from "../shaders/embedding_backward_heads.ts";
-import { embedding_backward_keys } from "../shaders/embedding_backward_keys.ts";
-import { embedding_backward_ranges } from "../shaders/embedding_backward_ranges.ts";
-import { embedding_backward_segments } from "../shaders/embedding_backward_segments.ts";
 import { shard_rowwise_partial } from "../shaders/shard_rowwise_partial.ts";
 import { shard_rowwise_update } from "../shaders/shard_rowwise_update.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet } from "./embedding_types.ts";
-import { prepareRadixSort } from "./radix_sort.ts";
-import { createScanPlan } from "./scan.ts";
+import { prepareEmbeddingSegments } from "./embedding_segments.ts";
 
 const WG = 64;
 const MAX_WORKGROUPS = 512;
@@ -168,72 +163,16 @@ export function prepareColumnRowwiseBackward(device: GPUDevice, args: ColumnRoww
   if (totalRows >= 2 ** 32 - 1) fail(`${totalRows} rows do not fit u32 row ids`);
 
   const owned: GPUBuffer[] = [];
-  const own = <X extends GPUBuffer>(b: X): X => (owned.push(b), b);
   const cap = Math.max(1, maxIndices);
-  const keys = own(createStorage(device, cap * 4, `${label}:keys`));
-  const vals = own(createStorage(device, cap * 4, `${label}:positions`));
-  const posInfo = own(createStorage(device, cap * 8, `${label}:pos-info`));
-  const flags = own(createStorage(device, cap * 4, `${label}:run-heads`));
-  const segId = own(createStorage(device, cap * 4, `${label}:run-ids`));
-  const segs = own(createStorage(device, (cap + 1) * 8, `${label}:runs`));
-  const sortedInfo = own(createStorage(device, cap * 8, `${label}:sorted-pos-info`));
-  const runSlot = own(createStorage(device, cap * 4, `${label}:run-slots`));
-  const runRanges = own(createStorage(device, (1 + 2 * tables.chunks.length) * 4, `${label}:run-ranges`));
-  const status = own(uploadStorage(device, new Uint32Array([0, 0xffffffff]), `${label}:status`));
-  const dummy = own(createStorage(device, 16, `${label}:unused`));
-  const tableInfo = new Uint32Array(2 * T);
+  // The fused backward's segment reduction in its run-length form (same kernels, same bindings).
+  const seg = prepareEmbeddingSegments(device, { tables, bags, gradStride, gradOffset, mean: false, maxIndices, runs: true, label });
+  const segs = seg.segs!, sortedInfo = seg.sortedInfo!, runRanges = seg.runRanges;
+  const runSlot = createStorage(device, cap * 4, `${label}:run-slots`);
+  owned.push(runSlot);
   const shardInfo = new Uint32Array(4 * T);
-  for (let t = 0; t < T; t++) {
-    tableInfo.set([tables.rowBase[t]!, tables.rows[t]!], 2 * t);
-    shardInfo.set([tables.rowBase[t]!, tables.rows[t]!, slots[t]!.offset, slots[t]!.capacity], 4 * t);
-  }
-  const tableInfoBuf = own(uploadStorage(device, tableInfo, `${label}:table-info`));
-  const shardInfoBuf = own(uploadStorage(device, shardInfo, `${label}:shard-info`));
-  const chunkRows = new Uint32Array(tables.chunks.length + 1);
-  tables.chunks.forEach((c, i) => (chunkRows[i + 1] = c.rowStart + c.rowCount));
-  const chunkRowsBuf = own(uploadStorage(device, chunkRows, `${label}:chunk-rows`));
-  const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
-
-  // The fused backward's segment reduction, stage by stage (same kernels, same bindings).
-  const keysK = getKernel(device, { shader: embedding_backward_keys, constants: { WG } });
-  const keysParams = own(uploadUniform(device, new Uint32Array([T * B, B, totalRows, dim, gradStride, gradOffset, 0, bags.weights ? 1 : 0]), `${label}:keys:params`));
-  const keysD: Dispatch = {
-    label: `${label}:keys`,
-    kernel: keysK,
-    bindGroups: [bindGroup(device, keysK, {
-      params: keysParams, offsets: bags.offsets, indices: bags.indices, weights: bags.weights ?? dummy,
-      table_info: tableInfoBuf, keys, vals, pos_info: posInfo, status,
-    }, `${label}:keys`)],
-    workgroups: grid(Math.ceil((T * B) / WG), maxPerDim),
-  };
-  const bits = Math.max(1, Math.ceil(Math.log2(totalRows + 1)));
-  const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort` });
-  const runParams = own(uploadUniform(device, new Uint32Array([0, tables.chunks.length]), `${label}:runs:params`));
-  const headsK = getKernel(device, { shader: embedding_backward_heads, constants: { WG } });
-  const headsD: Dispatch = {
-    label: `${label}:heads`,
-    kernel: headsK,
-    bindGroups: [bindGroup(device, headsK, { params: runParams, keys: sort.keysOut, flags }, `${label}:heads`)],
-    workgroups: [1],
-  };
-  const scan = createScanPlan(device, { input: flags, output: segId, capacity: cap, label: `${label}:scan` });
-  const segK = getKernel(device, { shader: embedding_backward_segments, constants: { WG } });
-  const segD: Dispatch = {
-    label: `${label}:segments`,
-    kernel: segK,
-    bindGroups: [bindGroup(device, segK, {
-      params: runParams, keys: sort.keysOut, flags, seg_id: segId, segs, run_ranges: runRanges,
-      vals: sort.valuesOut, pos_info: posInfo, sorted_info: sortedInfo,
-    }, `${label}:segments`)],
-    workgroups: [1],
-  };
-  const rangesK = getKernel(device, { shader: embedding_backward_ranges, constants: { WG } });
-  const rangesD: Dispatch = {
-    label: `${label}:ranges`,
-    kernel: rangesK,
-    bindGroups: [bindGroup(device, rangesK, { params: runParams, segs, chunk_rows: chunkRowsBuf, run_ranges: runRanges }, `${label}:ranges`)],
-    workgroups: [Math.ceil(tables.chunks.length / WG)],
-  };
+  for (let t = 0; t < T; t++) shardInfo.set([tables.rowBase[t]!, tables.rows[t]!, slots[t]!.offset, slots[t]!.capacity], 4 * t);
+  const shardInfoBuf = uploadStorage(device, shardInfo, `${label}:shard-info`);
+  owned.push(shardInfoBuf);
   const partial = prepareRowwisePartial(device, {
     segs, runRanges, sortedInfo, gradOut, shardInfo: shardInfoBuf, numShards: T, dim, rowSum, runSlot, capacity: cap, label: `${label}:partial`,
   });
@@ -249,30 +188,23 @@ export function prepareColumnRowwiseBackward(device: GPUDevice, args: ColumnRoww
 
   let current = -1;
   const prepared: PreparedColumnRowwise = {
-    reduce: [keysD, ...sort.dispatches, headsD, ...scan.dispatches, segD, rangesD, partial.dispatch],
+    reduce: [...seg.dispatches, partial.dispatch],
     update,
     setNumIndices(dev, n) {
       if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
       if (n === current) return;
       current = n;
-      sort.setCount(dev, n);
-      scan.setCount(dev, n);
-      dev.queue.writeBuffer(runParams, 0, new Uint32Array([n, tables.chunks.length]));
+      seg.setNumIndices(dev, n);
       partial.setCount(dev, n);
-      const wg: [number, number] = n === 0 ? [0, 1] : grid(Math.ceil(n / WG), maxPerDim);
-      headsD.workgroups = wg;
-      segD.workgroups = wg;
     },
     async checkIndices(dev) {
-      const [bad, first] = await readU32(dev, status, 2);
-      if (bad! > 0) {
-        dev.queue.writeBuffer(status, 0, new Uint32Array([0, 0xffffffff]));
-        fail(`${bad} embedding indices out of range; the first at position ${first}. Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
+      const bad = await seg.badIndices(dev);
+      if (bad) {
+        fail(`${bad.count} embedding indices out of range; the first at position ${bad.first}. Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
       }
     },
     destroy() {
-      sort.destroy();
-      scan.destroy();
+      seg.destroy();
       for (const b of owned) b.destroy();
     },
   };
