@@ -50,7 +50,15 @@ const batches = randomBatches(config, STEPS, B);
 const FACTOR = (STEPS + 1) * 2 * (B + L);
 
 let ctxs: GpuContext[] = [];
-let ref: { losses: number[]; params: StateDict; optim: StateDict };
+
+type Run = { losses: number[]; params: StateDict; optim: StateDict };
+/** Two runs of the same plan: losses, weights and optimizer state bit for bit. */
+function expectSameRun(a: Run, b: Run): void {
+  expectBitIdentical(Float32Array.from(a.losses), Float32Array.from(b.losses), "losses");
+  for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
+  for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+}
+let ref: Run;
 
 /** The equivalence tests on `devices()` (at least 4 contexts, set up by the caller). */
 export function equivalenceSuite(devices: () => GpuContext[]): void {
@@ -73,7 +81,7 @@ async function runSharded(plan: ShardingPlan, opts: ShardedOptions = {}) {
 const worst = (actual: ArrayLike<number>, expected: ArrayLike<number>) => worstOverBound(actual, expected, FACTOR);
 
 /** The worst ratio over losses, every parameter and the optimizer state, and what it was (against `r`, default the plain model's run). */
-function compare(got: { losses: number[]; params: StateDict; optim: StateDict }, r = ref): { ratio: number; what: string } {
+function compare(got: Run, r = ref): { ratio: number; what: string } {
   const ref = r;
   let out = { ratio: 0, what: "" };
   const take = (what: string, w: { ratio: number; at: number }) => {
@@ -122,11 +130,7 @@ describe("sharded training equals one device", () => {
 
   it("the same N and plan twice is bit-identical (mixed plan, N = 3)", { timeout: 600_000 }, async () => {
     const plan = makePlan("mixed", config.tableRows, config.embeddingDim, 3);
-    const a = await runSharded(plan);
-    const b = await runSharded(plan);
-    expectBitIdentical(Float32Array.from(a.losses), Float32Array.from(b.losses), "losses");
-    for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
-    for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+    expectSameRun(await runSharded(plan), await runSharded(plan));
   });
 
   it("a lookup routed to the wrong row fails the check", { timeout: 600_000 }, async () => {
@@ -351,11 +355,7 @@ describe("sharded training equals one device", () => {
     }
     it("the same column-wise plan twice (N = 3) is bit-identical", { timeout: 600_000 }, async () => {
       const plan = makePlan("column", rc.tableRows, rc.embeddingDim, 3);
-      const a = await runRws(plan);
-      const b = await runRws(plan);
-      expectBitIdentical(Float32Array.from(a.losses), Float32Array.from(b.losses), "losses");
-      for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
-      for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+      expectSameRun(await runRws(plan), await runRws(plan));
     });
     it("skipping the per-row allreduce (each shard sees only its own columns' g^2) fails the check", { timeout: 600_000 }, async () => {
       const got = await runRws(makePlan("column", rc.tableRows, rc.embeddingDim, 2), { fault: "skip-row-sum" });
