@@ -51,12 +51,24 @@ const FACTOR = (STEPS + 1) * 2 * (B + L);
 
 let ctxs: GpuContext[] = [];
 
-type Run = { losses: number[]; params: StateDict; optim: StateDict };
+type State = { params: StateDict; optim: StateDict };
+type Run = State & { losses: number[] };
+/** Every weight and optimizer tensor of `a` equals `b`'s bit for bit. */
+function expectSameState(a: State, b: State): void {
+  for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
+  for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+}
 /** Two runs of the same plan: losses, weights and optimizer state bit for bit. */
 function expectSameRun(a: Run, b: Run): void {
   expectBitIdentical(Float32Array.from(a.losses), Float32Array.from(b.losses), "losses");
-  for (const [name, t] of Object.entries(a.params)) expectBitIdentical(b.params[name]!.data, t.data, name);
-  for (const [name, t] of Object.entries(a.optim)) expectBitIdentical(b.optim[name]!.data, t.data, name);
+  expectSameState(a, b);
+}
+/** `got` loaded (resharded) onto `plan` over `devices` reads back the same bits. */
+async function expectReloads(devices: GpuContext[], cfg: ConstructorParameters<typeof ShardedDlrm>[1], got: State, plan: ShardingPlan): Promise<void> {
+  const m = new ShardedDlrm(devices, cfg, got.params, plan);
+  m.loadOptimizerState(got.optim);
+  expectSameState(got, { params: await m.stateDict(), optim: await m.optimizerState() });
+  m.destroy();
 }
 let ref: Run;
 
@@ -161,12 +173,7 @@ describe("sharded training equals one device", () => {
     const c = compare(got, qref);
     expect(c.ratio, `worst error / tolerance at ${c.what}`).toBeLessThanOrEqual(1);
     // The checkpoint's parameters load back (resharded on another plan) bit-exactly.
-    const m2 = new ShardedDlrm(ctxs.slice(0, 2), qc, got.params, { ...plan, devices: 2, tables: plan.tables.map((p) => (p.kind === "table" ? whole(p.table, p.table % 2) : { ...p, shards: [{ ...p.shards[0]!, device: 0, rowEnd: 11 }] })), batchShare: [0.5, 0.5] });
-    m2.loadOptimizerState(got.optim);
-    const back = { params: await m2.stateDict(), optim: await m2.optimizerState() };
-    for (const [name, t] of Object.entries(got.params)) expectBitIdentical(back.params[name]!.data, t.data, name);
-    for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
-    m2.destroy();
+    await expectReloads(ctxs.slice(0, 2), qc, got, { ...plan, devices: 2, tables: plan.tables.map((p) => (p.kind === "table" ? whole(p.table, p.table % 2) : { ...p, shards: [{ ...p.shards[0]!, device: 0, rowEnd: 11 }] })), batchShare: [0.5, 0.5] });
     m.destroy();
   });
 
@@ -221,12 +228,7 @@ describe("sharded training equals one device", () => {
         for (const t of tensors) expectBitIdentical(await t.read(0, t.shape[0]!), all[t.name]!.data, `streamed ${t.name}`);
         m.destroy();
         // Reshard: the split tables' weight_q / weight_r (and state) load whole on 2 devices and read back the same bits.
-        const m2 = new ShardedDlrm(ctxs.slice(0, 2), qc, got.params, makePlan("table", qc.tableRows, qc.embeddingDim, 2));
-        m2.loadOptimizerState(got.optim);
-        const back = { params: await m2.stateDict(), optim: await m2.optimizerState() };
-        for (const [name, t] of Object.entries(got.params)) expectBitIdentical(back.params[name]!.data, t.data, name);
-        for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
-        m2.destroy();
+        await expectReloads(ctxs.slice(0, 2), qc, got, makePlan("table", qc.tableRows, qc.embeddingDim, 2));
       });
     }
     it("MD tables split row-wise (each shard runs a projection copy; the copies' gradient is allreduced) beside QR add split by sub-table rows: within the bound; streamed tensors and a table-wise reload bit-exact", { timeout: 600_000 }, async () => {
@@ -251,12 +253,7 @@ describe("sharded training equals one device", () => {
       const all = { ...got.params, ...got.optim };
       for (const t of m.checkpointTensors()) expectBitIdentical(await t.read(0, t.shape[0]!), all[t.name]!.data, `streamed ${t.name}`);
       m.destroy();
-      const m2 = new ShardedDlrm(ctxs.slice(0, 2), qc, got.params, makePlan("table", qc.tableRows, qc.embeddingDim, 2));
-      m2.loadOptimizerState(got.optim);
-      const back = { params: await m2.stateDict(), optim: await m2.optimizerState() };
-      for (const [name, t] of Object.entries(got.params)) expectBitIdentical(back.params[name]!.data, t.data, name);
-      for (const [name, t] of Object.entries(got.optim)) expectBitIdentical(back.optim[name]!.data, t.data, name);
-      m2.destroy();
+      await expectReloads(ctxs.slice(0, 2), qc, got, makePlan("table", qc.tableRows, qc.embeddingDim, 2));
       // Without the projection gradients' allreduce each copy follows its own shard: the check fails.
       const bad = new ShardedDlrm(ctxs.slice(0, 3), qc, qinit, plan, { fault: "skip-projection-allreduce" });
       for (const b of batches) await bad.trainStep(b);
