@@ -7,7 +7,9 @@
  *    the same adapter (bench/peers/tfjs_dlrm.ts), its autodiff and optimizer;
  *    before timing, its loss on the same weights and batch is checked against
  *    ours (forward, and again after one SGD step on each);
- *  - PyTorch on the CPU (bench/peers/torch_dlrm.py, Debian's python3-torch),
+ *  - PyTorch on the CPU (bench/peers/torch_dlrm.py, Debian's python3-torch with OpenBLAS:
+ *    apt-get install -y python3-torch libopenblas0-pthread; without OpenBLAS torch's GEMMs run on the
+ *    reference BLAS, several times slower, and the run says so),
  *    timed like the reference times itself (ms per iteration);
  *  - the adapter's FMA and copy rooflines (bench/roofline.ts), measured in
  *    the same run; the step's effective FLOP/s (GEMMs + interaction) over the
@@ -124,7 +126,7 @@ interface Row {
   oursSteps: number;
   tfjs?: number;
   tfjsSteps?: number;
-  torch?: { msPerIt: number; samplesPerSec: number; threads: number; torch: string };
+  torch?: { msPerIt: number; samplesPerSec: number; threads: number; torch: string; blas: string; blasThreads: number | null };
   check: string;
   dispatches: number;
   hostMs: number;
@@ -212,15 +214,16 @@ for (const p of all.filter((q) => only.has(q.name))) {
   }
 
   if (!args.includes("--no-torch")) {
-    const spec = { tableRows: p.tableRows, dim: p.dim, bottom: p.bottom, top: p.top, bagSize: p.bagSize, batchSize: p.batchSize, lr: 0.01, steps: p.batchSize <= 128 ? 10 : 2, warmup: 1 };
+    const spec = { tableRows: p.tableRows, dim: p.dim, bottom: p.bottom, top: p.top, bagSize: p.bagSize, batchSize: p.batchSize, lr: 0.01, steps: p.batchSize <= 128 ? 30 : p.name === "paper" ? 3 : 6, warmup: 1 };
     const script = fileURLToPath(new URL("./peers/torch_dlrm.py", import.meta.url));
     const python = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; // Debian's python3-torch lives in the system Python
     const r = spawnSync(python, [script, JSON.stringify(spec)], { encoding: "utf8", maxBuffer: 1 << 20 });
     if (r.status === 0) {
       row.torch = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-      log(`PyTorch ${row.torch!.torch}: ${row.torch!.msPerIt.toFixed(1)} ms/it (${row.torch!.threads} threads)`);
+      log(`PyTorch ${row.torch!.torch}: ${row.torch!.msPerIt.toFixed(1)} ms/it (${row.torch!.threads} threads; GEMMs on ${row.torch!.blas})`);
+      if (row.torch!.blas.startsWith("reference")) log("WARNING: PyTorch's GEMMs ran on the reference (netlib) BLAS, several times slower than OpenBLAS: the PyTorch peer is understated. Install OpenBLAS: apt-get install -y libopenblas0-pthread");
     } else {
-      log(`PyTorch peer failed (install python3-torch: apt-get install -y python3-torch): ${(r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" ")}`);
+      log(`PyTorch peer failed (install it: apt-get install -y python3-torch libopenblas0-pthread): ${(r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" ")}`);
     }
   }
   rows.push(row);
@@ -251,7 +254,7 @@ function render(fma: number, copy: number, roofText: string, partial: string): s
     "",
     `- Command: \`${command}\` (${secs} s; \`npm run bench:peers\` runs the Deno and the Node lines)`,
     `- Date: ${new Date().toISOString()}`,
-    `- Runtime: ${runtime}; tfjs ${tfPeer?.version ?? "not run"} (webgpu backend, same adapter); PyTorch ${torchInfo ? `${torchInfo.torch} on the CPU, ${torchInfo.threads} threads` : "not run"}`,
+    `- Runtime: ${runtime}; tfjs ${tfPeer?.version ?? "not run"} (webgpu backend, same adapter); PyTorch ${torchInfo ? `${torchInfo.torch} on the CPU, ${torchInfo.threads} intra-op threads, GEMMs on ${torchInfo.blas}${torchInfo.blasThreads ? ` with ${torchInfo.blasThreads} threads` : ""}${torchInfo.blas.startsWith("reference") ? " (UNDERSTATED: install libopenblas0-pthread)" : ""}` : "not run"}`,
     `- Adapter: ${ctx.adapter.name} [${infoText}], ${mesaVersion()}`,
     `- Machine: ${cpus().length} cores (load average ${load.map((v) => v.toFixed(2)).join(", ")} at the start; above ${cpus().length} means other processes shared them): absolute figures are noisy; only the ratios measured in this same run count.`,
     `- Roofline (same device, same run; the higher of opening and closing): FMA ${fma.toFixed(2)} GFLOP/s (${roofText}), copy ${copy.toFixed(2)} GB/s.`,

@@ -13,8 +13,14 @@ excluding data generation; after `warmup` untimed iterations, the mean over
 (dense ~ U[0,1), fixed-size bags of uniform indices, labels rounded).
 
 Input: one JSON object on argv[1]: {tableRows, dim, bottom, top, bagSize,
-batchSize, lr, steps, warmup}. Output: one JSON line on stdout.
+batchSize, lr, steps, warmup}. Output: one JSON line on stdout, including the
+BLAS library torch's GEMMs ran on (read from this process's memory map) and its
+thread count: Debian's python3-torch takes whatever libblas.so.3 the
+alternatives system points at, and the reference BLAS (libblas3, netlib) is
+several times slower than OpenBLAS (libopenblas0-pthread), so a peer without
+OpenBLAS understates PyTorch.
 """
+import ctypes
 import json
 import os
 import sys
@@ -25,6 +31,28 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 from make_fixtures import Dlrm  # noqa: E402
+
+
+def blas_in_use():
+    """(library, threads): the BLAS shared object mapped into this process (after a GEMM ran)."""
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            if "blas" in os.path.basename(path) or "mkl" in os.path.basename(path):
+                libs.add(os.path.realpath(path))
+    openblas = sorted(p for p in libs if "openblas" in p)
+    if openblas:
+        try:
+            n = ctypes.CDLL(openblas[0]).openblas_get_num_threads()
+        except (OSError, AttributeError):
+            n = None
+        return "OpenBLAS (" + os.path.basename(os.path.dirname(openblas[0])) + ")", n
+    if any("mkl" in p for p in libs):
+        return "MKL", None
+    if libs:
+        return "reference BLAS (" + ", ".join(sorted(libs)) + ")", 1
+    return "unknown", None
 
 
 def main():
@@ -70,7 +98,8 @@ def main():
         if it >= a["warmup"]:
             total += t2 - t1
     ms = 1000.0 * total / a["steps"]
-    print(json.dumps(dict(msPerIt=ms, samplesPerSec=B * 1000.0 / ms, threads=torch.get_num_threads(), torch=torch.__version__, lastLoss=losses[-1])))
+    blas, blas_threads = blas_in_use()
+    print(json.dumps(dict(msPerIt=ms, samplesPerSec=B * 1000.0 / ms, threads=torch.get_num_threads(), torch=torch.__version__, lastLoss=losses[-1], blas=blas, blasThreads=blas_threads)))
 
 
 if __name__ == "__main__":
