@@ -66,6 +66,8 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: "report", type: "string", help: "HTML report path (default: beside --save-model, else none)", meta: "FILE" },
   { name: "allow-non-finite", type: "bool", default: false, help: "load a checkpoint even if a tensor holds NaN or Infinity (refused otherwise)" },
   { name: "config", type: "string", help: "JSON file of options (flag names as keys); flags given override it", meta: "FILE" },
+  { name: "embedding-precision", type: "choice", choices: ["fp32", "bf16"], default: "fp32", help: "storage of the embedding tables (ours): bf16 halves their memory and the bytes each lookup reads (f32 sums and updates, rounded back to bf16; checkpoints stay f32; single device)" },
+  { name: "bf16-rounding", type: "choice", choices: ["stochastic", "nearest"], default: "stochastic", help: "with --embedding-precision bf16: rounding of updated weights, stochastic (seeded, deterministic per step) or round-to-nearest-even" },
 ];
 
 /** Multi-device training beside the device flags of shard_setup.ts: how tables are placed, how the all-to-all runs. */

@@ -38,6 +38,7 @@ import { embedding_backward_update_vec4 } from "../shaders/embedding_backward_up
 import { embedding_backward_update_vec4_adagrad } from "../shaders/embedding_backward_update_vec4_adagrad.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
 import { prepareEmbeddingSegments } from "./embedding_segments.ts";
+import { prepareEmbeddingBagBackwardBf16 } from "./embedding_bag_backward_bf16.ts";
 
 const WG = 64;
 /** Upper bound on update workgroups per chunk (grid-stride over the runs beyond that). */
@@ -65,6 +66,9 @@ export interface EmbeddingBagBackwardArgs {
    * block); any d), or "auto" (default: vec4 when it applies). Same summation order; deterministic.
    */
   updateVariant?: "auto" | "scalar" | "vec4";
+  /** bf16 tables only (embedding_bag_backward_bf16.ts): rounding of updated weights (default "stochastic") and its seed (default 0). */
+  rounding?: "stochastic" | "nearest";
+  roundingSeed?: number;
 }
 
 export interface PreparedEmbeddingBackward {
@@ -111,6 +115,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   }
   if (expectStart !== totalRows) fail(`chunks hold ${expectStart} rows, the tables ${totalRows}`);
   if (totalRows >= 2 ** 32 - 1) fail(`${totalRows} rows do not fit u32 row ids`);
+  if (tables.precision === "bf16") return prepareEmbeddingBagBackwardBf16(device, args); // lowp: bf16 tables
 
   const owned: GPUBuffer[] = [];
   const own = <X extends GPUBuffer>(b: X): X => (owned.push(b), b);

@@ -21,6 +21,7 @@ import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { embedding_bag_forward } from "../shaders/embedding_bag_forward.ts";
 import { embedding_bag_forward_vec4 } from "../shaders/embedding_bag_forward_vec4.ts";
 import { embedding_bag_forward_rows } from "../shaders/embedding_bag_forward_rows.ts";
+import { prepareEmbeddingBagForwardBf16 } from "./embedding_bag_forward_bf16.ts";
 
 /** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
 const SHADERS = { embedding_bag_forward, embedding_bag_forward_vec4, embedding_bag_forward_rows };
@@ -121,6 +122,7 @@ function checkArgs(args: EmbeddingBagForwardArgs): void {
  */
 export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBagForwardArgs): Dispatch[] {
   checkArgs(args);
+  if (args.tables.precision === "bf16") return prepareEmbeddingBagForwardBf16(device, args); // lowp: bf16 tables
   const { tables, bags } = args;
   const T = tables.rows.length;
   const B = bags.batchSize;

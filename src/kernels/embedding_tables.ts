@@ -7,6 +7,7 @@
 import { readBuffer, requireTypedArray, STORAGE, trackBuffer } from "../gpu/buffers.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import type { EmbeddingChunk, EmbeddingTableSet } from "./embedding_types.ts";
+import { createTableSetBf16, readRowsBf16, writeRowsBf16 } from "./embedding_tables_bf16.ts";
 
 function checkRows(rows: readonly number[], dim: number): void {
   if (!Number.isInteger(dim) || dim < 1) throw new KernelInputError(`embedding dim must be a positive integer, got ${dim}`);
@@ -39,8 +40,9 @@ export function planChunks(rows: readonly number[], dim: number, maxChunkBytes: 
 /** A zero-filled table set; chunks are capped by the device's binding and buffer limits and by opts.maxChunkBytes. */
 export function createTableSet(
   device: GPUDevice,
-  opts: { rows: readonly number[]; dim: number; maxChunkBytes?: number; label?: string },
+  opts: { rows: readonly number[]; dim: number; maxChunkBytes?: number; label?: string; precision?: "fp32" | "bf16" },
 ): EmbeddingTableSet {
+  if (opts.precision === "bf16") return createTableSetBf16(device, opts, planChunks); // lowp: bf16 storage
   const cap = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const maxChunkBytes = Math.min(opts.maxChunkBytes ?? cap, cap);
   const plan = planChunks(opts.rows, opts.dim, maxChunkBytes);
@@ -99,6 +101,7 @@ export function writeTableRows(device: GPUDevice, set: EmbeddingTableSet, table:
   requireTypedArray(`writeTableRows: table ${table} data`, data, "Float32Array");
   const d = set.dim;
   if (data.length % d !== 0) throw new KernelInputError(`writeTableRows: table ${table} rows are ${d} floats; got ${data.length} floats (not whole rows)`);
+  if (set.precision === "bf16") return writeRowsBf16(device, set, tableSpans(set, table, rowStart, data.length / d), rowStart, data); // lowp
   for (const s of tableSpans(set, table, rowStart, data.length / d)) {
     device.queue.writeBuffer(s.chunk.buffer, s.chunkRow * d * 4, data.buffer, data.byteOffset + (s.tableRow - rowStart) * d * 4, s.count * d * 4);
   }
@@ -112,6 +115,7 @@ export async function readTable(device: GPUDevice, set: EmbeddingTableSet, table
 /** Reads rows [rowStart, rowStart + rowCount) of table `table` back (rowCount * dim floats). */
 export async function readTableRows(device: GPUDevice, set: EmbeddingTableSet, table: number, rowStart: number, rowCount: number): Promise<Float32Array> {
   const spans = tableSpans(set, table, rowStart, rowCount);
+  if (set.precision === "bf16") return readRowsBf16(device, set, spans, rowStart, rowCount); // lowp
   const d = set.dim;
   const out = new Float32Array(rowCount * d);
   for (const s of spans) {

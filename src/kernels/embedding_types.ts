@@ -24,6 +24,12 @@ export interface EmbeddingTableSet {
   /** Global id of row 0 of each table. */
   rowBase: readonly number[];
   chunks: readonly EmbeddingChunk[];
+  /**
+   * Storage of the weights: "fp32" (default: rowCount * dim f32 per chunk) or "bf16" (rowCount *
+   * ceil(dim/2) u32 words per chunk, element 2j in the low half of word j: the upper 16 bits of the
+   * f32; src/kernels/embedding_tables_bf16.ts). Optimizer state stays f32.
+   */
+  precision?: "fp32" | "bf16";
 }
 
 /** Optimizer state beside an EmbeddingTableSet, chunked exactly like its weights. */

@@ -18,6 +18,7 @@ import type { Profiler } from "../gpu/timing.ts";
 import type { Batch } from "../data/batch.ts";
 import { type EmbeddingPlan, ModelEmbeddings } from "./embeddings.ts";
 import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimizer_params.ts";
+import { type Bf16Rounding, checkPrecision, type EmbeddingPrecision } from "./precision.ts";
 import type { DlrmConfig } from "./config.ts";
 import { DENSE_OPT, DenseMlp, type Linear } from "./dense.ts";
 import { learningRateAt } from "./schedule.ts";
@@ -42,6 +43,9 @@ export interface DlrmOptions {
   inferenceOnly?: boolean;
   /** Cap on bytes per embedding buffer (default: the device's binding limit). */
   maxChunkBytes?: number;
+  /** Embedding table storage "fp32" (default) or "bf16", and bf16's rounding (src/model/precision.ts). */
+  embeddingPrecision?: EmbeddingPrecision;
+  bf16Rounding?: Bf16Rounding;
 }
 
 const LOSS_HISTORY = 256;
@@ -74,6 +78,8 @@ export class DlrmModel {
       embKind: EMB_OPT[config.optimizer],
       denseKind: DENSE_OPT[config.optimizer],
       maxChunkBytes: options.maxChunkBytes,
+      ...checkPrecision(options), // lowp
+      seed: config.seed,
     });
     this.optim = createOptimizerParams(device, { lr: config.learningRate, eps: 1e-10 }, "optim-params");
     this.lossHistory = createStorage(device, LOSS_HISTORY * 4, "loss-history");

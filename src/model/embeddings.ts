@@ -21,6 +21,7 @@ import { createTableSet, destroyTableSet, readTable, readTableRows, writeTable, 
 import type { EmbeddingOptimizerState, EmbeddingTableSet } from "../kernels/embedding_types.ts";
 import { type DenseOptimizerKind, denseOptimizerStateSizes, prepareDenseOptimizer } from "../kernels/dense_optimizer.ts";
 import type { DlrmConfig } from "./config.ts";
+import type { Bf16Rounding, EmbeddingPrecision } from "./precision.ts";
 import { embeddingParameters, type EmbeddingLayout, packProjections, type SetBags, splitBags } from "./embedding_layout.ts";
 import { bufferRows, flushWrites, layoutOf, type StateDict, type TensorRows } from "./params.ts";
 
@@ -48,10 +49,14 @@ export class ModelEmbeddings {
     private readonly device: GPUDevice,
     config: DlrmConfig,
     initial: StateDict,
-    private readonly opts: { training: boolean; embKind: EmbeddingOptimizerKind; denseKind: DenseOptimizerKind; maxChunkBytes?: number },
+    private readonly opts: {
+      training: boolean; embKind: EmbeddingOptimizerKind; denseKind: DenseOptimizerKind; maxChunkBytes?: number;
+      /** lowp: table storage and bf16 rounding (src/model/precision.ts); seed of stochastic rounding. */
+      embeddingPrecision?: EmbeddingPrecision; bf16Rounding?: Bf16Rounding; seed?: number;
+    },
   ) {
     const L = (this.layout = layoutOf(config));
-    this.sets = L.sets.map((s, i) => createTableSet(device, { rows: s.rows, dim: s.dim, maxChunkBytes: opts.maxChunkBytes, label: `emb-set${i}(d=${s.dim})` }));
+    this.sets = L.sets.map((s, i) => createTableSet(device, { rows: s.rows, dim: s.dim, maxChunkBytes: opts.maxChunkBytes, label: `emb-set${i}(d=${s.dim})`, precision: opts.embeddingPrecision }));
     this.states = opts.training ? this.sets.map((s) => createEmbeddingOptimizerState(device, s, opts.embKind)) : [];
     this.desc = L.identity ? undefined : uploadCombineDescriptors(device, L);
     if (L.projSize > 0) {
@@ -115,7 +120,7 @@ export class ModelEmbeddings {
   private stateAsTables(set: number): EmbeddingTableSet {
     const s = this.sets[set]!;
     const st = this.states[set]!;
-    return { ...s, dim: this.stateDim(s.dim), chunks: s.chunks.map((c, i) => ({ ...c, buffer: st.chunks[i]! })) };
+    return { ...s, precision: "fp32", dim: this.stateDim(s.dim), chunks: s.chunks.map((c, i) => ({ ...c, buffer: st.chunks[i]! })) };
   }
 
   async optimizerState(): Promise<StateDict> {
@@ -222,6 +227,8 @@ export class ModelEmbeddings {
           pooling: "sum",
           maxIndices: capacities[i]!,
           optim,
+          rounding: this.opts.bf16Rounding,
+          roundingSeed: ((this.opts.seed ?? 0) >>> 0) ^ i,
         }),
       );
     }

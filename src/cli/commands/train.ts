@@ -8,6 +8,7 @@ import { NonFiniteTensorError } from "../../io/errors.ts";
 import type { DlrmConfig } from "../../model/config.ts";
 import { DlrmModel } from "../../model/dlrm.ts";
 import { ShardedDlrm } from "../../shard/model.ts";
+import { type Bf16Rounding, bf16ShardError, type EmbeddingPrecision } from "../../model/precision.ts";
 import { initParameters } from "../../model/params.ts";
 import { evaluate, NonFiniteLossError, train } from "../../model/trainer.ts";
 import { type FlagSpec, type FlagValues, helpText, parseFlags, UsageError } from "../args.ts";
@@ -123,6 +124,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const config = makeConfig(v, source, given);
 
   const sharded = wantsSharding(v);
+  if (sharded && v.embeddingPrecision === "bf16") throw bf16ShardError(); // lowp
   const ctxs: GpuContext[] = sharded ? await openDevices(v, "train") : [await createContext({ label: "train" })];
   const ctx = ctxs[0]!;
   const adapterNames = ctxs.map((c) => c.adapter.name).join(" + ");
@@ -139,7 +141,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const initial = ckpt && !ckpt.streamed ? ckpt.params : initParameters(config);
   const model = sharded
     ? await createSharded(ctxs, config, initial, v, progress.message)
-    : await withErrorScopes(ctx.device, "creating the model", () => new DlrmModel(ctx.device, config, initial, { inferenceOnly: v.inferenceOnly as boolean })).catch((e: unknown) => {
+    : await withErrorScopes(ctx.device, "creating the model", () => new DlrmModel(ctx.device, config, initial, { inferenceOnly: v.inferenceOnly as boolean, embeddingPrecision: v.embeddingPrecision as EmbeddingPrecision, bf16Rounding: v.bf16Rounding as Bf16Rounding })).catch((e: unknown) => {
         throw e instanceof GpuError && e.kind === "out-of-memory" ? new ModelMemoryError(`${e.message}: the model's ${gib(modelBytes(config).embeddings)} of embeddings (+ optimizer state) do not fit the device; hash the ids into fewer rows (--max-ind-range) or split the tables over several devices (--devices N)`) : e;
       });
   if (model instanceof ShardedDlrm) for (const line of describePlan(model)) progress.message(line);
