@@ -12,6 +12,7 @@ export * from "./gpu/index.ts";
 export { type DlrmConfig, DEFAULTS, interactionWidth, resolveConfig, type InteractionOp, type LossName, type OptimizerName, type QrOptions, type MdOptions } from "./model/config.ts";
 export { initParameters, parameterShapes, type StateDict, type Tensor } from "./model/params.ts";
 export { DlrmModel, type DlrmOptions } from "./model/dlrm.ts";
+export type { Bf16Rounding, EmbeddingPrecision } from "./model/precision.ts";
 export { learningRateAt, type LrSchedule } from "./model/schedule.ts";
 export { MetricsAccumulator, rocAuc, type MetricsResult } from "./model/metrics.ts";
 export { evaluate, NonFiniteLossError, train, type EvalEvent, type StepEvent, type TrainOptions, type TrainResult } from "./model/trainer.ts";

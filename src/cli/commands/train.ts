@@ -116,6 +116,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
       )
     : undefined;
   const mergeNotes = ckpt ? mergeCheckpointFlags(v, given, ckpt, startFile!, v.resume && startFile === saveModel ? "resume" : "load") : [];
+  // lowp: a resumed run keeps the table precision it was saved with (metadata embedding_precision) unless given.
+  if (ckpt && v.resume && startFile === saveModel && ckpt.extra.embedding_precision) {
+    if (!given.has("embeddingPrecision")) v.embeddingPrecision = ckpt.extra.embedding_precision;
+    if (!given.has("bf16Rounding") && ckpt.extra.bf16_rounding) v.bf16Rounding = ckpt.extra.bf16_rounding;
+  }
 
   const progress = createProgress({ write: cliHost.write, tty: cliHost.isTTY(), jsonl: v.logJsonl ? await cliHost.appendLineWriter(v.logJsonl as string) : undefined });
   for (const line of [...notes, ...cleaned, ...mergeNotes]) progress.message(line);
@@ -131,6 +136,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   progress.begin({ version: VERSION, host: cliHost.runtime(), adapter: adapterNames, argv, options: v, config, data: describe });
   progress.message(`webgpu-dlrm ${VERSION} on ${cliHost.runtime()}, ${ctxs.length > 1 ? `${ctxs.length} devices: ${ctxs.map((c) => `"${c.adapter.name}"`).join(", ")}` : `adapter "${ctx.adapter.name}"`}`);
   progress.message(`data: ${describe}`);
+  if (v.embeddingPrecision === "bf16") progress.message(`embedding tables: bf16 (${v.bf16Rounding} rounding; f32 sums, f32 optimizer state, f32 checkpoints)`); // lowp
   progress.message(
     `model: ${config.tableRows.length} tables (${config.tableRows.reduce((a, b) => a + b, 0)} rows) x d=${config.embeddingDim}, bottom ${config.bottomMlp.join("-")}, top ${config.topMlp.join("-")}, ${config.interaction}, loss ${config.loss}, ${config.optimizer} lr ${config.learningRate}`,
   );
@@ -216,6 +222,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   };
   // The categorical dictionaries travel with the model (a sidecar named and hashed in its metadata).
   const extra: Record<string, string> = { data: JSON.stringify(dataFlags(v)) };
+  if (v.embeddingPrecision === "bf16") Object.assign(extra, { embedding_precision: "bf16", bf16_rounding: v.bf16Rounding as string }); // lowp: values stay f32
   if (saveModel && cacheDir) extra.dictionaries = JSON.stringify(await writeDictionarySidecar(saveModel, cacheDir));
   let result;
   try {
