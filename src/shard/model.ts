@@ -23,7 +23,12 @@
  *
  * Checkpoints: stateDict() gathers every table from its shards under the
  * reference's names; loadStateDict() cuts them again for this plan, so a
- * checkpoint moves between any N and any plan.
+ * checkpoint moves between any N and any plan (src/shard/state.ts).
+ *
+ * Modules: replica.ts (what each device holds), step_plan.ts (a step's
+ * buffers, dispatches and collectives per batch size), state.ts and
+ * state_names.ts (state gathered from and cut into the shards), routing.ts
+ * (layouts and routes), collectives.ts (all-to-all and allreduce).
  *
  * QR and MD tables (quotient-remainder, mixed dimensions) are placed whole on
  * one device (table-wise): their owner runs a ModelEmbeddings of its own over
@@ -34,32 +39,28 @@
  */
 import { createStorage, readF32, writeBuffer } from "../gpu/buffers.ts";
 import type { GpuContext } from "../gpu/context.ts";
-import { type Dispatch, encodeDispatches } from "../gpu/dispatch.ts";
+import { encodeDispatches } from "../gpu/dispatch.ts";
 import { ConfigError, DeviceLostError, KernelInputError } from "../gpu/errors.ts";
 import type { Batch } from "../data/batch.ts";
-import { type BagBatchBuffers, createBagBatchBuffers, validateBags, writeBagBatch } from "../kernels/bag_batch.ts";
-import { prepareEmbeddingBagBackward } from "../kernels/embedding_bag_backward.ts";
-import { prepareColumnRowwiseBackward } from "../kernels/embedding_rowwise_split.ts";
-import { prepareEmbeddingBagForward } from "../kernels/embedding_bag_forward.ts";
-import { createEmbeddingOptimizerState, destroyEmbeddingOptimizerState, stateValuesPerRow } from "../kernels/embedding_optimizer_state.ts";
-import { createTableSet, destroyTableSet, readTable, readTableRows, writeTable, writeTableRows } from "../kernels/embedding_tables.ts";
-import type { EmbeddingOptimizerState, EmbeddingTableSet } from "../kernels/embedding_types.ts";
+import { validateBags, writeBagBatch } from "../kernels/bag_batch.ts";
+import { createEmbeddingOptimizerState, destroyEmbeddingOptimizerState } from "../kernels/embedding_optimizer_state.ts";
+import { createTableSet, destroyTableSet } from "../kernels/embedding_tables.ts";
 import { createOptimizerParams, writeOptimizerParams } from "../kernels/optimizer_params.ts";
-import { prepareQrMult, prepareRoute } from "../kernels/shard.ts";
 import type { DlrmConfig } from "../model/config.ts";
-import { DENSE_OPT, DenseMlp, type DenseStep } from "../model/dense.ts";
-import { embeddingParameters, type EmbeddingLayout } from "../model/embedding_layout.ts";
-import { type EmbeddingPlan, ModelEmbeddings } from "../model/embeddings.ts";
-import { denseOptimizerStateSizes } from "../kernels/dense_optimizer.ts";
-import type { RouteColumn } from "../kernels/shard.ts";
+import { DENSE_OPT, DenseMlp } from "../model/dense.ts";
+import type { EmbeddingLayout } from "../model/embedding_layout.ts";
+import { ModelEmbeddings } from "../model/embeddings.ts";
 import { checkTensors } from "../model/dlrm.ts";
-import { flushWrites, layoutOf, parameterShapes, type StateDict, type TensorRows } from "../model/params.ts";
+import { layoutOf, parameterShapes, type StateDict, type TensorRows } from "../model/params.ts";
 import { learningRateAt } from "../model/schedule.ts";
-import { type Allreduce, type AllreduceSchedule, AllToAll, type AllToAllSchedule, type CollectiveStats, createAllreduce, type Message } from "./collectives.ts";
+import { type Allreduce, type AllreduceSchedule, type AllToAllSchedule, type CollectiveStats, createAllreduce } from "./collectives.ts";
 import { type QrSubTables, type ShardingPlan, validatePlan } from "./plan.ts";
-import { backwardRoute, batchSlices, blockBases, type DeviceLayout, deviceLayouts, exchangeFloats, forwardRoute, qrMultRoutes, type RowSumLayout, rowSumLayout, type ShardSet, setBags } from "./routing.ts";
+import { type CompositeTables, EMB_OPT, type EmbeddingKind, type Replica, type ReplicaSet } from "./replica.ts";
+import { type DeviceLayout, deviceLayouts, setBags } from "./routing.ts";
+import { ShardedState } from "./state.ts";
+import { compositeLocal } from "./state_names.ts";
+import { buildStepPlan, destroyStepPlan, type StepPlan } from "./step_plan.ts";
 
-const EMB_OPT = { sgd: "sgd", adagrad: "adagrad", rwsadagrad: "rowwise-adagrad" } as const;
 const LOSS_HISTORY = 256;
 
 /** A device of a sharded run was lost: names the device, what was running, and how to go on. */
@@ -75,151 +76,6 @@ export class ShardDeviceLostError extends DeviceLostError {
   }
 }
 
-interface ReplicaSet {
-  set: ShardSet;
-  tables: EmbeddingTableSet;
-  state: EmbeddingOptimizerState;
-}
-
-/** The QR/MD tables a device holds whole, in table order, and the ModelEmbeddings that runs them. */
-interface CompositeTables {
-  set: ShardSet;
-  tables: number[];
-  emb: ModelEmbeddings;
-}
-
-/** Renames the emb_l.<t>.* (and optim.emb_l.<t>.*) entries of `sd` by `map` (from -> to); others are left out. */
-function renameTables(sd: StateDict, map: ReadonlyMap<number, number>): StateDict {
-  const out: StateDict = {};
-  for (const [name, v] of Object.entries(sd)) {
-    const m = /^(optim\.)?emb_l\.(\d+)\.(.*)$/.exec(name);
-    if (m && map.has(Number(m[2]))) out[`${m[1] ?? ""}emb_l.${map.get(Number(m[2]))}.${m[3]}`] = v;
-  }
-  return out;
-}
-
-/** True for a composite tensor whose first dimension is the table's rows (the narrow table and its optimizer state, not the projection). */
-function isRowTensor(name: string): boolean {
-  return /emb_l\.\d+\.(embs\.weight|weight_[qr])(\.sum)?$/.test(name);
-}
-
-/**
- * The composite set's tables of `sd` under the set's local names (emb_l.<k>.*), row shards (MD tables split
- * row-wise) cut to their rows; the projection (and its optimizer state) whole.
- */
-function compositeLocal(sd: StateDict, set: ShardSet): StateDict {
-  const out: StateDict = {};
-  set.shards.forEach((sh, k) => {
-    for (const [name, v] of Object.entries(renameTables(sd, new Map([[sh.table, k]])))) {
-      if (sh.kind !== "row" || !isRowTensor(name)) {
-        out[name] = v;
-        continue;
-      }
-      const per = v.data.length / v.shape[0]!;
-      out[name] = { shape: [sh.rowEnd - sh.rowStart, ...v.shape.slice(1)], data: v.data.slice(sh.rowStart * per, sh.rowEnd * per) };
-    }
-  });
-  return out;
-}
-
-/** Table index of an emb_l.<t>.* (or optim.emb_l.<t>.*) name. */
-function tableOfName(name: string): number {
-  return Number(/emb_l\.(\d+)\./.exec(name)![1]);
-}
-
-/** The QR sub-table a name addresses (emb_l.<t>.weight_q / weight_r), else undefined. */
-function partOfName(name: string): "q" | "r" | undefined {
-  const m = /emb_l\.\d+\.weight_([qr])\b/.exec(name);
-  return m ? (m[1] as "q" | "r") : undefined;
-}
-
-interface Replica {
-  ctx: GpuContext;
-  device: GPUDevice;
-  dense: DenseMlp;
-  optim: GPUBuffer;
-  layout: DeviceLayout;
-  /** Plain shard sets (EmbeddingTableSets of their own). */
-  sets: ReplicaSet[];
-  /** QR/MD tables held whole by this device. */
-  composite: CompositeTables | undefined;
-  gradFlat: GPUBuffer;
-  lossHistory: GPUBuffer;
-  /** The dense optimizer on every MLP parameter (same on every replica). */
-  update: Dispatch[];
-}
-
-interface ShardRef {
-  rep: Replica;
-  rs: ReplicaSet;
-  /** Index of the shard in its set. */
-  k: number;
-  colStart: number;
-  colEnd: number;
-  rowStart: number;
-  rowEnd: number;
-  kind: string;
-  device: number;
-}
-
-/**
- * The embedding backward of one shard set: `before` runs before the per-row
- * allreduce (all of the fused backward, or the segment reduction and partial
- * row sums of column shards under row-wise Adagrad), `after` once the row sums
- * are reduced (those shards' update; empty for the fused path).
- */
-interface SetBackward {
-  before: Dispatch[];
-  after: Dispatch[];
-  setNumIndices(device: GPUDevice, n: number): void;
-  checkIndices(device: GPUDevice): Promise<void>;
-  destroy(): void;
-}
-
-/** Row-wise Adagrad over column shards: the per-row sums and their allreduce (undefined when no table is column-wise). */
-interface RowSums {
-  layout: RowSumLayout;
-  /** Per device (undefined on devices holding no column shard). */
-  buffers: (GPUBuffer | undefined)[];
-  allreduce: Allreduce;
-}
-
-interface DevicePlan {
-  bags: BagBatchBuffers[];
-  px: GPUBuffer;
-  pd: GPUBuffer;
-  gpx: GPUBuffer;
-  gpd: GPUBuffer;
-  r: GPUBuffer;
-  g: GPUBuffer;
-  dense: GPUBuffer;
-  labels: GPUBuffer;
-  emb: GPUBuffer;
-  gradEmb: GPUBuffer;
-  step: DenseStep | undefined;
-  lookups: Dispatch[];
-  routeForward: Dispatch[];
-  routeBackward: Dispatch[];
-  setBackward: SetBackward[];
-  /** QR/MD tables: their embedding plan and the routes between its output and Px. */
-  comp: { plan: EmbeddingPlan; toPx: Dispatch[]; fromPx: Dispatch[] } | undefined;
-  buffers: GPUBuffer[];
-}
-
-interface StepPlan {
-  batchSize: number;
-  count: number[];
-  start: number[];
-  capacities: number[][];
-  devices: DevicePlan[];
-  forward: AllToAll;
-  backward: AllToAll;
-  /** Row slots per column-wise table (row-wise Adagrad), capacity of the plan. */
-  rowSums: RowSums | undefined;
-  rowSumCaps: number[];
-}
-
-/** What one step did and how long its parts took. */
 export interface StepProfile {
   step: number;
   /** "overlapped": the normal schedule; "serial": every phase waited for (phase times are GPU + host). */
@@ -277,7 +133,7 @@ export class ShardedDlrm {
   private plans = new Map<number, StepPlan>();
   private lossCount = 0;
   private destroyed = false;
-  private readonly embKind: "sgd" | "adagrad" | "rowwise-adagrad";
+  private readonly embKind: EmbeddingKind;
   /** The whole model's embedding layout (plain, QR and MD tables). */
   private readonly fullLayout: EmbeddingLayout;
   /** QR and MD tables held whole by one device (a ModelEmbeddings of their own); QR tables split by sub-table rows are not in it. */
@@ -291,6 +147,8 @@ export class ShardedDlrm {
    * devices holding its shards (each holds a copy of the projection; the gradient is a sum over shards).
    */
   private projAllreduces: Allreduce[] = [];
+  /** The embedding state gathered from and cut into the shards (checkpoints, re-planning). */
+  private readonly state: ShardedState;
 
   constructor(
     readonly contexts: readonly GpuContext[],
@@ -357,7 +215,8 @@ export class ShardedDlrm {
       this.gradFloats,
       { label: "mlp-grad-allreduce", schedule: shardOptions.allreduce, link: shardOptions.allreduceLink },
     );
-    this.writeEmbeddings(initial);
+    this.state = new ShardedState(this.replicas, config, plan, this.fullLayout, this.composite, this.embKind, (fn) => this.guard(fn));
+    this.state.writeEmbeddings(initial);
   }
 
   /** A ModelEmbeddings over the QR/MD tables device i holds (their own sub-config: same tricks, MD dims fixed to the whole model's). */
@@ -412,7 +271,7 @@ export class ShardedDlrm {
     if (p && need.every((per, i) => per.every((c, s) => p!.capacities[i]![s]! >= c)) && rowsNeed.every((c, t) => p!.rowSumCaps[t]! >= c)) return p;
     const old = p?.capacities;
     const rowSumCaps = rowsNeed.map((c, t) => (c === 0 && !p ? 0 : Math.min(this.config.tableRows[t]!, Math.max(c, p ? 2 * p.rowSumCaps[t]! : B))));
-    if (p) this.destroyPlan(p);
+    if (p) destroyStepPlan(p, this.replicas);
     // One slot per plain set, then one for the composite set (QR/MD tables) when the device has one.
     const slotTables = (i: number, s: number) => {
       const rep = this.replicas[i]!;
@@ -424,155 +283,10 @@ export class ShardedDlrm {
     return p;
   }
 
+  /** A new step plan (step_plan.ts); a method of its own so tests can count the builds. */
   private buildPlan(B: number, capacities: number[][], rowSumCaps: number[]): StepPlan {
-    const { count, start } = batchSlices(this.plan, B);
-    const c = this.config;
-    const n = this.numTables;
-    const d = c.embeddingDim;
-    const N = this.replicas.length;
-    const wd = this.layouts[0]!.wd;
-    // Row-wise Adagrad over column shards: one per-row vector on every device holding column shards, allreduced among them.
-    let rowSums: RowSums | undefined;
-    const rsLayout = this.embKind === "rowwise-adagrad" ? rowSumLayout(this.plan, c.tableRows, rowSumCaps) : undefined;
-    if (rsLayout && rsLayout.devices.length) {
-      const buffers = this.replicas.map((rep, j) => (rsLayout.devices.includes(j) ? createStorage(rep.device, Math.max(1, rsLayout.floats) * 4, `dev${j}-row-sums[B=${B}]`) : undefined));
-      const allreduce = createAllreduce(rsLayout.devices.map((j) => this.replicas[j]!.device), rsLayout.devices.map((j) => buffers[j]!), rsLayout.floats, {
-        label: "row-sum-allreduce",
-        schedule: this.shardOptions.allreduce,
-        link: this.shardOptions.allreduceLink,
-      });
-      rowSums = { layout: rsLayout, buffers, allreduce };
-    }
-    const devices = this.replicas.map((rep, j): DevicePlan => {
-      const device = rep.device;
-      const buffers: GPUBuffer[] = [];
-      const buf = (floats: number, label: string) => {
-        const b = createStorage(device, floats * 4, `dev${j}-${label}[B=${B}]`);
-        buffers.push(b);
-        return b;
-      };
-      const l = rep.layout;
-      const bj = count[j]!;
-      const px = buf(B * l.wx, "Px");
-      const pd = buf(B * l.wd, "Pd");
-      const gpx = buf(B * l.wx, "dPx");
-      const gpd = buf(B * l.wd, "dPd");
-      const ex = exchangeFloats(this.layouts, bj);
-      const r = buf(ex, "R");
-      const g = buf(ex, "G");
-      const dense = buf(bj * c.bottomMlp[0]!, "dense");
-      const labels = buf(bj, "labels");
-      const emb = buf(bj * n * d, "emb");
-      const gradEmb = buf(bj * n * d, "emb.grad");
-      const step = bj > 0 ? rep.dense.buildStep(bj, { dense, labels, emb, gradEmb, optim: rep.optim, meanOver: B }) : undefined;
-      if (step) buffers.push(...step.buffers);
-      const bags = rep.sets.map((s, k) => createBagBatchBuffers(device, { batchSize: B, numTables: s.set.shards.length, maxIndices: capacities[j]![k]!, label: `dev${j}-bags-set${k}[B=${B}]` }));
-      const lookups = rep.sets.flatMap((s, k) =>
-        prepareEmbeddingBagForward(device, { tables: s.tables, bags: bags[k]!, out: s.set.region === "x" ? px : pd, outStride: s.set.region === "x" ? l.wx : l.wd, outOffset: s.set.offset, pooling: "sum" }),
-      );
-      const setBackward = rep.sets.map((s, k): SetBackward => {
-        const common = {
-          tables: s.tables,
-          state: s.state,
-          bags: bags[k]!,
-          gradOut: s.set.region === "x" ? gpx : gpd,
-          gradStride: s.set.region === "x" ? l.wx : l.wd,
-          gradOffset: s.set.offset,
-          maxIndices: capacities[j]![k]!,
-          optim: rep.optim,
-        };
-        if (s.set.rowwiseColumns) {
-          const split = prepareColumnRowwiseBackward(device, {
-            ...common,
-            fullDim: d,
-            slots: s.set.shards.map((sh) => rowSums!.layout.slots.get(sh.table)!),
-            rowSum: rowSums!.buffers[j]!,
-            label: `dev${j}-column-rowwise-backward-set${k}`,
-          });
-          return { ...split, before: split.reduce, after: split.update };
-        }
-        const fused = prepareEmbeddingBagBackward(device, { ...common, pooling: "sum", label: `dev${j}-embedding-backward-set${k}` });
-        return { ...fused, before: fused.dispatches, after: [] };
-      });
-      const mult = new Set(this.qrMult);
-      const rf = prepareRoute(device, { input: r, output: emb, batch: bj, columns: forwardRoute(this.plan, this.layouts, j, bj, d, mult), label: `dev${j}-route-forward` });
-      const rb = prepareRoute(device, { input: gradEmb, output: g, batch: bj, columns: backwardRoute(this.plan, this.layouts, j, bj, d, mult), label: `dev${j}-route-backward` });
-      buffers.push(...rf.buffers, ...rb.buffers);
-      // QR "mult" tables split by sub-table rows: pool_q and pool_r summed separately into C, multiplied into E here.
-      const routeForward = [...rf.dispatches];
-      const routeBackward = [...rb.dispatches];
-      if (this.qrMult.length && bj > 0) {
-        const mr = qrMultRoutes(this.plan, this.layouts, j, bj, d, this.qrMult);
-        const cBuf = buf(bj * mr.width, "C(qr-mult)");
-        const gcBuf = buf(bj * mr.width, "dC(qr-mult)");
-        const rfc = prepareRoute(device, { input: r, output: cBuf, batch: bj, columns: mr.forward, label: `dev${j}-route-qr-mult` });
-        const rbc = prepareRoute(device, { input: gcBuf, output: g, batch: bj, columns: mr.backward, label: `dev${j}-route-qr-mult-back` });
-        const qm = prepareQrMult(device, { c: cBuf, e: emb, gradE: gradEmb, gradC: gcBuf, batch: bj, d, tables: this.qrMult, numTables: n, label: `dev${j}-qr-mult` });
-        buffers.push(...rfc.buffers, ...rbc.buffers, ...qm.buffers);
-        routeForward.push(...rfc.dispatches, ...qm.forward);
-        routeBackward.push(...qm.backward, ...rbc.dispatches);
-      }
-      let comp: DevicePlan["comp"];
-      if (rep.composite) {
-        // QR/MD tables: their own embedding plan over the global batch -> Ec [B, nc, d], copied into Px's columns (and back).
-        const nc = rep.composite.tables.length;
-        const ec = buf(B * nc * d, "Ec");
-        const gec = buf(B * nc * d, "dEc");
-        const cap = capacities[j]![rep.sets.length]!;
-        const ep = rep.composite.emb.createPlan(B, rep.composite.emb.sets.map(() => cap), ec, gec, rep.optim);
-        const base = rep.composite.set.offset;
-        const to: RouteColumn[] = [];
-        const from: RouteColumn[] = [];
-        for (let c = 0; c < nc; c++) {
-          for (let k = 0; k < d; k++) {
-            to.push({ offset: base + c * d + k, stride: l.wx, sources: [{ offset: c * d + k, stride: nc * d }] });
-            from.push({ offset: c * d + k, stride: nc * d, sources: [{ offset: base + c * d + k, stride: l.wx }] });
-          }
-        }
-        const rt = prepareRoute(device, { input: ec, output: px, batch: B, columns: to, label: `dev${j}-route-composite` });
-        const rfr = prepareRoute(device, { input: gpx, output: gec, batch: B, columns: from, label: `dev${j}-route-composite-back` });
-        buffers.push(...rt.buffers, ...rfr.buffers);
-        lookups.push(...ep.forward, ...rt.dispatches);
-        comp = { plan: ep, toPx: rt.dispatches, fromPx: rfr.dispatches };
-      }
-      return { bags, px, pd, gpx, gpd, r, g, dense, labels, emb, gradEmb, step, lookups, routeForward, routeBackward, setBackward, comp, buffers };
-    });
-    const fwd: Message[] = [];
-    const bwd: Message[] = [];
-    for (let j = 0; j < N; j++) {
-      const bj = count[j]!;
-      const bases = blockBases(this.layouts, bj);
-      for (let i = 0; i < N; i++) {
-        const wx = this.layouts[i]!.wx;
-        fwd.push({ from: i, to: j, bytes: bj * wx * 4, src: { buffer: devices[i]!.px, offset: start[j]! * wx * 4 }, dst: { buffer: devices[j]!.r, offset: bases[i]! * 4 } });
-        bwd.push({ from: j, to: i, bytes: bj * wx * 4, src: { buffer: devices[j]!.g, offset: bases[i]! * 4 }, dst: { buffer: devices[i]!.gpx, offset: start[j]! * wx * 4 } });
-        // Data-parallel tables: device j's slice of their gradient goes to every replica.
-        bwd.push({ from: j, to: i, bytes: bj * wd * 4, src: { buffer: devices[j]!.g, offset: bases[N]! * 4 }, dst: { buffer: devices[i]!.gpd, offset: start[j]! * wd * 4 } });
-      }
-      fwd.push({ from: j, to: j, bytes: bj * wd * 4, src: { buffer: devices[j]!.pd, offset: start[j]! * wd * 4 }, dst: { buffer: devices[j]!.r, offset: bases[N]! * 4 } });
-    }
-    const devs = this.devices;
-    const forward = new AllToAll(devs, fwd, { schedule: this.shardOptions.schedule, label: "a2a-forward" });
-    const backward = new AllToAll(devs, bwd, { schedule: this.shardOptions.schedule, label: "a2a-backward" });
-    return { batchSize: B, count, start, capacities, devices, forward, backward, rowSums, rowSumCaps };
-  }
-
-  private destroyPlan(p: StepPlan): void {
-    for (const d of p.devices) {
-      for (const b of d.buffers) b.destroy();
-      for (const b of d.bags) {
-        b.offsets.destroy();
-        b.indices.destroy();
-      }
-      for (const s of d.setBackward) s.destroy();
-      if (d.comp) this.replicas[p.devices.indexOf(d)]!.composite!.emb.destroyPlan(d.comp.plan);
-    }
-    p.forward.destroy();
-    p.backward.destroy();
-    if (p.rowSums) {
-      p.rowSums.allreduce.destroy();
-      for (const b of p.rowSums.buffers) b?.destroy();
-    }
+    const m = { config: this.config, plan: this.plan, replicas: this.replicas, layouts: this.layouts, rowwise: this.embKind === "rowwise-adagrad", qrMult: this.qrMult, options: this.shardOptions };
+    return buildStepPlan(m, B, capacities, rowSumCaps);
   }
 
   /** Validates the batch, builds each device's bags and uploads bags, dense features and labels. */
@@ -927,242 +641,25 @@ export class ShardedDlrm {
 
   // ---------------------------------------------------------------- state
 
-  /** Every shard of table t: (device, set, index in set, shard). */
-  private shardsOf(t: number, part?: "q" | "r"): ShardRef[] {
-    const out: ShardRef[] = [];
-    for (const rep of this.replicas) {
-      for (const rs of rep.sets) {
-        rs.set.shards.forEach((sh, k) => {
-          if (sh.table === t && sh.part === part) out.push({ rep, rs, k, colStart: sh.colStart, colEnd: sh.colEnd, rowStart: sh.rowStart, rowEnd: sh.rowEnd, kind: sh.kind, device: rep.layout.device });
-        });
-      }
-    }
-    return out;
-  }
-
-  /** Writes full tables (rows x perRow floats, row-major) into the shards; `state` selects the optimizer-state tables. */
-  private scatterTable(t: number, data: Float32Array, perRow: number, state: boolean, part?: "q" | "r"): void {
-    const d = this.config.embeddingDim;
-    for (const s of this.shardsOf(t, part)) {
-      const rows = s.rowEnd - s.rowStart;
-      const w = perRow === d ? s.colEnd - s.colStart : perRow;
-      const part = new Float32Array(rows * w);
-      for (let r = 0; r < rows; r++) {
-        const src = (s.rowStart + r) * perRow + (perRow === d ? s.colStart : 0);
-        part.set(data.subarray(src, src + w), r * w);
-      }
-      const set = state ? this.stateAsTables(s.rs) : s.rs.tables;
-      writeTable(s.rep.device, set, s.k, part);
-    }
-  }
-
-  private async gatherTable(t: number, perRow: number, state: boolean, part?: "q" | "r"): Promise<Float32Array> {
-    const d = this.config.embeddingDim;
-    const rowsT = this.tableRows(t, part);
-    const out = new Float32Array(rowsT * perRow);
-    for (const s of this.shardsOf(t, part)) {
-      // A data-parallel table: every replica is the same; read the first.
-      if (s.kind === "data" && s.device !== this.plan.tables[t]!.shards[0]!.device) continue;
-      const set = state ? this.stateAsTables(s.rs) : s.rs.tables;
-      const part = await readTable(s.rep.device, set, s.k);
-      const rows = s.rowEnd - s.rowStart;
-      const w = perRow === d ? s.colEnd - s.colStart : perRow;
-      for (let r = 0; r < rows; r++) out.set(part.subarray(r * w, (r + 1) * w), (s.rowStart + r) * perRow + (perRow === d ? s.colStart : 0));
-    }
-    return out;
-  }
-
-  /** Rows of table t, or of its q / r sub-table. */
-  private tableRows(t: number, part?: "q" | "r"): number {
-    return part ? this.fullLayout.tables[t]!.places[part === "q" ? 0 : 1]!.rows : this.config.tableRows[t]!;
-  }
-
-  private stateAsTables(rs: ReplicaSet): EmbeddingTableSet {
-    return { ...rs.tables, dim: stateValuesPerRow(this.embKind, rs.tables.dim), chunks: rs.tables.chunks.map((c, i) => ({ ...c, buffer: rs.state.chunks[i]! })) };
-  }
-
-  private writeEmbeddings(sd: StateDict): void {
-    for (const p of embeddingParameters(this.fullLayout)) {
-      const t = tableOfName(p.name);
-      if (!this.composite.has(t)) this.scatterTable(t, sd[p.name]!.data, p.shape[1]!, false, partOfName(p.name));
-    }
-    for (const r of this.replicas) if (r.composite) r.composite.emb.load(compositeLocal(sd, r.composite.set));
-  }
-
-  /** The QR/MD tables' parameters (or optimizer state) from their owners, under the whole model's names. */
-  private async compositeState(optimizer: boolean): Promise<StateDict> {
-    let out: StateDict = {};
-    for (const r of this.replicas) {
-      if (!r.composite) continue;
-      const local = optimizer ? await r.composite.emb.optimizerState() : await r.composite.emb.stateDict();
-      const named = renameTables(local, new Map(r.composite.tables.map((t, k) => [k, t] as const)));
-      for (const [name, v] of Object.entries(named)) {
-        const sh = r.composite.set.shards[r.composite.tables.indexOf(tableOfName(name))]!;
-        if (sh.kind !== "row" || !isRowTensor(name)) {
-          out[name] ??= v; // whole tables, and the projection copies of a split MD table (identical)
-          continue;
-        }
-        // A row shard of an MD table: its rows of the narrow table (or of their optimizer state).
-        const rows = this.config.tableRows[sh.table]!;
-        const per = v.data.length / (sh.rowEnd - sh.rowStart);
-        out[name] ??= { shape: [rows, ...v.shape.slice(1)], data: new Float32Array(rows * per) };
-        out[name]!.data.set(v.data, sh.rowStart * per);
-      }
-    }
-    return out;
-  }
+  // ---------------------------------------------------------------- state (state.ts)
 
   /** Parameters gathered from the shards, under the reference's names. */
   async stateDict(): Promise<StateDict> {
-    return this.guard(async () => {
-      const sd = await this.replicas[0]!.dense.stateDict();
-      const comp = await this.compositeState(false);
-      // In the whole model's parameter order.
-      for (const p of embeddingParameters(this.fullLayout)) {
-        const t = Number(p.name.split(".")[1]);
-        sd[p.name] = this.composite.has(t) ? comp[p.name]! : { shape: p.shape, data: await this.gatherTable(t, p.shape[1]!, false, partOfName(p.name)) };
-      }
-      return sd;
-    });
+    return this.state.stateDict();
   }
 
   /**
-   * Checkpoint tensors in row ranges (src/io streams them in bounded pieces):
-   * an MLP tensor is read from replica 0 and written to every replica; a
-   * table's rows are gathered from / cut into the shards that hold them, so a
-   * checkpoint streams between any N and any plan. Same names and order as
-   * stateDict() then optimizerState().
+   * Checkpoint tensors in row ranges (src/io streams them in bounded pieces),
+   * gathered from / cut into the shards: same names and order as stateDict()
+   * then optimizerState().
    */
   checkpointTensors(): TensorRows[] {
-    const d = this.config.embeddingDim;
-    const k = stateValuesPerRow(this.embKind, d);
-    const replicated = (what: "params" | "optimizer"): TensorRows[] => {
-      const per = this.replicas.map((r) => r.dense.tensorRows(what));
-      return per[0]!.map((t0, i) => ({
-        name: t0.name,
-        shape: t0.shape,
-        read: (start, count) => this.guard(() => t0.read(start, count)),
-        write: (start, data) => per.forEach((p) => p[i]!.write(start, data)),
-        flush: () => this.flushAll(),
-      }));
-    };
-    const table = (name: string, shape: number[], state: boolean): TensorRows => {
-      const t = tableOfName(name);
-      const part = partOfName(name);
-      const perRow = shape[1] ?? 1;
-      return {
-        name,
-        shape,
-        read: (start, count) => this.guard(() => this.gatherRows(t, perRow, state, start, count, part)),
-        write: (start, data) => this.scatterRows(t, perRow, state, start, data, part),
-        flush: () => this.flushAll(),
-      };
-    };
-    // QR/MD tables: their owner's ModelEmbeddings, under the whole model's names.
-    const composite = new Map<string, TensorRows>();
-    for (const r of this.replicas) {
-      if (!r.composite) continue;
-      const tables = r.composite.tables;
-      for (const t of [...r.composite.emb.tensorRows("params"), ...r.composite.emb.tensorRows("optimizer")]) {
-        const m = /^(optim\.)?emb_l\.(\d+)\.(.*)$/.exec(t.name)!;
-        const k = Number(m[2]);
-        const name = `${m[1] ?? ""}emb_l.${tables[k]!}.${m[3]}`;
-        const sh = r.composite.set.shards[k]!;
-        if (sh.kind !== "row") {
-          composite.set(name, { ...t, name, read: (start, count) => this.guard(() => t.read(start, count)) });
-          continue;
-        }
-        // An MD table split row-wise: rows gathered from / cut into the shards; its projection copies read from the first, written to all.
-        const pieces = (composite.get(name) as (TensorRows & { pieces?: { t: TensorRows; a: number; b: number; rows: boolean }[] }) | undefined)?.pieces ?? [];
-        pieces.push({ t, a: sh.rowStart, b: sh.rowEnd, rows: isRowTensor(name) });
-        const full = pieces[0]!.rows ? [this.config.tableRows[sh.table]!, ...t.shape.slice(1)] : t.shape;
-        const per = t.shape.slice(1).reduce((x, y) => x * y, 1);
-        composite.set(name, Object.assign({
-          name,
-          shape: full,
-          read: (start: number, count: number) => this.guard(async () => {
-            if (!pieces[0]!.rows) return pieces[0]!.t.read(start, count);
-            const out = new Float32Array(count * per);
-            for (const p of pieces) {
-              const a = Math.max(start, p.a);
-              const b = Math.min(start + count, p.b);
-              if (a < b) out.set(await p.t.read(a - p.a, b - a), (a - start) * per);
-            }
-            return out;
-          }),
-          write: (start: number, data: Float32Array) => {
-            if (!pieces[0]!.rows) return pieces.forEach((p) => p.t.write(start, data));
-            const count = data.length / per;
-            for (const p of pieces) {
-              const a = Math.max(start, p.a);
-              const b = Math.min(start + count, p.b);
-              if (a < b) p.t.write(a - p.a, data.subarray((a - start) * per, (b - start) * per));
-            }
-          },
-          flush: () => this.flushAll(),
-        }, { pieces }));
-      }
-    }
-    const out = replicated("params");
-    for (const p of embeddingParameters(this.fullLayout)) {
-      out.push(this.composite.has(tableOfName(p.name)) ? composite.get(p.name)! : table(p.name, p.shape, false));
-    }
-    out.push(...replicated("optimizer"));
-    for (const [name, shape] of this.optimizerStateShapes()) {
-      if (!name.startsWith("optim.emb_l.")) continue;
-      out.push(this.composite.has(tableOfName(name)) ? composite.get(name)! : table(name, shape, true));
-    }
-    return out;
+    return this.state.checkpointTensors();
   }
 
-  private async flushAll(): Promise<void> {
-    await Promise.all(this.replicas.map((r) => flushWrites(r.device)));
-  }
-
-  /** Rows [start, start + count) of table t (perRow floats each) from the shards that hold them. */
-  private async gatherRows(t: number, perRow: number, state: boolean, start: number, count: number, part?: "q" | "r"): Promise<Float32Array> {
-    const d = this.config.embeddingDim;
-    const out = new Float32Array(count * perRow);
-    for (const s of this.shardsOf(t, part)) {
-      if (s.kind === "data" && s.device !== this.plan.tables[t]!.shards[0]!.device) continue;
-      const a = Math.max(start, s.rowStart);
-      const b = Math.min(start + count, s.rowEnd);
-      if (a >= b) continue;
-      const w = perRow === d ? s.colEnd - s.colStart : perRow;
-      const col = perRow === d ? s.colStart : 0;
-      const part = await readTableRows(s.rep.device, state ? this.stateAsTables(s.rs) : s.rs.tables, s.k, a - s.rowStart, b - a);
-      for (let r = 0; r < b - a; r++) out.set(part.subarray(r * w, (r + 1) * w), (a - start + r) * perRow + col);
-    }
-    return out;
-  }
-
-  /** Writes rows from `start` on of table t (perRow floats each) into every shard that holds them. */
-  private scatterRows(t: number, perRow: number, state: boolean, start: number, data: Float32Array, part?: "q" | "r"): void {
-    const d = this.config.embeddingDim;
-    const count = data.length / perRow;
-    for (const s of this.shardsOf(t, part)) {
-      const a = Math.max(start, s.rowStart);
-      const b = Math.min(start + count, s.rowEnd);
-      if (a >= b) continue;
-      const w = perRow === d ? s.colEnd - s.colStart : perRow;
-      const col = perRow === d ? s.colStart : 0;
-      const part = new Float32Array((b - a) * w);
-      for (let r = 0; r < b - a; r++) {
-        const src = (a - start + r) * perRow + col;
-        part.set(data.subarray(src, src + w), r * w);
-      }
-      writeTableRows(s.rep.device, state ? this.stateAsTables(s.rs) : s.rs.tables, s.k, a - s.rowStart, part);
-    }
-  }
-
-  /**
-   * The optimizer state of every shard of table t, as each shard holds it
-   * (rows x state values per row): for a column-wise table under row-wise
-   * Adagrad every shard keeps the whole row's accumulator, and the copies must
-   * agree bit for bit (tests).
-   */
+  /** The optimizer state of every shard of table t, as each shard holds it (see ShardedState). */
   async shardOptimizerStates(t: number): Promise<Float32Array[]> {
-    return Promise.all(this.shardsOf(t).map((s) => readTable(s.rep.device, this.stateAsTables(s.rs), s.k)));
+    return this.state.shardOptimizerStates(t);
   }
 
   /** The MLP parameters of every replica (to check they are identical). */
@@ -1183,21 +680,12 @@ export class ShardedDlrm {
   loadStateDict(sd: StateDict): void {
     this.validateStateDict(sd);
     for (const r of this.replicas) r.dense.load(sd);
-    this.writeEmbeddings(sd);
+    this.state.writeEmbeddings(sd);
   }
 
   /** As DlrmModel's: the MLPs', then every embedding parameter's in the model's order (tables: ".sum"; MD projections: the dense optimizer's). */
   optimizerStateShapes(): [string, number[]][] {
-    const out = this.replicas[0]!.dense.optimizerStateShapes();
-    for (const p of embeddingParameters(this.fullLayout)) {
-      if (p.place.kind === "table") {
-        const k = stateValuesPerRow(this.embKind, p.shape[1]!);
-        if (k) out.push([`optim.${p.name}.sum`, k === 1 ? [p.shape[0]!] : p.shape]);
-      } else {
-        denseOptimizerStateSizes(DENSE_OPT[this.config.optimizer], p.shape[0]! * p.shape[1]!).forEach((_, i) => out.push([`optim.${p.name}.${i}`, p.shape]));
-      }
-    }
-    return out;
+    return this.state.optimizerStateShapes();
   }
 
   validateOptimizerState(sd: StateDict): void {
@@ -1205,33 +693,19 @@ export class ShardedDlrm {
   }
 
   async optimizerState(): Promise<StateDict> {
-    return this.guard(async () => {
-      const sd = await this.replicas[0]!.dense.optimizerState();
-      const comp = await this.compositeState(true);
-      for (const [name, shape] of this.optimizerStateShapes()) {
-        if (!name.startsWith("optim.emb_l.")) continue;
-        const t = tableOfName(name);
-        sd[name] = this.composite.has(t) ? comp[name]! : { shape, data: await this.gatherTable(t, shape[1] ?? 1, true, partOfName(name)) };
-      }
-      return sd;
-    });
+    return this.state.optimizerState();
   }
 
   loadOptimizerState(sd: StateDict): void {
     this.validateOptimizerState(sd);
     for (const r of this.replicas) r.dense.loadOptimizerState(sd);
-    for (const [name, shape] of this.optimizerStateShapes()) {
-      if (!name.startsWith("optim.emb_l.")) continue;
-      const t = tableOfName(name);
-      if (!this.composite.has(t)) this.scatterTable(t, sd[name]!.data, shape[1] ?? 1, true, partOfName(name));
-    }
-    for (const r of this.replicas) if (r.composite) r.composite.emb.loadOptimizerState(compositeLocal(sd, r.composite.set));
+    this.state.writeOptimizerState(sd);
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const p of this.plans.values()) this.destroyPlan(p);
+    for (const p of this.plans.values()) destroyStepPlan(p, this.replicas);
     this.allreduce.destroy();
     for (const a of this.projAllreduces) a.destroy();
     for (const r of this.replicas) {
@@ -1247,4 +721,3 @@ export class ShardedDlrm {
     }
   }
 }
-

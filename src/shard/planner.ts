@@ -236,19 +236,6 @@ export function integerShares(fixed: readonly number[], perSample: readonly numb
   return counts.map((c) => c / batchSize);
 }
 
-/** A device with the harmonic-mean speed of `speeds` (for the partition's level). */
-function meanSpeed(speeds: readonly DeviceSpeed[]): DeviceSpeed {
-  const hm = (f: (s: DeviceSpeed) => number) => speeds.length / speeds.reduce((a, s) => a + 1 / f(s), 0);
-  return {
-    lookupSecPerElem: speeds.reduce((a, s) => a + s.lookupSecPerElem, 0) / speeds.length,
-    backwardSecPerElem: speeds.reduce((a, s) => a + s.backwardSecPerElem, 0) / speeds.length,
-    gemmGflops: hm((s) => s.gemmGflops),
-    dispatchMs: 0,
-    transferLatencyMs: 0,
-    transferGBs: hm((s) => s.transferGBs),
-  };
-}
-
 /** Weights for splitting a table's rows or columns: proportional to each device's lookup speed. */
 function lookupWeights(speeds: readonly DeviceSpeed[]): number[] {
   return speeds.map((s) => 1 / (s.lookupSecPerElem + s.backwardSecPerElem));
