@@ -5,8 +5,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { DlrmConfig } from "../model/config.ts";
 import { layoutOf, type StateDict } from "../model/params.ts";
-import type { AllreduceSchedule, AllToAllSchedule } from "../shard/collectives.ts";
-import { INTERCONNECTS } from "../shard/interconnect.ts";
+import type { AllToAllSchedule } from "../shard/collectives.ts";
 import { shapeFromConfig } from "../shard/cost_model.ts";
 import { tunePlan } from "../shard/autotune.ts";
 import type { Batch } from "../data/batch.ts";
@@ -15,7 +14,7 @@ import { ShardedDlrm, type StepProfile } from "../shard/model.ts";
 import { qrRowPlacement, type ShardingPlan, type ShardKind, uniformPlan } from "../shard/plan.ts";
 import { planSharding } from "../shard/planner.ts";
 import { type FlagValues, UsageError } from "./args.ts";
-import { calibrateAdapters, chooseAdapters, deviceMemory, plannerOptions, poolingFactor } from "./shard_setup.ts";
+import { allreduceChoice, calibrateAdapters, chooseAdapters, deviceMemory, plannerOptions, poolingFactor } from "./shard_setup.ts";
 
 /** True when the flags ask for more than one device (or for named adapters). */
 export function wantsSharding(v: FlagValues): boolean {
@@ -41,7 +40,8 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
     const speeds = await calibrateAdapters(entries, v.recalibrate as boolean, note);
     const shape = shapeFromConfig(config, poolingFactor(v), v.miniBatchSize as number);
     // The same options as `plan` (shard_setup.ts plannerOptions): what `plan` prints is what train runs.
-    const planner = plannerOptions(config, speeds, await deviceMemory(v, n), ctxs.map((c) => c.adapter.name));
+    const names = ctxs.map((c) => c.adapter.name);
+    const planner = plannerOptions(config, speeds, await deviceMemory(v, n), names, allreduceChoice(v, names, speeds));
     const rounds = (v.shardTune as number | undefined) ?? 0;
     if (rounds > 0 && initial) {
       // Tune on random batches of the run's shape (the work depends on the shape, not the values).
@@ -76,9 +76,11 @@ export async function makePlan(ctxs: GpuContext[], config: DlrmConfig, v: FlagVa
 
 export async function createSharded(ctxs: GpuContext[], config: DlrmConfig, initial: StateDict, v: FlagValues, note?: (msg: string) => void): Promise<ShardedDlrm> {
   const plan = await makePlan(ctxs, config, v, note, initial);
-  // --allreduce auto models the --interconnect preset's link (host: no calibration here, so the default, PCIe 4).
-  const ic = INTERCONNECTS[(v.interconnect as string | undefined) ?? ""];
-  return new ShardedDlrm(ctxs, config, initial, plan, { schedule: v.allToAll as AllToAllSchedule, allreduce: (v.allreduce as AllreduceSchedule | undefined) ?? "auto", allreduceLink: ic?.link(0, 1) });
+  // --allreduce auto models the --interconnect link (host: the calibrated host-staged copy, cached after the first run).
+  const names = ctxs.map((c) => c.adapter.name);
+  const host = v.interconnect === "host" && ctxs.length > 1;
+  const ar = allreduceChoice(v, names, host ? await calibrateAdapters(await chooseAdapters(v), false, note ?? (() => {})) : undefined);
+  return new ShardedDlrm(ctxs, config, initial, plan, { schedule: v.allToAll as AllToAllSchedule, allreduce: ar.schedule, allreduceLink: ar.link });
 }
 
 /** One line per device: adapter, batch share, what it holds. */

@@ -11,6 +11,7 @@ import { isSoftwareAdapter, type ModelShape, shapeFromConfig } from "../shard/co
 import { layoutOf } from "../model/params.ts";
 import { INTERCONNECT_NAMES, INTERCONNECTS, type Interconnect, interconnectByName } from "../shard/interconnect.ts";
 import { planSharding, type PlannerOptions, type PlanResult } from "../shard/planner.ts";
+import type { AllreduceLink, AllreduceSchedule } from "../shard/collectives.ts";
 import { type FlagSpec, type FlagValues, UsageError } from "./args.ts";
 
 export const SHARD_FLAGS: FlagSpec[] = [
@@ -122,7 +123,7 @@ export interface ShardSetup {
  * (the step is the sum of the devices' work) when every adapter is a software
  * one, since those devices take turns on the host's cores.
  */
-export function plannerOptions(config: DlrmConfig, speeds: PlannerOptions["speeds"], memoryBytes: number[], names: string[]): PlannerOptions {
+export function plannerOptions(config: DlrmConfig, speeds: PlannerOptions["speeds"], memoryBytes: number[], names: string[], allreduce: AllreduceChoice = {}): PlannerOptions {
   const layout = layoutOf(config);
   return {
     speeds,
@@ -131,8 +132,34 @@ export function plannerOptions(config: DlrmConfig, speeds: PlannerOptions["speed
     // Row-wise Adagrad: column shards work (a per-row allreduce), but the cost model does not count that allreduce yet.
     kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
     wholeTables: new Set(layout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i]))),
-    estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)) },
+    estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)), allreduce: allreduce.schedule, allreduceLink: allreduce.link },
   };
+}
+
+/** The MLP-gradient allreduce a run asks for: --allreduce, and the link its "auto" chooses by. */
+export interface AllreduceChoice {
+  schedule?: AllreduceSchedule;
+  link?: AllreduceLink;
+}
+
+/**
+ * --allreduce and the link "auto" models: the --interconnect preset's, or with
+ * `host` this machine's host-staged copy as calibrated (the slowest device's α
+ * and β), shared by the devices when every adapter is a software one (they
+ * copy through the same cores). `calibrations` are needed for `host` only.
+ */
+export function allreduceChoice(v: FlagValues, names: readonly string[], calibrations?: readonly DeviceCalibration[]): AllreduceChoice {
+  const schedule = (v.allreduce as AllreduceSchedule | undefined) ?? "auto";
+  const name = (v.interconnect as string | undefined) ?? "pcie4";
+  // One device has nothing to allreduce: no calibration needed.
+  if (name !== "host" || !calibrations?.length) return { schedule, link: INTERCONNECTS[name]?.link(0, 1) };
+  const ic = interconnectByName("host", slowestLink(calibrations));
+  return { schedule, link: { ...ic.link(0, 1), shared: names.every((x) => isSoftwareAdapter(x)) } };
+}
+
+/** The slowest device's host-staged copy: the largest latency and the smallest bandwidth. */
+function slowestLink(calibrations: readonly DeviceCalibration[]): { transferLatencyMs: number; transferGBs: number } {
+  return { transferLatencyMs: Math.max(...calibrations.map((c) => c.transferLatencyMs)), transferGBs: Math.min(...calibrations.map((c) => c.transferGBs)) };
 }
 
 /** Chooses adapters, calibrates them and plans `config` on them as `train` will; PlanMemoryError before anything of the model is allocated. */
@@ -141,8 +168,8 @@ export async function planFromFlags(v: FlagValues, config: DlrmConfig, log: (s: 
   const calibrations = await calibrateAdapters(entries, v.recalibrate as boolean, log);
   const memoryBytes = await deviceMemory(v, entries.length);
   const shape = shapeFromConfig(config, poolingFactor(v), v.miniBatchSize as number);
-  const slowest = { transferLatencyMs: Math.max(...calibrations.map((c) => c.transferLatencyMs)), transferGBs: Math.min(...calibrations.map((c) => c.transferGBs)) };
-  const interconnect = interconnectByName(v.interconnect as string, slowest);
-  const result = planSharding(shape, plannerOptions(config, calibrations, memoryBytes, entries.map((e) => e.facts.listedName)));
+  const interconnect = interconnectByName(v.interconnect as string, slowestLink(calibrations));
+  const names = entries.map((e) => e.facts.listedName);
+  const result = planSharding(shape, plannerOptions(config, calibrations, memoryBytes, names, allreduceChoice(v, names, calibrations)));
   return { shape, entries, calibrations, memoryBytes, interconnect, result };
 }

@@ -623,19 +623,42 @@ export function ringRounds(n: number, count: number): AllreduceTransfer[][] {
 }
 
 /**
- * "auto": the schedule whose rounds take less time on a link of latency
- * `alpha` seconds and `bandwidth` bytes/s per direction (α-β model, a round
- * costs α + busiest device's bytes / β, as src/shard/interconnect.ts prices
- * rounds). For N a power of two both move the same bytes per device and the
- * halving/doubling needs 2 log2 N rounds instead of 2(N - 1), so it wins
- * (ties at N = 2); otherwise its fold and unfold move the whole vector twice
- * more, so small vectors (latency-bound) pick it and large ones the ring.
+ * The link "auto" models: latency `alpha` seconds and `bandwidth` bytes/s per
+ * direction. `shared`: the devices share one host (software adapters, copies
+ * staged through the host's memory by its cores), so a round costs α + the
+ * bytes ALL devices move / β rather than the busiest device's (what
+ * bench/allreduce.ts measured: the round count and the total bytes set the
+ * time, and halving/doubling was never slower than the ring, N = 2..5).
  */
-export function chooseAllreduce(schedule: AllreduceSchedule, n: number, count: number, link: { alpha: number; bandwidth: number }): "ring" | "rhd" {
+export interface AllreduceLink {
+  alpha: number;
+  bandwidth: number;
+  shared?: boolean;
+}
+
+/** The rounds of an allreduce of `count` floats on n devices by `kind`, as transfers. */
+export function allreduceRounds(kind: "ring" | "rhd", n: number, count: number): AllreduceTransfer[][] {
+  return kind === "rhd" ? halvingDoublingRounds(n, count) : ringRounds(n, count);
+}
+
+/**
+ * "auto": the schedule whose rounds take less time on `link` (α-β model, a
+ * round costs α + the busiest device's bytes / β, as src/shard/interconnect.ts
+ * prices rounds; on a shared host α + all devices' bytes / β). For N a power
+ * of two both move the same bytes per device and the halving/doubling needs
+ * 2 log2 N rounds instead of 2(N - 1), so it wins (ties at N = 2); otherwise
+ * its fold and unfold move the whole vector twice more, so on separate links
+ * small vectors (latency-bound) pick it and large ones the ring. On a shared
+ * host both move 2(N - 1) vectors in all, halving/doubling in fewer or as many
+ * rounds, and it takes the ties.
+ */
+export function chooseAllreduce(schedule: AllreduceSchedule, n: number, count: number, link: AllreduceLink): "ring" | "rhd" {
   if (schedule !== "auto") return schedule;
-  const cost = (rounds: AllreduceTransfer[][]) =>
-    transferTraffic(n, rounds).reduce((t, r) => t + link.alpha + Math.max(0, ...r.sent.map((s, i) => Math.max(s, r.received[i]!))) / link.bandwidth, 0);
-  return cost(halvingDoublingRounds(n, count)) < cost(ringRounds(n, count)) ? "rhd" : "ring";
+  const busy = (r: { sent: number[]; received: number[] }) =>
+    link.shared ? r.sent.reduce((a, b) => a + b, 0) : Math.max(0, ...r.sent.map((s, i) => Math.max(s, r.received[i]!)));
+  const cost = (kind: "ring" | "rhd") => transferTraffic(n, allreduceRounds(kind, n, count)).reduce((t, r) => t + link.alpha + busy(r) / link.bandwidth, 0);
+  const rhd = cost("rhd"), ring = cost("ring");
+  return rhd < ring || (link.shared && rhd <= ring) ? "rhd" : "ring";
 }
 
 /** A ring or halving/doubling allreduce (see chooseAllreduce for "auto"; the default link is PCIe 4.0 x16, the CLI's default --interconnect). */
@@ -643,7 +666,7 @@ export function createAllreduce(
   devices: readonly GPUDevice[],
   buffers: readonly GPUBuffer[],
   count: number,
-  opts: { offset?: number | readonly number[]; label?: string; schedule?: AllreduceSchedule; link?: { alpha: number; bandwidth: number } } = {},
+  opts: { offset?: number | readonly number[]; label?: string; schedule?: AllreduceSchedule; link?: AllreduceLink } = {},
 ): Allreduce {
   const kind = chooseAllreduce(opts.schedule ?? "auto", devices.length, count, opts.link ?? { alpha: 14.1e-6, bandwidth: 31.5e9 });
   return kind === "rhd" ? new HalvingDoublingAllreduce(devices, buffers, count, opts) : new RingAllreduce(devices, buffers, count, opts);

@@ -42,7 +42,8 @@
  */
 import type { DlrmConfig } from "../model/config.ts";
 import { type Shard, type ShardingPlan, type ShardKind, splitBatch } from "./plan.ts";
-import { butterflyRounds, collectiveSeconds, hostStaged, type Interconnect, ringAllreduceRounds, type RoundTraffic, uniformButterflyRounds } from "./interconnect.ts";
+import { allreduceRounds, type AllreduceLink, type AllreduceSchedule, chooseAllreduce, transferTraffic } from "./collectives.ts";
+import { butterflyRounds, collectiveSeconds, hostStaged, type Interconnect, PCIE4, ringAllreduceRounds, type RoundTraffic, uniformButterflyRounds } from "./interconnect.ts";
 
 /** What the cost model needs of a model. */
 export interface ModelShape {
@@ -108,6 +109,10 @@ export interface EstimateOptions {
   exchangeScale?: number;
   /** Host work per step (batch routing and upload), seconds (from fitStepCalibration; default 0). */
   hostSec?: number;
+  /** The MLP-gradient allreduce's schedule, as the trainer chooses it (collectives.ts chooseAllreduce; default "auto"). */
+  allreduce?: AllreduceSchedule;
+  /** The link "auto" chooses by (default PCIe 4.0 x16, the trainer's default). */
+  allreduceLink?: AllreduceLink;
 }
 
 /** The compute phases of a sharded step, as ShardedDlrm.profileStep names them. */
@@ -575,7 +580,9 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
   const fwdRounds = allToAllRounds(a2a);
   const bwdRounds = allToAllRounds(transpose(a2a));
   const allreduceBytes = mlpParams(shape) * F32 + dataParallelBytes;
-  const arRounds = N > 1 ? ringAllreduceRounds(N, allreduceBytes) : [];
+  // The schedule the trainer runs (ring, or recursive halving/doubling: 4 rounds at N = 4 where the ring takes 6), chosen as it chooses.
+  const arKind = chooseAllreduce(options.allreduce ?? "auto", N, mlpParams(shape), options.allreduceLink ?? PCIE4);
+  const arRounds = N > 1 ? transferTraffic(N, allreduceRounds(arKind, N, Math.ceil(allreduceBytes / F32))) : [];
   const rounds = [...fwdRounds, ...bwdRounds, ...arRounds];
   const collectiveSec = collectiveSeconds(ic, rounds);
   const syncs = BASE_SYNCS_PER_STEP + rounds.length;

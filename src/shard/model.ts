@@ -53,7 +53,7 @@ import { ModelEmbeddings } from "../model/embeddings.ts";
 import { checkTensors } from "../model/dlrm.ts";
 import { layoutOf, parameterShapes, type StateDict, type TensorRows } from "../model/params.ts";
 import { learningRateAt } from "../model/schedule.ts";
-import { type Allreduce, type AllreduceSchedule, type AllToAllSchedule, type CollectiveStats, createAllreduce } from "./collectives.ts";
+import { type Allreduce, type AllreduceLink, type AllreduceSchedule, type AllToAllSchedule, type CollectiveStats, createAllreduce } from "./collectives.ts";
 import { type QrSubTables, type ShardingPlan, validatePlan } from "./plan.ts";
 import { type CompositeTables, EMB_OPT, type EmbeddingKind, type Replica, type ReplicaSet } from "./replica.ts";
 import { type DeviceLayout, deviceLayouts, setBags } from "./routing.ts";
@@ -103,8 +103,8 @@ export interface ShardedOptions {
   schedule?: AllToAllSchedule;
   /** MLP-gradient and row-sum allreduce: ring, recursive halving/doubling, or auto (default; by the α-β model of `allreduceLink`). */
   allreduce?: AllreduceSchedule;
-  /** The link "auto" models (latency s, bandwidth B/s per direction); default PCIe 4.0 x16. */
-  allreduceLink?: { alpha: number; bandwidth: number };
+  /** The link "auto" models (latency s, bandwidth B/s per direction; shared: one host's cores); default PCIe 4.0 x16. */
+  allreduceLink?: AllreduceLink;
   /**
    * Deliberate errors, for the tests that show the equivalence check catches
    * them: "misroute-row" sends one lookup of a row-wise shard to the wrong row

@@ -15,7 +15,7 @@ import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { submitDispatches } from "../../src/gpu/dispatch.ts";
 import { prepareAdd, prepareQrMult, prepareRoute, type RouteColumn } from "../../src/kernels/shard.ts";
 import { addRef, routeRef } from "../../src/kernels/reference/shard.ts";
-import { AllToAll, type AllToAllSchedule, chooseAllreduce, createAllreduce, halvingDoublingRounds, HalvingDoublingAllreduce, type Message, nextHop, RingAllreduce, ringRounds, scheduleRounds } from "../../src/shard/collectives.ts";
+import { allreduceRounds, AllToAll, type AllToAllSchedule, chooseAllreduce, createAllreduce, halvingDoublingRounds, HalvingDoublingAllreduce, type Message, nextHop, RingAllreduce, ringRounds, scheduleRounds } from "../../src/shard/collectives.ts";
 import { expectAllClose, expectBitIdentical, sumTolerance } from "../helpers/assert.ts";
 import { Rng } from "../helpers/random.ts";
 
@@ -163,6 +163,20 @@ describe("recursive halving/doubling schedule (symbolic)", () => {
     expect(chooseAllreduce("ring", 4, 10, pcie)).toBe("ring");
     expect(ringRounds(4, 100)).toHaveLength(6);
     expect(halvingDoublingRounds(4, 100)).toHaveLength(4);
+  });
+  it("auto on a shared host (software adapters: a round costs every device's bytes): halving/doubling at every N, where separate links price the ring lower at N = 3", () => {
+    const host = { alpha: 0.15e-3, bandwidth: 0.25e9 };
+    expect(chooseAllreduce("auto", 3, 286_000, host)).toBe("ring");
+    for (let n = 2; n <= 9; n++) {
+      for (const count of [1, 1000, 286_000, 1e7]) {
+        expect(chooseAllreduce("auto", n, count, { ...host, shared: true }), `N=${n} count=${count}`).toBe("rhd");
+        // Never more bytes in all, nor more rounds.
+        const total = (r: ReturnType<typeof ringRounds>) => r.flat().reduce((a, t) => a + t.end - t.start, 0);
+        expect(total(allreduceRounds("rhd", n, count))).toBeLessThanOrEqual(total(allreduceRounds("ring", n, count)));
+        expect(allreduceRounds("rhd", n, count).length).toBeLessThanOrEqual(allreduceRounds("ring", n, count).length);
+      }
+    }
+    expect(chooseAllreduce("ring", 4, 10, { ...host, shared: true })).toBe("ring");
   });
 });
 

@@ -1,12 +1,13 @@
 /** The planner and its cost model: pure CPU arithmetic, no GPU. */
 import { describe, expect, it } from "vitest";
-import { allToAllBytes, deviceDispatches, type DeviceSpeed, dispatchesPerPhase, estimatePlan, fitStepCalibration, forwardFlopsPerSample, isSoftwareAdapter, type ModelShape, phaseWork, shardMemory, STEP_PHASES, type StepSample } from "../../src/shard/cost_model.ts";
+import { allreduceRounds, chooseAllreduce, halvingDoublingRounds, transferTraffic } from "../../src/shard/collectives.ts";
+import { allToAllBytes, deviceDispatches, type DeviceSpeed, dispatchesPerPhase, estimatePlan, fitStepCalibration, forwardFlopsPerSample, isSoftwareAdapter, mlpParams, type ModelShape, phaseWork, shardMemory, STEP_PHASES, type StepSample } from "../../src/shard/cost_model.ts";
 import { deviceLayouts } from "../../src/shard/routing.ts";
 import { makePlan } from "../../src/cli/shard.ts";
 import type { FlagValues } from "../../src/cli/args.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { resolveConfig } from "../../src/model/config.ts";
-import { splitBatch, validatePlan } from "../../src/shard/plan.ts";
+import { splitBatch, uniformPlan, validatePlan } from "../../src/shard/plan.ts";
 import { limitBatchMove } from "../../src/shard/autotune.ts";
 import { balanceShares, enumerateOptions, integerShares, moveTables, placementCost, placementOf, planSharding, PlanMemoryError, proportionalRanges } from "../../src/shard/planner.ts";
 
@@ -75,6 +76,25 @@ describe("estimate", () => {
     // Forward and backward all-to-all: every device sends and receives the same total.
     for (const d of est.devices) expect(d.sentBytes).toBe(m[0]![1]! + m[1]![0]! + est.rounds.slice(2).reduce((a, r) => a + r.sent[d.device]!, 0));
     expect(est.devices[0]!.lookups).toBeCloseTo(HEAVY.batchSize * HEAVY.poolingFactor * (1 + 0.5 + 6), 6);
+  });
+
+  it("prices the MLP-gradient allreduce the trainer runs: halving/doubling's 4 rounds at N = 4 (not the ring's 6), the ring when asked or when auto picks it", () => {
+    const floats = mlpParams(KAGGLE);
+    const pcie = { alpha: 14.1e-6, bandwidth: 31.5e9 };
+    for (const [n, schedule, kind] of [[4, undefined, "rhd"], [4, "ring", "ring"], [3, "auto", "ring"], [8, "auto", "rhd"], [2, "rhd", "rhd"]] as const) {
+      const plan = uniformPlan("table", KAGGLE.tableRows, KAGGLE.dim, n);
+      const est = estimatePlan(plan, KAGGLE, new Array(n).fill(FAST), undefined, { allreduce: schedule });
+      expect(chooseAllreduce(schedule ?? "auto", n, floats, pcie)).toBe(kind);
+      const want = transferTraffic(n, allreduceRounds(kind, n, floats));
+      // The all-to-alls first (a butterfly of log2 N rounds, or N - 1 direct rounds, each way), then the allreduce.
+      const a2a = est.rounds.length - want.length;
+      expect(a2a, `N=${n} ${kind}`).toBe(2 * ((n & (n - 1)) === 0 ? Math.log2(n) : n - 1));
+      expect(est.rounds.slice(a2a).map((r) => r.sent), `N=${n} ${kind}`).toEqual(want.map((r) => r.sent));
+      if (n === 4) expect(want.length).toBe(kind === "rhd" ? 4 : 6);
+    }
+    // On a shared host's link auto picks halving/doubling at N = 3 too.
+    const shared = estimatePlan(uniformPlan("table", KAGGLE.tableRows, KAGGLE.dim, 3), KAGGLE, [FAST, FAST, FAST], undefined, { allreduceLink: { alpha: 0.15e-3, bandwidth: 0.25e9, shared: true } });
+    expect(shared.rounds.length).toBe(2 * 2 + halvingDoublingRounds(3, floats).length);
   });
 });
 
