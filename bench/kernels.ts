@@ -2,10 +2,12 @@
  * Kernel benchmark (issue 3): the adapter's roofline, then every DLRM kernel
  * on the shapes DLRM uses, as time, GFLOP/s or GB/s, fraction of the
  * roofline, and ratio to @tensorflow/tfjs-backend-webgpu on the same adapter.
- * Writes the BENCHMARKS.md section `kernels-<host>` (host = deno or node).
+ * Writes the BENCHMARKS.md section `kernels-<host>` (host = deno or node;
+ * `kernels-<host>-swiftshader` on SwiftShader).
  *
  *   npx deno run -A bench/kernels.ts                                                     (Deno, wgpu; lavapipe)
- *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/kernels.ts  (Node, Dawn; SwiftShader)
+ *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json npx tsx bench/kernels.ts       (Node, Dawn; lavapipe, its best adapter)
+ *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/kernels.ts  (Node on SwiftShader: an extra section, not in npm run bench:kernels)
  * Options:
  *   --quick        short smoke run (fewer repetitions, 100k-row tables); writes nothing unless --out is given
  *   --out FILE     markdown file to write the section into (default BENCHMARKS.md at the repo root)
@@ -19,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { createContext } from "../src/gpu/context.ts";
 import { detectHost } from "../src/gpu/host.ts";
 import { gemmVariant } from "../src/kernels/gemm.ts";
-import { table, writeSection } from "./report.ts";
+import { sectionName, table, writeSection } from "./report.ts";
 import { measureRoofline, type Roofline } from "./roofline.ts";
 import { TfjsPeer, peerRatio } from "./tfjs_peer.ts";
 import { type BenchEnv, fmt, pct } from "./kernels/common.ts";
@@ -185,8 +187,9 @@ const md = [
 
 log("\n" + md);
 if (outFile) {
-  writeSection(outFile, `kernels-${host}`, md);
-  log(`\nwrote section kernels-${host} to ${outFile}`);
+  const section = sectionName("kernels", host, ctx.adapter.name);
+  writeSection(outFile, section, md);
+  log(`\nwrote section ${section} to ${outFile}`);
 }
 timer.destroy();
 ctx.destroy();

@@ -14,7 +14,7 @@
  *  - the adapter's FMA and copy rooflines (bench/roofline.ts), measured in
  *    the same run; the step's effective FLOP/s (GEMMs + interaction) over the
  *    FMA roofline.
- * Writes the BENCHMARKS.md section `peers-<host>`.
+ * Writes the BENCHMARKS.md section `peers-<host>` (`peers-<host>-swiftshader` on SwiftShader).
  *
  *   npx deno run -A bench/peers.ts                                                          (Deno, wgpu; lavapipe)
  *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json npx tsx bench/peers.ts            (Node, Dawn; lavapipe)
@@ -34,7 +34,7 @@ import { type DlrmConfig, interactionWidth, resolveConfig } from "../src/model/c
 import { DlrmModel } from "../src/model/dlrm.ts";
 import { initParameters } from "../src/model/params.ts";
 import { TfjsDlrm } from "./peers/tfjs_dlrm.ts";
-import { table, writeSection } from "./report.ts";
+import { sectionName, table, writeSection } from "./report.ts";
 import { measureRoofline } from "./roofline.ts";
 import { TfjsPeer } from "./tfjs_peer.ts";
 import { KernelTimer } from "./kernels/timing.ts";
@@ -228,7 +228,7 @@ for (const p of all.filter((q) => only.has(q.name))) {
   }
   rows.push(row);
   if (!args.includes("--no-write") && rows.length < all.filter((q) => only.has(q.name)).length) {
-    writeSection(outFile, `peers-${host}`, render(roof0.fmaGflops, roof0.copyGBs, `opening only (the run has not finished)`, ` (partial: ${rows.length} configs so far)`));
+    writeSection(outFile, sectionName("peers", host, ctx.adapter.name), render(roof0.fmaGflops, roof0.copyGBs, `opening only (the run has not finished)`, ` (partial: ${rows.length} configs so far)`));
   }
 }
 
@@ -238,7 +238,7 @@ const copy = Math.max(roof0.copyGBs, roof1.copyGBs);
 timer.destroy();
 const md = render(fma, copy, `opening ${roof0.fmaGflops.toFixed(2)}, closing ${roof1.fmaGflops.toFixed(2)}`, "");
 log("\n" + md);
-if (!args.includes("--no-write")) writeSection(outFile, `peers-${host}`, md);
+if (!args.includes("--no-write")) writeSection(outFile, sectionName("peers", host, ctx.adapter.name), md);
 ctx.destroy();
 
 
@@ -246,6 +246,8 @@ ctx.destroy();
 function render(fma: number, copy: number, roofText: string, partial: string): string {
   const secs = ((performance.now() - started) / 1000).toFixed(0);
   const x = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}x` : "n/a");
+  // What fraction of PyTorch's samples/s ours reaches (issue 14), as a plain ratio: 0.78 = 78%, 2.22 = 2.22 times.
+  const fraction = (a?: number, b?: number) => (a && b ? (a / b).toFixed(2) : "n/a");
   const sps = (v?: number) => (v ? Math.round(v).toLocaleString("en-US") : "n/a");
   const torchInfo = rows.find((r) => r.torch)?.torch;
 
@@ -263,10 +265,10 @@ function render(fma: number, copy: number, roofText: string, partial: string): s
     "- tfjs check: before timing, its mean BCE on the same weights and batch equals ours (tolerance 1e-4 relative), and again on the next batch after one SGD step on each.",
     "",
     table(
-      ["config", "batch", "dispatches / step (1 submit)", "host ms / step", "ours samples/s", "tfjs samples/s", "ours / tfjs", "PyTorch CPU samples/s", "ours / PyTorch", "GFLOP / step", "ours GFLOP/s", "% of FMA roofline", "tfjs loss check (ours vs tfjs)"],
+      ["config", "batch", "dispatches / step (1 submit)", "host ms / step", "ours samples/s", "tfjs samples/s", "ours / tfjs", "PyTorch CPU samples/s", "ours / PyTorch (fraction of its samples/s)", "GFLOP / step", "ours GFLOP/s", "% of FMA roofline", "tfjs loss check (ours vs tfjs)"],
       rows.map((r) => {
         const gf = (r.flops * r.ours) / r.preset.batchSize / 1e9;
-        return [r.preset.name, r.preset.batchSize, r.dispatches, r.hostMs.toFixed(1), sps(r.ours), sps(r.tfjs), x(r.ours, r.tfjs), sps(r.torch?.samplesPerSec), x(r.ours, r.torch?.samplesPerSec), (r.flops / 1e9).toFixed(2), gf.toFixed(2), `${((100 * gf) / fma).toFixed(1)}%`, r.check || "n/a"];
+        return [r.preset.name, r.preset.batchSize, r.dispatches, r.hostMs.toFixed(1), sps(r.ours), sps(r.tfjs), x(r.ours, r.tfjs), sps(r.torch?.samplesPerSec), fraction(r.ours, r.torch?.samplesPerSec), (r.flops / 1e9).toFixed(2), gf.toFixed(2), `${((100 * gf) / fma).toFixed(1)}%`, r.check || "n/a"];
       }),
     ),
     "",

@@ -14,6 +14,22 @@ microkernel and a copy kernel measured in the same run) and against peers on the
 same adapter. Figures from different runs or adapters are not comparable.
 `;
 
+/**
+ * The section a benchmark on this host and adapter writes: `<prefix>-<host>`
+ * on the host's best adapter (lavapipe under Deno and Node), with
+ * `-swiftshader` added for the second adapter's extra line, so neither
+ * overwrites the other.
+ */
+export function sectionName(prefix: string, host: string, adapterName: string): string {
+  return `${prefix}-${host}${/swiftshader/i.test(adapterName) ? "-swiftshader" : ""}`;
+}
+
+/** The command line a Node benchmark was run with: its VK_ICD_FILENAMES (the adapter it chose) and arguments. */
+export function nodeCommand(script: string, args: readonly string[]): string {
+  const icd = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.VK_ICD_FILENAMES;
+  return `${icd ? `VK_ICD_FILENAMES=${icd} ` : ""}npx tsx ${script}${args.length ? " " + args.join(" ") : ""}`;
+}
+
 export function writeSection(file: string, name: string, markdown: string): void {
   let text = existsSync(file) ? readFileSync(file, "utf8") : HEADER;
   const start = `<!-- section:${name} -->`;

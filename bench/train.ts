@@ -3,21 +3,24 @@
  * step (forward, backward, fused embedding update, dense optimizer) for the
  * Kaggle config at batch 128 and 2048 and the DLRM paper's benchmark config,
  * with the per-kernel GPU time split from timestamp queries; writes the
- * BENCHMARKS.md section `train-<host>`.
+ * BENCHMARKS.md section `train-<host>` (`train-<host>-swiftshader` on SwiftShader).
  *
- *   npx deno run -A bench/train.ts [--max-rows N] [--steps N] [--no-write]
- *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/train.ts
+ *   npx deno run -A bench/train.ts [--max-rows N] [--steps N] [--no-write]     (Deno, wgpu; lavapipe)
+ *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json npx tsx bench/train.ts   (Node, Dawn; lavapipe, its best adapter)
+ *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/train.ts   (Node on SwiftShader: the extra line, section train-node-swiftshader)
+ * `npm run bench:train` runs all three.
  */
 import { cpus, loadavg } from "node:os";
 import { benchTraining, kernelFamily, presets } from "../src/cli/commands/bench.ts";
 import { createContext } from "../src/gpu/context.ts";
 import { detectHost } from "../src/gpu/host.ts";
-import { argValue, table, writeSection } from "./report.ts";
+import { argValue, nodeCommand, sectionName, table, writeSection } from "./report.ts";
 
 const host = detectHost();
 const maxRows = Number(argValue("max-rows", "1000000"));
 const steps = Number(argValue("steps", "8"));
 const argv = (globalThis as { process?: { argv: string[] } }).process?.argv ?? [];
+const args = argv.slice(2);
 const runtime = (globalThis as { Deno?: { version: { deno: string } } }).Deno ? `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : `Node ${process.versions.node}`;
 const load = loadavg()[0]!.toFixed(2);
 
@@ -42,7 +45,7 @@ for (const p of presets(maxRows)) {
 const md = [
   `## Training step on ${runtime}, adapter "${ctx.adapter.name}"`,
   "",
-  `\`${host === "deno" ? "npx deno run -A bench/train.ts" : "VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/train.ts"}${maxRows !== 1_000_000 ? ` --max-rows ${maxRows}` : ""}\` ` +
+  `\`${host === "deno" ? `npx deno run -A bench/train.ts${args.length ? " " + args.join(" ") : ""}` : nodeCommand("bench/train.ts", args)}\` ` +
     `(${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, load average ${load} at the start). ` +
     `Random data (paper 4.1), SGD, BCE; one step = upload of the batch, forward, backward, embedding update fused in the backward, dense optimizer. ` +
     `Wall clock over ${steps} steps after warm-up (the paper config: fewer); kernel shares from timestamp queries over separate profiled steps. ` +
@@ -53,5 +56,5 @@ const md = [
   ...splits.flatMap((s) => [s, ""]),
 ].join("\n");
 console.log("\n" + md);
-if (!argv.includes("--no-write")) writeSection(new URL("../BENCHMARKS.md", import.meta.url).pathname, `train-${host}`, md);
+if (!argv.includes("--no-write")) writeSection(new URL("../BENCHMARKS.md", import.meta.url).pathname, sectionName("train", host, ctx.adapter.name), md);
 ctx.destroy();

@@ -451,7 +451,7 @@ function drawSharding(): void {
       .map((r, i) => `<tr data-round="${i}"><td>${i + 1}</td><td>${(r.pairs ?? []).map(([a, b]) => `${a}→${b}`).join(" ")}</td><td class="num">${formatBytes(Math.max(0, ...r.sent))}</td><td class="num">${formatSec(r.seconds)}</td></tr>`)
       .join("") +
     `</tbody><tfoot><tr><th scope="row" colspan="3">forward all-to-all (the backward sends the gradients back the same way)</th><td class="num">${formatSec(fwd)}</td></tr>` +
-    `<tr><th scope="row" colspan="3">allreduce of MLP gradients${v.plan.tables.some((p) => p.kind === "data") ? " and replicated tables" : ""} (ring, ${formatBytes(est.allreduceBytes)})</th><td class="num">${formatSec(v.allreduceSec)}</td></tr></tfoot>`;
+    `<tr><th scope="row" colspan="3">allreduce of MLP gradients${v.plan.tables.some((p) => p.kind === "data") ? " and replicated tables" : ""} (${est.allreduce.kind === "rhd" ? "recursive halving/doubling" : "ring"}, ${formatBytes(est.allreduceBytes)})</th><td class="num">${formatSec(v.allreduceSec)}</td></tr></tfoot>`;
   $("a2a-note").textContent = N < 2
     ? "One device: nothing to exchange. Set Devices to 2 or more to see the all-to-all."
     : `Each step, the devices that own embedding shards send the pooled vectors of every other device's batch slice to it: ` +

@@ -9,7 +9,7 @@
 import { splitBatch, tableWisePlan, type ShardingPlan } from "../src/shard/plan.ts";
 import { planSharding } from "../src/shard/planner.ts";
 import { allToAllRounds, estimatePlan, shardBytes, type DeviceSpeed, type ModelShape, type PlanEstimate } from "../src/shard/cost_model.ts";
-import { collectiveSeconds, hostStaged, INTERCONNECTS as PRESETS, ringAllreduceRounds, roundSeconds, type Interconnect, type RoundTraffic } from "../src/shard/interconnect.ts";
+import { collectiveSeconds, hostStaged, INTERCONNECTS as PRESETS, roundSeconds, type Interconnect, type RoundTraffic } from "../src/shard/interconnect.ts";
 
 /**
  * Interconnect presets of the planner, plus this page's own case: devices
@@ -59,7 +59,8 @@ export function shardView(shape: ModelShape, devices: number, planner: "planner"
   } else plan = tableWisePlan(shape.tableRows, shape.dim, devices);
   const estimate = estimatePlan(plan, shape, speeds, ic);
   const rounds = allToAllRounds(estimate.a2aBytes).map((r) => ({ ...r, seconds: roundSeconds(ic, r) }));
-  const allreduceSec = collectiveSeconds(ic, ringAllreduceRounds(devices, estimate.allreduceBytes));
+  // The schedule the trainer runs (ring, or recursive halving/doubling), as the estimate chose it.
+  const allreduceSec = collectiveSeconds(ic, estimate.allreduce.rounds);
   return { plan, planner: used, fallback, estimate, rounds, allreduceSec, batch: splitBatch(plan, shape.batchSize), interconnect: ic };
 }
 

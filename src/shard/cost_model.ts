@@ -505,6 +505,8 @@ export interface PlanEstimate {
   allreduceBytes: number;
   /** Collective rounds of a step (both all-to-alls + the allreduce). */
   rounds: RoundTraffic[];
+  /** The allreduce's schedule (as the trainer chooses it) and its rounds (the tail of `rounds`). */
+  allreduce: { kind: "ring" | "rhd"; rounds: RoundTraffic[] };
   /** Modelled seconds of the collectives of one step on `interconnect`. */
   collectiveSec: number;
   interconnect: string;
@@ -618,7 +620,7 @@ export function estimatePlan(plan: ShardingPlan, shape: ModelShape, speeds: read
   const stepSec = options.sharedHost ? sharedHostStepSec : Math.max(...totals);
   return {
     devices, stepSec, sharedHostStepSec, balance: mean > 0 ? Math.max(...totals) / mean : 1, workBalance: workMean > 0 ? Math.max(...work) / workMean : 1, sharedHost: Boolean(options.sharedHost), exchangeSec,
-    a2aBytes: a2a, allreduceBytes, rounds, collectiveSec, interconnect: ic.name,
+    a2aBytes: a2a, allreduceBytes, rounds, allreduce: { kind: arKind, rounds: arRounds }, collectiveSec, interconnect: ic.name,
   };
 }
 

@@ -85,7 +85,8 @@ export async function benchTraining(ctx: GpuContext, p: BenchPreset, opts: { ste
   for (let s = 0; s < opts.steps; s++) model.trainStep(next());
   await model.readLosses(); // waits for the GPU
   const stepMs = (performance.now() - t0) / opts.steps;
-  const profiler = new Profiler(ctx.device, 512);
+  // One step's timed passes: the most a query set holds (lavapipe's K-sliced GEMMs run over 512 passes in a paper-config step).
+  const profiler = new Profiler(ctx.device, 2048);
   if (profiler.timestamps) {
     for (let s = 0; s < opts.profileSteps; s++) {
       model.trainStep(next(), profiler);

@@ -133,7 +133,7 @@ export async function planCommand(argv: string[]): Promise<number> {
   const setup = await planFromFlags(v, config, log);
   cliHost.write(formatPlan(setup));
   if (v.savePlan) {
-    await cliHost.writeText(v.savePlan as string, JSON.stringify({ plan: setup.result.plan, estimate: { ...setup.result.estimate, rounds: undefined } }, null, 2) + "\n");
+    await cliHost.writeText(v.savePlan as string, JSON.stringify({ plan: setup.result.plan, estimate: { ...setup.result.estimate, rounds: undefined, allreduce: { kind: setup.result.estimate.allreduce.kind } } }, null, 2) + "\n");
     cliHost.write(`plan written to ${v.savePlan}\n`);
   }
   return 0;
