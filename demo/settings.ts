@@ -30,6 +30,8 @@ export interface Settings {
   sharded: boolean;
   data: DataKind;
   seed: number;
+  /** Embedding table storage (src/model/precision.ts): "bf16" halves the tables' memory; single device only. Default "fp32". */
+  embeddingPrecision?: "fp32" | "bf16";
 }
 
 const KAGGLE_ROWS = [1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572];

@@ -10,6 +10,7 @@ import { shardView } from "./shard.ts";
 import { Profiler } from "../src/gpu/timing.ts";
 import { resolveConfig, type DlrmConfig } from "../src/model/config.ts";
 import { DlrmModel } from "../src/model/dlrm.ts";
+import { bf16ShardError } from "../src/model/precision.ts";
 import { initParameters } from "../src/model/params.ts";
 import { MetricsAccumulator, rocAuc } from "../src/model/metrics.ts";
 import { readTable } from "../src/kernels/embedding_tables.ts";
@@ -196,12 +197,13 @@ async function start(s: Settings, file: File | undefined, maxIndRange: number): 
     settings = { ...s, tables: tableRows, bottom: [source.numDense, ...s.bottom.slice(1)] };
     post({ type: "state", state: "preparing", message: "building the model and its kernels..." });
     if (s.sharded && s.devices > 1) {
+      if (s.embeddingPrecision === "bf16") throw bf16ShardError();
       shardCtxs = await createContexts(s.devices, { label: "demo-shard" });
       const shape = { tableRows, dim: s.dim, bottomMlp: config.bottomMlp, topMlp: config.topMlp, interaction: s.interaction, optimizer: s.optimizer, batchSize: s.batch, poolingFactor: s.bag };
       const { plan } = shardView(shape, s.devices, s.plan, s.interconnect);
       model = new ShardedDlrm(shardCtxs, config, initParameters(config), plan);
     } else {
-      model = await c.checked("building the model", () => new DlrmModel(c.device, config, initParameters(config)));
+      model = await c.checked("building the model", () => new DlrmModel(c.device, config, initParameters(config), { embeddingPrecision: s.embeddingPrecision }));
     }
 
     // A fixed validation set, and the teacher's own score on it (the best any model can do).

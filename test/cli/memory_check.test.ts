@@ -38,4 +38,15 @@ describe("does the model fit", () => {
     // A GPU's memory is not host memory: no host check (WebGPU's out-of-memory error is caught at creation instead).
     await expect(checkModelFits(kaggle("adagrad"), adapter("NVIDIA GeForce RTX 4090"), 1 * GiB)).resolves.toBeUndefined();
   });
+
+  it("bf16 tables (--embedding-precision bf16): half the table bytes, f32 state; a model that fits only as bf16 is told so", async () => {
+    const rows = KAGGLE_CARDINALITIES.reduce((a, b) => a + b, 0);
+    expect(modelBytes(kaggle("adagrad"), "bf16").embeddings).toBe(rows * 8 * 4);
+    expect(modelBytes(kaggle("adagrad"), "bf16").state).toBe(rows * 16 * 4);
+    const lvp = adapter("llvmpipe (LLVM 15.0.6, 256 bits)");
+    // fp32 needs 3 x 2.01 GiB of tables + 2.01 GiB of state; bf16 2.01 + 2 x 1.01 + 2.01.
+    const err = await checkModelFits(kaggle("adagrad"), lvp, 7 * GiB).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/--embedding-precision bf16/);
+    await expect(checkModelFits(kaggle("adagrad"), lvp, 7 * GiB, "bf16")).resolves.toBeUndefined();
+  });
 });

@@ -143,12 +143,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // Pipelines compile while the model is built and its first step is encoded: 10-20 s on a CPU adapter.
   progress.phase("compiling kernels");
   // A model too large for a CPU adapter's host memory fails here with the numbers, not in an OOM kill.
-  if (!sharded) await checkModelFits(config, ctx.adapter);
+  if (!sharded) await checkModelFits(config, ctx.adapter, undefined, v.embeddingPrecision as EmbeddingPrecision);
   const initial = ckpt && !ckpt.streamed ? ckpt.params : initParameters(config);
   const model = sharded
     ? await createSharded(ctxs, config, initial, v, progress.message)
     : await withErrorScopes(ctx.device, "creating the model", () => new DlrmModel(ctx.device, config, initial, { inferenceOnly: v.inferenceOnly as boolean, embeddingPrecision: v.embeddingPrecision as EmbeddingPrecision, bf16Rounding: v.bf16Rounding as Bf16Rounding })).catch((e: unknown) => {
-        throw e instanceof GpuError && e.kind === "out-of-memory" ? new ModelMemoryError(`${e.message}: the model's ${gib(modelBytes(config).embeddings)} of embeddings (+ optimizer state) do not fit the device; hash the ids into fewer rows (--max-ind-range) or split the tables over several devices (--devices N)`) : e;
+        throw e instanceof GpuError && e.kind === "out-of-memory" ? new ModelMemoryError(`${e.message}: the model's ${gib(modelBytes(config, v.embeddingPrecision as EmbeddingPrecision).embeddings)} of embeddings (+ optimizer state) do not fit the device; hash the ids into fewer rows (--max-ind-range) or split the tables over several devices (--devices N)`) : e;
       });
   if (model instanceof ShardedDlrm) for (const line of describePlan(model)) progress.message(line);
   const shardProfile = model instanceof ShardedDlrm && (v.shardProfile as number) > 0 ? profileSharded(model, v.shardProfile as number) : undefined;
