@@ -6,7 +6,8 @@
  *   node:  npx tsx bench/embedding_profile.ts
  * Env: EMB_REPS (timed repetitions, median per dispatch group; 5), EMB_ONLY (A or B),
  *      EMB_OPT (comma list of sgd,adagrad,rowwise-adagrad; sgd), EMB_QUICK=1 (config B smaller).
- *      EMB_AB=forward: the forward's general kernel vs the auto choice (rows kernel for d <= 32), likewise.
+ *      EMB_AB=forward: the forward's general kernel, the rows kernel with two chunks per dispatch and the
+ *      auto choice (rows kernel for d <= 64, one chunk per dispatch), likewise.
  *      EMB_AB=update: instead, alternate rounds (EMB_ROUNDS, 3) of the backward's scalar path (run-length
  *      encoding + scalar update) and vec4 path (update walking the sorted keys) in this process, each
  *      with a copy measurement before it: GPU-timestamp wall ms (best of rounds vs the best copy) and
@@ -120,8 +121,10 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
   const fwd = prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d });
   console.log(`\n== config ${c.key} (${T} x ${R} x d${d}, ${L}/bag, B=${B})`);
   if (AB === "forward") {
-    // The general kernel vs the auto choice (the rows kernel for d <= 32), alternating, wall (timestamps) and CPU time.
+    // The general kernel, the rows kernel two chunks per dispatch (when the set has several chunks), the auto
+    // choice (rows kernel for d <= 64, one chunk per dispatch), alternating, wall (timestamps) and CPU time.
     const variants = [["general", prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d, variant: "general" })],
+      ["rows2", prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d, variant: "rows", chunksPerDispatch: 2 })],
       ["auto", fwd]] as const;
     const got = new Map<string, { ms: number[]; cpu: number[]; copy: number[]; copyCpu: number[] }>();
     for (const [name, ds] of variants) { await profile(ds, 0); got.set(name, { ms: [], cpu: [], copy: [], copyCpu: [] }); }
@@ -140,8 +143,11 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
       console.log(`${c.key} forward ${name}: best ${Math.min(...e.ms).toFixed(3)} ms = ${(100 * f).toFixed(1)}% of best copy ${Math.max(...e.copy).toFixed(2)} GB/s; ` +
         `CPU best ${Math.min(...e.cpu).toFixed(2)} ms = ${(100 * fc).toFixed(1)}% of copy's bytes per CPU ms`);
     }
-    const g = got.get("general")!, a = got.get("auto")!;
-    console.log(`${c.key} forward general/auto: wall (best) ${(Math.min(...g.ms) / Math.min(...a.ms)).toFixed(2)}x, CPU (best) ${(Math.min(...g.cpu) / Math.min(...a.cpu)).toFixed(2)}x, CPU (median) ${(median(g.cpu) / median(a.cpu)).toFixed(2)}x`);
+    const a = got.get("auto")!;
+    for (const base of ["general", "rows2"]) {
+      const g = got.get(base)!;
+      console.log(`${c.key} forward ${base}/auto (auto: ${fwd.length} dispatches): wall (best) ${(Math.min(...g.ms) / Math.min(...a.ms)).toFixed(2)}x, (median) ${(median(g.ms) / median(a.ms)).toFixed(2)}x, CPU (best) ${(Math.min(...g.cpu) / Math.min(...a.cpu)).toFixed(2)}x, CPU (median) ${(median(g.cpu) / median(a.cpu)).toFixed(2)}x`);
+    }
   }
   if (!AB) {
   const cp = await copyGBs();

@@ -1,6 +1,6 @@
 // embedding_bag_forward_rows: embedding_bag_forward.wgsl (see its header for what it computes, the
 // chunks and the error handling) for short rows: ONE invocation per bag holds the whole row,
-// ROWV vec4s (d = 4 * ROWV <= 32), as unrolled accumulators; no column loop, and the bag's first
+// ROWV vec4s (d = 4 * ROWV <= 64), as unrolled accumulators; no column loop, and the bag's first
 // lookup is peeled out of the position loop, so a one-index bag (Criteo-style one-hot features)
 // runs straight-line code; a lookup outside this chunk adds 0.0 from a dummy row instead of branching
 // (sum unchanged up to the sign of a zero) unless BRANCH. Used when d, the output stride and the output offset are multiples of 4

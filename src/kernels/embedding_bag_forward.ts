@@ -10,7 +10,10 @@
  * config B (d 64, 100/bag), one process each (bench/embedding_profile.ts EMB_AB=forward).
  * One dispatch per chunk of the table set (one in all when the set fits in
  * one binding); the first chunk holding a table's rows writes its outputs,
- * later chunks add their share, in chunk order (deterministic).
+ * later chunks add their share, in chunk order (deterministic). The rows
+ * kernel can bind two consecutive chunks per dispatch (embedding_bag_forward_rows2.wgsl,
+ * chunksPerDispatch: 2), so a bag whose table spans both is walked once, not twice (config B:
+ * each 1M x 64 table spans two 128 MiB bindings on lavapipe); opt-in: slower there (measured).
  * Bad lookups that got past the CPU validation are skipped on the GPU and
  * recorded in an optional error buffer; checkEmbeddingErrors() raises them.
  */
@@ -22,9 +25,10 @@ import { embedding_bag_forward } from "../shaders/embedding_bag_forward.ts";
 import { embedding_bag_forward_vec4 } from "../shaders/embedding_bag_forward_vec4.ts";
 import { embedding_bag_forward_rows } from "../shaders/embedding_bag_forward_rows.ts";
 import { prepareEmbeddingBagForwardBf16 } from "./embedding_bag_forward_bf16.ts";
+import { embedding_bag_forward_rows2 } from "../shaders/embedding_bag_forward_rows2.ts";
 
 /** The shaders this wrapper dispatches (generated modules: see CONTRIBUTING.md). */
-const SHADERS = { embedding_bag_forward, embedding_bag_forward_vec4, embedding_bag_forward_rows };
+const SHADERS = { embedding_bag_forward, embedding_bag_forward_vec4, embedding_bag_forward_rows, embedding_bag_forward_rows2 };
 /** Longest row (in vec4s) the one-invocation-per-bag kernel holds in registers. */
 const ROWS_MAX_VEC4 = 16;
 /** Invocations per workgroup of the one-invocation-per-bag kernel. */
@@ -50,6 +54,12 @@ export interface EmbeddingBagForwardArgs {
    * rows when it applies). Same results (same summation order).
    */
   variant?: "auto" | "general" | "rows";
+  /**
+   * Rows kernel only: chunks bound per dispatch, 1 or 2 (embedding_bag_forward_rows2: a bag whose
+   * table spans both chunks is walked once; needs 8 storage buffers per stage). "auto" (default)
+   * = 1: on lavapipe the pairs measured slower (config B; see prepareEmbeddingBagForward).
+   */
+  chunksPerDispatch?: "auto" | 1 | 2;
 }
 
 const NONE = 0xffffffff;
@@ -88,6 +98,29 @@ export function forwardLayout(device: GPUDevice, units: number): { cols: number;
   const lanes = Math.min(units / cols, MAX_LANES, maxWg);
   const bags = Math.floor(maxWg / lanes);
   return { cols, lanes, bags, wg: lanes * bags };
+}
+
+/**
+ * Consecutive chunks grouped 1 or 2 per dispatch (maxGroup 1 or 2), minimising the bag-dispatch
+ * pairs (tables touched per group, summed), fewer groups on ties. tableOf(g) = table of global row g.
+ */
+export function planChunkGroups(chunks: readonly { rowStart: number; rowCount: number }[], tableOf: (g: number) => number, maxGroup: 1 | 2): { first: number; count: number; tables: number }[] {
+  const n = chunks.length;
+  const span = (a: number, k: number) => tableOf(chunks[a + k - 1]!.rowStart + chunks[a + k - 1]!.rowCount - 1) - tableOf(chunks[a]!.rowStart) + 1;
+  // best[i] = [cost, groups] of chunks i..n-1
+  const best: [number, number, number][] = new Array(n + 1);
+  best[n] = [0, 0, 0];
+  for (let i = n - 1; i >= 0; i--) {
+    let pick: [number, number, number] | undefined;
+    for (let k = 1; k <= Math.min(maxGroup, n - i); k++) {
+      const c: [number, number, number] = [span(i, k) + best[i + k]![0], 1 + best[i + k]![1], k];
+      if (!pick || c[0] < pick[0] || (c[0] === pick[0] && c[1] < pick[1])) pick = c;
+    }
+    best[i] = pick!;
+  }
+  const out: { first: number; count: number; tables: number }[] = [];
+  for (let i = 0; i < n; i += best[i]![2]) out.push({ first: i, count: best[i]![2], tables: span(i, best[i]![2]) });
+  return out;
 }
 
 function checkArgs(args: EmbeddingBagForwardArgs): void {
@@ -141,18 +174,29 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
     throw new KernelInputError(`variant "rows" needs dim <= ${4 * ROWS_MAX_VEC4} and dim, outStride, outOffset multiples of 4 (got ${tables.dim}, ${args.outStride}, ${args.outOffset})`);
   }
   const rows = variant === "rows" || (variant === "auto" && rowsOk);
-  const shader = rows ? "embedding_bag_forward_rows" : vec4 ? "embedding_bag_forward_vec4" : "embedding_bag_forward";
   const weighted = bags.weights !== undefined;
+  const single = planChunkGroups(tables.chunks, tableOf, 1);
+  const covered1 = single.reduce((a, g) => a + g.tables, 0);
+  const cpd = args.chunksPerDispatch ?? "auto";
+  if (cpd !== "auto" && cpd !== 1 && cpd !== 2) throw new KernelInputError(`chunksPerDispatch must be "auto", 1 or 2, got ${cpd}`);
+  if (cpd === 2 && !(rows && device.limits.maxStorageBuffersPerShaderStage >= 8)) throw new KernelInputError("chunksPerDispatch 2 needs the rows kernel and 8 storage buffers per shader stage");
+  // "auto" = 1: pairing measured slower on lavapipe (config B, one process: 0.88-0.90x CPU time,
+  // 0.65-0.69x wall; both sides of the chunk branch run under exec masks, so only the index loads
+  // are saved, and the two 16-vec4 row paths cost more than they save).
+  const groups = cpd === 2 && tables.chunks.length > 1 ? planChunkGroups(tables.chunks, tableOf, 2) : single;
+  const pairs = groups.some((g) => g.count === 2);
+  const shader = pairs ? "embedding_bag_forward_rows2" : rows ? "embedding_bag_forward_rows" : vec4 ? "embedding_bag_forward_vec4" : "embedding_bag_forward";
   let bagsPerWg: number;
   let kernel;
   if (rows) {
     bagsPerWg = Math.min(ROWS_WG, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
-    // Bag-dispatch pairs beyond one per bag (tables spanning chunks come back in several dispatches):
-    // when they are many, skip out-of-chunk lookups with a branch rather than reading a dummy row.
-    let covered = 0;
-    for (const ch of tables.chunks) covered += tableOf(ch.rowStart + ch.rowCount - 1) - tableOf(ch.rowStart) + 1;
-    const branch = (covered - T) / T > 0.25;
-    kernel = getKernel(device, { shader: SHADERS[shader], constants: { WG: bagsPerWg, ROWV: dimU, WEIGHTED: weighted ? 1 : 0, BRANCH: branch ? 1 : 0 } });
+    const constants: Record<string, number> = { WG: bagsPerWg, ROWV: dimU, WEIGHTED: weighted ? 1 : 0 };
+    if (!pairs) {
+      // Bag-dispatch pairs beyond one per bag (tables spanning chunks come back in several dispatches):
+      // when they are many, skip out-of-chunk lookups with a branch rather than reading a dummy row.
+      constants.BRANCH = (covered1 - T) / T > 0.25 ? 1 : 0;
+    }
+    kernel = getKernel(device, { shader: SHADERS[shader], constants });
   } else {
     const { cols, lanes, bags: b, wg } = forwardLayout(device, dimU);
     bagsPerWg = b;
@@ -173,29 +217,36 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
 
   const dispatches: Dispatch[] = [];
   let lastGroup: GPUBindGroup | undefined;
-  tables.chunks.forEach((chunk, c) => {
+  groups.forEach(({ first, count }) => {
+    const c = first;
+    const chunk = tables.chunks[first]!;
+    const second = count === 2 ? tables.chunks[first + 1]! : undefined;
+    const rowCount = chunk.rowCount + (second?.rowCount ?? 0);
     const tBegin = tableOf(chunk.rowStart);
-    const tEnd = tableOf(chunk.rowStart + chunk.rowCount - 1) + 1;
+    const tEnd = tableOf(chunk.rowStart + rowCount - 1) + 1;
     const numBags = (tEnd - tBegin) * B;
     const params = new Uint32Array([
-      B, tBegin, numBags, dimU, chunk.rowStart, chunk.rowCount,
+      B, tBegin, numBags, dimU, chunk.rowStart, rowCount,
       args.outStride / unit, args.outOffset / unit, args.pooling === "mean" ? 1 : 0, T * B,
+      ...(pairs ? [chunk.rowCount] : []),
     ]);
-    const group = bindGroup(
-      device,
-      kernel,
-      {
-        params: uploadUniform(device, params, `embedding-bag:params:chunk${c}`),
-        table_info: tableInfo,
-        offsets: bags.offsets,
-        indices: bags.indices,
-        weights: bags.weights ?? dummy.weights,
-        table: chunk.buffer,
-        out: args.out,
-        errors,
-      },
-      `embedding-bag:chunk${c}`,
-    );
+    const resources: Record<string, GPUBuffer> = {
+      params: uploadUniform(device, params, `embedding-bag:params:chunk${c}`),
+      table_info: tableInfo,
+      offsets: bags.offsets,
+      indices: bags.indices,
+      weights: bags.weights ?? dummy.weights,
+      out: args.out,
+      errors,
+    };
+    if (pairs) {
+      // A lone last chunk binds itself twice with split = its rows (table1 is then never read).
+      resources.table0 = chunk.buffer;
+      resources.table1 = (second ?? chunk).buffer;
+    } else {
+      resources.table = chunk.buffer;
+    }
+    const group = bindGroup(device, kernel, resources, `embedding-bag:chunk${c}`);
     lastGroup = group;
     dispatches.push({
       label: `embedding_bag_forward:chunk${c}`,

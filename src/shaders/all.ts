@@ -14,6 +14,7 @@ import { embedding_bag_forward } from "./embedding_bag_forward.ts";
 import { embedding_bag_forward_bf16 } from "./embedding_bag_forward_bf16.ts";
 import { embedding_bag_forward_bf16_vec4 } from "./embedding_bag_forward_bf16_vec4.ts";
 import { embedding_bag_forward_rows } from "./embedding_bag_forward_rows.ts";
+import { embedding_bag_forward_rows2 } from "./embedding_bag_forward_rows2.ts";
 import { embedding_bag_forward_vec4 } from "./embedding_bag_forward_vec4.ts";
 import { embedding_combine_bwd } from "./embedding_combine_bwd.ts";
 import { embedding_combine_fwd } from "./embedding_combine_fwd.ts";
@@ -64,6 +65,7 @@ export const shaders = {
   embedding_bag_forward_bf16,
   embedding_bag_forward_bf16_vec4,
   embedding_bag_forward_rows,
+  embedding_bag_forward_rows2,
   embedding_bag_forward_vec4,
   embedding_combine_bwd,
   embedding_combine_fwd,

@@ -28,6 +28,7 @@ interface Case {
   maxChunkBytes?: number;
   maxWorkgroupsPerDim?: number;
   variant?: "general" | "rows";
+  chunksPerDispatch?: 1 | 2;
 }
 
 /** Random bags: lengths from `len(rng, t, b)`, indices uniform in [0, rows[t]). */
@@ -70,7 +71,7 @@ async function runCase(c: Case, tables: Float32Array[]): Promise<number> {
   const out = uploadStorage(device, new Float32Array(outLen).fill(NaN), "out");
   const dispatches = prepareEmbeddingBagForward(device, {
     tables: set, bags, out, outStride: stride, outOffset: offset, pooling: c.pooling, maxWorkgroupsPerDim: c.maxWorkgroupsPerDim,
-    variant: c.variant,
+    variant: c.variant, chunksPerDispatch: c.chunksPerDispatch,
   });
   submitDispatches(device, dispatches, "test");
   const got = await readF32(device, out);
@@ -206,15 +207,19 @@ describe("embedding_bag_forward", () => {
       await runCase({ rows, dim, bags: plain, maxChunkBytes, pooling: "mean" }, tables);
       const weighted = randomBags(rng, rows, 37, () => rng.int(12), true);
       await runCase({ rows, dim, bags: weighted, maxChunkBytes, outStride: rows.length * dim + 4, outOffset: 4 }, tables);
-      // Single-row chunks: every row its own dispatch.
+      // Single-row chunks: every row its own dispatch (one chunk per dispatch, the default); the rows kernel
+      // (d % 4 == 0) pairs them on request: 13 dispatches (a pair never straddles a table boundary here:
+      // fewest bag-dispatch pairs).
       expect(await runCase({ rows, dim, bags: plain, maxChunkBytes: dim * 4 }, tables)).toBe(24);
+      if (dim % 4 === 0) expect(await runCase({ rows, dim, bags: plain, maxChunkBytes: dim * 4, chunksPerDispatch: 2 }, tables)).toBe(13);
     });
   }
 
   // The one-invocation-per-bag kernel ("rows", auto for d % 4 == 0 and d <= 64): one-index bags
   // (its straight-line path), longer bags, B around its 64 bags per workgroup, chunks, weights, mean;
   // and the general vec4 kernel forced on the same short rows.
-  // Chunks of 7 rows make tables span several chunks: the kernel's branch (BRANCH) form; one chunk: its select form.
+  // Chunks of 7 rows make tables span several chunks: the kernel's branch (BRANCH) form and the two-chunk
+  // kernel (chunksPerDispatch 2); one chunk: its select form.
   for (const dim of [4, 12, 16, 32, 64]) {
     it(`d=${dim}: rows kernel, one index per bag and longer bags, B = 1, 63, 64, 65, 129; general kernel forced`, async () => {
       const rng = new Rng(700 + dim);
@@ -229,9 +234,48 @@ describe("embedding_bag_forward", () => {
       const maxChunkBytes = 7 * dim * 4;
       await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => 1, true), variant: "rows", maxChunkBytes }, tables);
       await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => rng.int(9)), variant: "rows", maxChunkBytes, pooling: "mean" }, tables);
+      await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => rng.int(9)), variant: "rows", maxChunkBytes, chunksPerDispatch: 2 }, tables);
       await runCase({ rows, dim, bags: randomBags(rng, rows, 33, () => rng.int(9), true), variant: "general", maxChunkBytes }, tables);
     });
   }
+
+  // The two-chunk rows kernel (embedding_bag_forward_rows2): tables straddling the two chunks of a
+  // dispatch and the pairs, bags with rows in both chunks, empty bags, weights, mean, B not a
+  // multiple of the 64 bags per workgroup, an odd chunk count (a lone last chunk), one chunk per
+  // dispatch forced on the same data.
+  for (const dim of [4, 8, 20, 64]) {
+    it(`d=${dim}: two chunks per dispatch (tables straddling chunks and pairs, empty bags, weights, mean, B = 1, 37, 65, 130)`, async () => {
+      const rng = new Rng(900 + dim);
+      // Global rows 0-5 table 0, 6-22 table 1, 23-24 table 2, 25-36 table 3. Chunks of 5 rows: 8 chunks, paired
+      // (0,1) (2,3) (4,5) (6,7), the middle pair holding tables 1-3; chunks of 6 rows: 7 chunks, paired (0) (1,2) (3,4) (5,6)
+      // (fewest bag-dispatch pairs), a lone chunk first.
+      const rows = [6, 17, 2, 12];
+      const tables = randomTables(rng, rows, dim);
+      for (const [B, rowsPerChunk] of [[1, 5], [37, 6], [65, 5], [130, 6]] as const) {
+        const maxChunkBytes = rowsPerChunk * dim * 4;
+        const len = (t: number, b: number) => (b % 7 === 3 ? 0 : 1 + rng.int(12));
+        const plain = randomBags(rng, rows, B, len);
+        const n2 = await runCase({ rows, dim, bags: plain, maxChunkBytes, outStride: (rows.length + 1) * dim, outOffset: dim, chunksPerDispatch: 2 }, tables);
+        expect(n2).toBe(4);
+        expect(await runCase({ rows, dim, bags: plain, maxChunkBytes }, tables)).toBe(Math.ceil(37 / rowsPerChunk)); // default: 1 per dispatch
+        if (dim === 64 && B > 37) continue; // compile time: one weighted / mean variant each suffices at d = 64
+        await runCase({ rows, dim, bags: plain, maxChunkBytes, pooling: "mean", chunksPerDispatch: 2 }, tables);
+        await runCase({ rows, dim, bags: randomBags(rng, rows, B, len, true), maxChunkBytes, chunksPerDispatch: 2 }, tables);
+      }
+    });
+  }
+
+  it("two chunks per dispatch: pairs chosen to keep tables in one dispatch; one table straddling the two chunks", async () => {
+    const rng = new Rng(950);
+    // Chunks of 4 rows: table 0 = rows 0-3 (chunk 0), table 1 = rows 4-11 (chunks 1, 2): pairing (0), (1, 2) walks each bag once.
+    const rows = [4, 8];
+    const tables = randomTables(rng, rows, 4);
+    const bags = randomBags(rng, rows, 70, (t, b) => (b % 9 === 0 ? 0 : rng.int(20)));
+    expect(await runCase({ rows, dim: 4, bags, maxChunkBytes: 16 * 4, chunksPerDispatch: 2 }, tables)).toBe(2);
+    // One table over exactly two chunks (config B's shape): every bag has rows in both.
+    const one = randomBags(rng, [8], 67, () => 30);
+    expect(await runCase({ rows: [8], dim: 4, bags: one, maxChunkBytes: 16 * 4, chunksPerDispatch: 2 }, [tables[1]!])).toBe(1);
+  });
 
   it("all tables in one dispatch when they fit in one chunk", async () => {
     const rng = new Rng(12);
@@ -302,7 +346,7 @@ describe("embedding_bag_forward", () => {
       const B = 6;
       const tables = randomTables(rng, rows, d);
       const good = randomBags(rng, rows, B, () => 2 + rng.int(3));
-      for (const maxChunkBytes of [undefined, 6 * d * 4]) {
+      for (const [maxChunkBytes, chunksPerDispatch] of [[undefined, undefined], [6 * d * 4, 1], [6 * d * 4, 2]] as const) {
         const set = createTableSet(device, { rows, dim: d, maxChunkBytes });
         tables.forEach((x, t) => writeTable(device, set, t, x));
         const bad = good.indices.slice();
@@ -316,7 +360,7 @@ describe("embedding_bag_forward", () => {
         };
         const out = uploadStorage(device, new Float32Array(B * rows.length * d).fill(NaN), "out");
         const errors = createEmbeddingErrorBuffer(device);
-        const args = { tables: set, bags, out, outStride: rows.length * d, outOffset: 0, errors };
+        const args = { tables: set, bags, out, outStride: rows.length * d, outOffset: 0, errors, chunksPerDispatch };
         embeddingBagForward(device, args);
         await expect(checkEmbeddingErrors(device, errors, rows, B)).rejects.toThrow(
           /^index 1048576 out of range for table 1 \(10 rows\) at sample 2 /,
