@@ -12,6 +12,9 @@
  *      encoding + scalar update) and vec4 path (update walking the sorted keys) in this process, each
  *      with a copy measurement before it: GPU-timestamp wall ms (best of rounds vs the best copy) and
  *      process CPU ms (EMB_CPU_REPS executions per submit; steadier under load), and their ratios.
+ *      EMB_AB=values: likewise, the vec4 path with the sort carrying positions (pos_info gather) vs
+ *      gradient addresses (the default for sum pooling without weights). EMB_AB=segment: one sorted
+ *      position per update thread vs the default (4). EMB_AB=session: both (positions, 1 per thread) vs the defaults.
  * Labels are grouped by stripping chunk / pass / level numbers.
  */
 import process from "node:process";
@@ -157,11 +160,20 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
   }
   for (const kind of AB === "forward" ? [] : OPTS) {
     const state = createEmbeddingOptimizerState(device, set, kind);
-    const mk = (updateVariant?: "scalar" | "vec4") =>
-      prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant });
-    if (AB === "update") {
-      // scalar: run-length encoding + scalar update; vec4: the update walks the sorted keys (no heads/scan/segments).
-      const variants = [["scalar", mk("scalar")], ["vec4", mk("vec4")]] as const;
+    const mk = (updateVariant?: "scalar" | "vec4", sortValues?: "auto" | "positions", updateSegment?: number) =>
+      prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant, sortValues, updateSegment });
+    if (AB === "update" || AB === "values" || AB === "segment" || AB === "session") {
+      // update: scalar (run-length encoding + scalar update) vs vec4 (the update walks the sorted keys, no heads/scan/segments).
+      // values: the vec4 path with the sort carrying positions (pos_info gather) vs gradient addresses (auto).
+      // segment: one sorted position per update thread vs the default; session: both of those off vs the defaults.
+      const variants = AB === "values"
+        ? [["positions", mk("vec4", "positions")], ["direct", mk("vec4")]] as const
+        : AB === "segment"
+        ? [["seg1", mk("vec4", undefined, 1)], ["default", mk("vec4")]] as const
+        : AB === "session"
+        ? [["before", mk("vec4", "positions", 1)], ["after", mk("vec4")]] as const
+        : [["scalar", mk("scalar")], ["vec4", mk("vec4")]] as const;
+      const [n0, n1] = [variants[0][0], variants[1][0]];
       const got = new Map<string, { total: number[]; upd: number[]; copy: number[]; cpu: number[]; copyCpu: number[] }>();
       for (const [name, bw] of variants) { await profile(bw.dispatches, 0); got.set(name, { total: [], upd: [], copy: [], cpu: [], copyCpu: [] }); }
       // Finest interleaving: each round times copy, then variant 1, copy, variant 2 (load here swings 2-4x within seconds).
@@ -187,8 +199,10 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
         const f = (bwdBytes / Math.min(...e.cpu)) / (2 * copyN * 4 / Math.min(...e.copyCpu));
         console.log(`${c.key} ${kind} ${name}: CPU time best ${Math.min(...e.cpu).toFixed(2)} ms, median ${median(e.cpu).toFixed(2)} ms = ${(100 * f).toFixed(1)}% of copy's bytes per CPU ms`);
       }
-      console.log(`${c.key} ${kind} CPU time scalar/vec4 (best) ${(Math.min(...got.get("scalar")!.cpu) / Math.min(...got.get("vec4")!.cpu)).toFixed(2)}x, (median) ${(median(got.get("scalar")!.cpu) / median(got.get("vec4")!.cpu)).toFixed(2)}x`);
-      console.log(`${c.key} ${kind} vec4/scalar (best times) ${(Math.min(...got.get("scalar")!.total) / Math.min(...got.get("vec4")!.total)).toFixed(2)}x, (medians) ${(median(got.get("scalar")!.total) / median(got.get("vec4")!.total)).toFixed(2)}x`);
+      const g0 = got.get(n0)!, g1 = got.get(n1)!;
+      console.log(`${c.key} ${kind} CPU time ${n0}/${n1} (best) ${(Math.min(...g0.cpu) / Math.min(...g1.cpu)).toFixed(2)}x, (median) ${(median(g0.cpu) / median(g1.cpu)).toFixed(2)}x`);
+      console.log(`${c.key} ${kind} wall ${n0}/${n1} (best times) ${(Math.min(...g0.total) / Math.min(...g1.total)).toFixed(2)}x, (medians) ${(median(g0.total) / median(g1.total)).toFixed(2)}x; ` +
+        `update only (best) ${(Math.min(...g0.upd) / Math.min(...g1.upd)).toFixed(2)}x`);
       for (const [, bw] of variants) bw.destroy();
     } else {
       const bw = mk();

@@ -12,6 +12,10 @@
 // Reference: src/kernels/reference/embedding_backward.ts. Driver: src/kernels/embedding_bag_backward.ts.
 
 override WG: u32 = 64;
+// vals[p] = the gradient address (base) instead of p, and no pos_info: for the vec4 update without
+// weights or mean (factor 1), which then reads its gradient rows without the pos_info gather.
+// The stable sort keeps the positions' order within a run either way.
+override DIRECT: bool = false;
 
 struct Params {
   num_bags: u32, batch_size: u32, total_rows: u32, dim: u32,
@@ -52,7 +56,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var f = scale;
     if (params.has_weights != 0u) { f = weights[p] * scale; }
     keys[p] = key;
-    vals[p] = p;
-    pos_info[p] = vec2<u32>(base, bitcast<u32>(f));
+    if (DIRECT) {
+      vals[p] = base;
+    } else {
+      vals[p] = p;
+      pos_info[p] = vec2<u32>(base, bitcast<u32>(f));
+    }
   }
 }

@@ -3,12 +3,14 @@
 // stride and the gradient offset multiples of 4: grad_out and table are vec4<f32>, params.dim counts
 // vec4s, pos_info's gradient addresses (in floats) are divided by 4 here.
 // It walks the SORTED KEYS directly: no run-length encoding (heads / scan / segments passes) and no
-// gathered copy of the per-position info. Thread per sorted position i of chunk c's range
-// [run_ranges[1+2c], run_ranges[2+2c]) (embedding_backward_key_ranges), grid-stride; the position
-// that starts a run of equal keys (i == first or keys[i-1] != keys[i]) owns the row keys[i]: it
+// gathered copy of the per-position info. Thread per SEG consecutive sorted positions of chunk c's
+// range [run_ranges[1+2c], run_ranges[2+2c]) (embedding_backward_key_ranges), grid-stride, walked in
+// order (each key loaded once); the position that starts a run of equal keys (i == first or
+// keys[i-1] != keys[i]) owns the row keys[i] (a run starting in an earlier segment is skipped): it
 // finds the run's end (keys equal) and walks the row in blocks of CB vec4s (unrolled accumulators):
 //   g_k = sum_{j in run} f_j * grad_out[base_j + k],  (base_j, f_j) = pos_info[vals[j]], j in order
-// (vals = original positions: the stable sort keeps them ascending within a run).
+// (vals = original positions: the stable sort keeps them ascending within a run; with DIRECT, vals
+// holds the gradient address itself and f_j = 1: sum pooling without weights).
 // Why: on lavapipe every lane-varying storage access is a per-lane branchy scalar loop, so passes
 // and accesses are what costs; bench/embedding_profile.ts measures both paths in one process.
 // Optimizers (OPT): 0 sgd       w -= lr * g

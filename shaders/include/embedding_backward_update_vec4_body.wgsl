@@ -7,6 +7,11 @@
 
 override WG: u32 = 64;
 override OPT: u32 = 0;
+// vals[i] holds the gradient address (in floats) of sorted position i instead of the position
+// (embedding_backward_keys with DIRECT): no pos_info gather. Sum pooling without weights only.
+override DIRECT: bool = false;
+// Sorted positions per thread (each key loaded once instead of three times per position).
+override SEG: u32 = 4u;
 const CB: u32 = 4u;
 
 struct Params { chunk: u32, row_start: u32, dim: u32, threads: u32 }
@@ -21,21 +26,38 @@ struct Params { chunk: u32, row_start: u32, dim: u32, threads: u32 }
 @group(0) @binding(7) var<storage, read_write> table: array<vec4<f32>>;
 
 // Gradient of vec4 columns k0 .. k0+CB of the run of sorted positions [start, end), summed in order.
+// DIRECT: the sort carried the gradient address itself (sum pooling without weights: f = 1).
 fn block_grad(start: u32, end: u32, k0: u32) -> array<vec4<f32>, CB> {
   var g: array<vec4<f32>, CB>;
   let n = min(CB, params.dim - k0);
   if (n == CB) {
     for (var i = start; i < end; i++) {
-      let info = pos_info[vals[i]];
-      let f = bitcast<f32>(info.y);
-      let base = (info.x >> 2u) + k0;
-      for (var j = 0u; j < CB; j++) { g[j] += f * grad_out[base + j]; }
+      var f = 1.0;
+      var addr: u32;
+      if (DIRECT) {
+        addr = vals[i];
+      } else {
+        let info = pos_info[vals[i]];
+        f = bitcast<f32>(info.y);
+        addr = info.x;
+      }
+      let base = (addr >> 2u) + k0;
+      for (var j = 0u; j < CB; j++) {
+        if (DIRECT) { g[j] += grad_out[base + j]; } else { g[j] += f * grad_out[base + j]; }
+      }
     }
   } else {
     for (var i = start; i < end; i++) {
-      let info = pos_info[vals[i]];
-      let f = bitcast<f32>(info.y);
-      let base = (info.x >> 2u) + k0;
+      var f = 1.0;
+      var addr: u32;
+      if (DIRECT) {
+        addr = vals[i];
+      } else {
+        let info = pos_info[vals[i]];
+        f = bitcast<f32>(info.y);
+        addr = info.x;
+      }
+      let base = (addr >> 2u) + k0;
       for (var j = 0u; j < CB; j++) {
         if (j < n) { g[j] += f * grad_out[base + j]; }
       }
@@ -58,6 +80,62 @@ fn add_squares(ss: f32, g: array<vec4<f32>, CB>, n: u32) -> f32 {
   return acc;
 }
 
+// Updates row `key` (global) with the gradient of the run of sorted positions [start, end).
+fn process_run(start: u32, end: u32, key: u32) {
+  let dim = params.dim;
+  let lr = optim.lr;
+  let eps = optim.eps;
+  let local = key - params.row_start;
+  let wbase = local * dim;
+  if (OPT == 2u) {
+    var den = 0.0;
+    if (dim <= CB) {
+      // One block: g computed once.
+      let g = block_grad(start, end, 0u);
+      let m = row_state(local) + add_squares(0.0, g, dim) / f32(4u * dim);
+      set_row_state(local, m);
+      den = sqrt(m) + eps;
+      for (var j = 0u; j < CB; j++) {
+        if (j < dim) { table[wbase + j] = table[wbase + j] - lr * (g[j] / den); }
+      }
+      return;
+    }
+    var ss = 0.0;
+    for (var k0 = 0u; k0 < dim; k0 += CB) {
+      ss = add_squares(ss, block_grad(start, end, k0), dim - k0);
+    }
+    let m = row_state(local) + ss / f32(4u * dim);
+    set_row_state(local, m);
+    den = sqrt(m) + eps;
+    for (var k0 = 0u; k0 < dim; k0 += CB) {
+      let g = block_grad(start, end, k0);
+      for (var j = 0u; j < CB; j++) {
+        let w = wbase + k0 + j;
+        if (k0 + j < dim) { table[w] = table[w] - lr * (g[j] / den); }
+      }
+    }
+    return;
+  }
+  for (var k0 = 0u; k0 < dim; k0 += CB) {
+    let g = block_grad(start, end, k0);
+    for (var j = 0u; j < CB; j++) {
+      let w = wbase + k0 + j;
+      if (k0 + j < dim) {
+        if (OPT == 1u) {
+          let acc = elem_state(w) + g[j] * g[j];
+          set_elem_state(w, acc);
+          table[w] = table[w] - lr * (g[j] / (sqrt(acc) + eps));
+        } else {
+          table[w] = table[w] - lr * g[j];
+        }
+      }
+    }
+  }
+}
+
+// Thread per SEG consecutive sorted positions of the chunk's range (grid-stride beyond the grid):
+// it walks them in order, each key loaded once; a run whose head lies in its segment is its own
+// (followed past the segment's end), a run continuing from an earlier segment is skipped.
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -65,59 +143,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let c = params.chunk;
   let first = run_ranges[1u + 2u * c];
   let last = run_ranges[2u + 2u * c];
-  let dim = params.dim;
-  let lr = optim.lr;
-  let eps = optim.eps;
-  for (var start = first + gid; start < last; start += params.threads) {
-    let key = keys[start];
-    if (start > first && keys[start - 1u] == key) { continue; }   // inside a run: its head owns it
-    var end = start + 1u;
-    while (end < last && keys[end] == key) { end++; }
-    let local = key - params.row_start;
-    let wbase = local * dim;
-    if (OPT == 2u) {
-      var den = 0.0;
-      if (dim <= CB) {
-        // One block: g computed once.
-        let g = block_grad(start, end, 0u);
-        let m = row_state(local) + add_squares(0.0, g, dim) / f32(4u * dim);
-        set_row_state(local, m);
-        den = sqrt(m) + eps;
-        for (var j = 0u; j < CB; j++) {
-          if (j < dim) { table[wbase + j] = table[wbase + j] - lr * (g[j] / den); }
-        }
-        continue;
+  for (var s0 = first + gid * SEG; s0 < last; s0 += params.threads * SEG) {
+    let s1 = min(s0 + SEG, last);
+    var i = s0;
+    var key = keys[i];
+    if (i > first) {
+      // Skip the tail of a run whose head is in an earlier segment.
+      let prev = keys[i - 1u];
+      loop {
+        if (key != prev) { break; }
+        i++;
+        if (i >= s1) { break; }
+        key = keys[i];
       }
-      var ss = 0.0;
-      for (var k0 = 0u; k0 < dim; k0 += CB) {
-        ss = add_squares(ss, block_grad(start, end, k0), dim - k0);
-      }
-      let m = row_state(local) + ss / f32(4u * dim);
-      set_row_state(local, m);
-      den = sqrt(m) + eps;
-      for (var k0 = 0u; k0 < dim; k0 += CB) {
-        let g = block_grad(start, end, k0);
-        for (var j = 0u; j < CB; j++) {
-          let w = wbase + k0 + j;
-          if (k0 + j < dim) { table[w] = table[w] - lr * (g[j] / den); }
-        }
-      }
-      continue;
     }
-    for (var k0 = 0u; k0 < dim; k0 += CB) {
-      let g = block_grad(start, end, k0);
-      for (var j = 0u; j < CB; j++) {
-        let w = wbase + k0 + j;
-        if (k0 + j < dim) {
-          if (OPT == 1u) {
-            let acc = elem_state(w) + g[j] * g[j];
-            set_elem_state(w, acc);
-            table[w] = table[w] - lr * (g[j] / (sqrt(acc) + eps));
-          } else {
-            table[w] = table[w] - lr * g[j];
-          }
-        }
+    while (i < s1) {
+      var end = i + 1u;
+      var next = key;
+      loop {
+        if (end >= last) { break; }
+        next = keys[end];
+        if (next != key) { break; }
+        end++;
       }
+      process_run(i, end, key);
+      i = end;
+      key = next;
     }
   }
 }

@@ -18,6 +18,8 @@
  * and step 7 by embedding_backward_update_vec4, which walks the sorted keys itself (the head of
  * each run of equal keys owns the row) with vec4 gradient / table access: fewer passes and
  * accesses, which is what costs on lavapipe (bench/embedding_profile.ts). Same summation order.
+ * With sum pooling and no weights (factor 1), the sort carries each position's gradient address
+ * instead of the position (sortValues "auto"): the update skips the per-position info gather.
  *
  * Rows outside the batch are untouched. No atomics on floats, fixed summation
  * order: two runs of the same step give bit-identical tables.
@@ -43,6 +45,8 @@ import { prepareEmbeddingBagBackwardBf16 } from "./embedding_bag_backward_bf16.t
 const WG = 64;
 /** Upper bound on update workgroups per chunk (grid-stride over the runs beyond that). */
 const MAX_UPDATE_WORKGROUPS = 512;
+/** vec4 update: sorted positions per thread (bench/embedding_profile.ts EMB_AB=segment). */
+const UPDATE_SEGMENT = 4;
 const OPT_CODE = { sgd: 0, adagrad: 1, "rowwise-adagrad": 2 } as const;
 
 export interface EmbeddingBagBackwardArgs {
@@ -69,6 +73,14 @@ export interface EmbeddingBagBackwardArgs {
   /** bf16 tables only (embedding_bag_backward_bf16.ts): rounding of updated weights (default "stochastic") and its seed (default 0). */
   rounding?: "stochastic" | "nearest";
   roundingSeed?: number;
+  /**
+   * vec4 path, sum pooling without weights: what the sort carries beside the keys. "auto" (default):
+   * the gradient addresses (the update reads gradient rows without the per-position info gather);
+   * "positions": the positions, the update gathers (address, factor) per position (as with weights / mean).
+   */
+  sortValues?: "auto" | "positions";
+  /** vec4 path: sorted positions per update thread (default 4; each key is then loaded once, not three times). */
+  updateSegment?: number;
 }
 
 export interface PreparedEmbeddingBackward {
@@ -127,15 +139,18 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   if (variant === "vec4" && !vec4Ok) fail(`updateVariant "vec4" needs dim, gradStride and gradOffset multiples of 4 (got ${dim}, ${gradStride}, ${gradOffset})`);
   const vec4 = variant === "vec4" || (variant === "auto" && vec4Ok);
   // 1-6: keys, sort, and the run-length encoding (scalar) or the chunk ranges over the keys (vec4).
+  const direct = vec4 && pooling === "sum" && !bags.weights && (args.sortValues ?? "auto") === "auto";
   const seg = prepareEmbeddingSegments(device, {
-    tables, bags, gradStride, gradOffset, mean: pooling === "mean", maxIndices, runs: !vec4, label,
+    tables, bags, gradStride, gradOffset, mean: pooling === "mean", maxIndices, runs: !vec4, direct, label,
   });
   const dummy = own(createStorage(device, 16, `${label}:unused`));
 
   // 7. update, one dispatch per chunk
   const updShader = !vec4 ? embedding_backward_update : state.kind === "adagrad" ? embedding_backward_update_vec4_adagrad : embedding_backward_update_vec4;
-  const updK = getKernel(device, { shader: updShader, constants: { WG, OPT: opt } });
-  const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
+  const seg4 = args.updateSegment ?? UPDATE_SEGMENT;
+  if (!Number.isInteger(seg4) || seg4 < 1 || seg4 > 64) fail(`updateSegment must be an integer in 1..64, got ${seg4}`);
+  const updK = getKernel(device, { shader: updShader, constants: vec4 ? { WG, OPT: opt, DIRECT: direct ? 1 : 0, SEG: seg4 } : { WG, OPT: opt } });
+  const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / (WG * (vec4 ? seg4 : 1))));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, vec4 ? dim / 4 : dim, updWorkgroups * WG]), `${label}:update${i}:params`));
     const common = { params, optim, run_ranges: seg.runRanges, grad_out: gradOut, table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]! };

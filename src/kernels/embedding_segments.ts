@@ -19,6 +19,7 @@
  */
 import { createStorage, readU32, uploadStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, grid } from "../gpu/dispatch.ts";
+import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { embedding_backward_heads } from "../shaders/embedding_backward_heads.ts";
 import { embedding_backward_key_ranges } from "../shaders/embedding_backward_key_ranges.ts";
@@ -42,12 +43,17 @@ export interface EmbeddingSegmentArgs {
   maxIndices: number;
   /** Run-length form (stages 3-6) or key form (key ranges only). */
   runs: boolean;
+  /**
+   * Key form only, sum pooling without weights: the sort's values are the gradient addresses
+   * (floats) instead of the positions, and pos_info is not written (factor 1). Default false.
+   */
+  direct?: boolean;
   label: string;
 }
 
 export interface PreparedEmbeddingSegments {
   dispatches: Dispatch[];
-  /** Sorted keys (global rows) and positions. */
+  /** Sorted keys (global rows) and positions (gradient addresses when `direct`). */
   keys: GPUBuffer;
   vals: GPUBuffer;
   /** Per position: (gradient address, factor), in position order. */
@@ -85,8 +91,11 @@ export function prepareEmbeddingSegments(device: GPUDevice, args: EmbeddingSegme
   const chunkRowsBuf = own(uploadStorage(device, chunkRows, `${label}:chunk-rows`));
   const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
 
+  if (args.direct && (args.runs || args.mean || bags.weights)) {
+    throw new KernelInputError(`${label}: direct sort values need the key form, sum pooling and no weights`);
+  }
   // 1. keys
-  const keysK = getKernel(device, { shader: embedding_backward_keys, constants: { WG } });
+  const keysK = getKernel(device, { shader: embedding_backward_keys, constants: { WG, DIRECT: args.direct ? 1 : 0 } });
   const keysParams = own(uploadUniform(device, new Uint32Array([
     T * B, B, totalRows, tables.dim, gradStride, gradOffset, args.mean ? 1 : 0, bags.weights ? 1 : 0,
   ]), `${label}:keys:params`));

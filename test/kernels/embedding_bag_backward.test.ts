@@ -26,6 +26,9 @@ interface Case {
   maxLen: number;
   /** Update kernel to force; "vec4" also makes the gradient stride a multiple of 4. */
   variant?: "scalar" | "vec4";
+  /** vec4 update: sorted positions per thread (default 4), and what the sort carries. */
+  segment?: number;
+  sortValues?: "positions";
 }
 
 const LR = 0.05;
@@ -150,7 +153,8 @@ async function runCase(c: Case, seed: number, steps = 3): Promise<void> {
   const gradStride = (T + 1) * d + (c.variant === "vec4" ? 4 : 3);
   const gradOut = uploadStorage(device, new Float32Array(c.batch * gradStride).fill(NaN), "gradOut");
   const optim = createOptimizerParams(device, { lr: LR, eps: EPS });
-  const bw = prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride, gradOffset, pooling: c.pooling, maxIndices, optim, updateVariant: c.variant });
+  const bw = prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride, gradOffset, pooling: c.pooling, maxIndices, optim, updateVariant: c.variant,
+    updateSegment: c.segment, sortValues: c.sortValues });
   const tableBufs = tables.chunks.map((ch) => ch.buffer);
   let w = await readChunks(device, tableBufs);
   let s = c.kind === "sgd" ? new Float32Array(0) : await readChunks(device, state.chunks);
@@ -202,9 +206,17 @@ describe("embedding bag backward + optimizer", () => {
     { dim: 64, rows: [40, 200], batch: 11, kind: "adagrad", pooling: "mean", weighted: false, maxLen: 4, variant: "vec4" },
     { dim: 8, rows: [300], batch: 40, kind: "sgd", pooling: "sum", weighted: true, maxLen: 3, variant: "vec4" },
     { dim: 12, rows: [1000], batch: 64, kind: "rowwise-adagrad", pooling: "sum", weighted: true, chunkRows: 333, maxLen: 20, variant: "vec4" },
+    // The vec4 update's thread segments (SEG sorted positions per thread): tiny tables make long runs that
+    // cross segments and chunks; one position per thread; the sort carrying positions (pos_info gather)
+    // instead of gradient addresses on sum pooling without weights.
+    { dim: 8, rows: [3, 2, 5], batch: 70, kind: "sgd", pooling: "sum", weighted: false, chunkRows: 4, maxLen: 9, variant: "vec4", segment: 3 },
+    { dim: 4, rows: [2, 40], batch: 33, kind: "adagrad", pooling: "sum", weighted: false, chunkRows: 7, maxLen: 6, variant: "vec4", segment: 1 },
+    { dim: 16, rows: [6, 1], batch: 65, kind: "rowwise-adagrad", pooling: "sum", weighted: false, maxLen: 12, variant: "vec4", segment: 8 },
+    { dim: 4, rows: [37, 5, 100], batch: 17, kind: "sgd", pooling: "sum", weighted: false, chunkRows: 23, maxLen: 4, variant: "vec4", sortValues: "positions" },
   ];
   cases.forEach((c, i) => {
-    const chunks = (c.chunkRows ? `, chunks of ${c.chunkRows} rows` : "") + (c.variant ? `, ${c.variant} update` : "");
+    const chunks = (c.chunkRows ? `, chunks of ${c.chunkRows} rows` : "") + (c.variant ? `, ${c.variant} update` : "") +
+      (c.segment ? `, ${c.segment} positions per thread` : "") + (c.sortValues ? `, sort carries ${c.sortValues}` : "");
     it(`${c.kind} ${c.pooling}${c.weighted ? " weighted" : ""} d=${c.dim} tables [${c.rows}] B=${c.batch}${chunks}: 3 steps`, () => runCase(c, 100 + i));
   });
 
