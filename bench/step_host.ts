@@ -8,6 +8,9 @@
  *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json npx tsx bench/step_host.ts
  * --ab ubo-dw|ubo-split|ubo-wide|ubo-a4 [--rounds 4] [--kernels 1 --filter REGEX]: two models in one process,
  * without (A) and with (B) the knob, alternating rounds of steps.
+ * --kernels N: GPU timestamps of 3 profiled steps (--profile-steps), the N largest dispatch labels and the
+ * whole step split into kernel families (GEMM forward / dX / dW / packs and transposes / ReLU mask and bias
+ * gradient, interaction, embedding forward / backward, optimizer, loss): stepFamily() below.
  */
 import type { Batch } from "../src/data/batch.ts";
 import { randomSource } from "../src/data/random.ts";
@@ -17,6 +20,25 @@ import { interactionWidth, resolveConfig } from "../src/model/config.ts";
 import { DlrmModel } from "../src/model/dlrm.ts";
 import { initParameters } from "../src/model/params.ts";
 import { argValue } from "./report.ts";
+
+/** Finer split than src/cli/commands/bench.ts kernelFamily(): the GEMM passes apart. */
+export function stepFamily(label: string): string {
+  const l = label.toLowerCase();
+  if (l.startsWith("linear-")) {
+    if (l.includes(":pack") || l.includes(":dzt")) return "GEMM packs + dZ transposes";
+    if (l.startsWith("linear-dz")) return "ReLU mask (dZ)";
+    if (l.startsWith("linear-fwd")) return "GEMM forward";
+    if (l.startsWith("linear-dx")) return "GEMM dX";
+    if (l.startsWith("linear-dw")) return "GEMM dW";
+  }
+  if (l.startsWith("bias-grad")) return "bias gradients";
+  if (l.includes("gemm")) return "GEMM (other)";
+  if (l.includes("interaction")) return "interaction";
+  if (l.includes("embedding") || l.includes("radix") || l.includes("scan") || l.includes("emb")) return l.includes("forward") || l.includes("fwd") ? "embedding forward" : "embedding backward + update";
+  if (l.includes("loss") || l.includes("reduce")) return "loss";
+  if (l.includes("optim") || l.includes("sgd") || l.includes("adagrad") || l.includes("adam")) return "dense optimizer";
+  return `other (${label})`;
+}
 
 const preset = argValue("preset", "kaggle-b128");
 const maxRows = Number(argValue("max-rows", "1000"));
@@ -137,7 +159,7 @@ console.log(`host ms per step by call (inside trainStep): ${[...phase].map(([k, 
 if (argValue("kernels", "0") !== "0") {
   const { Profiler } = await import("../src/gpu/timing.ts");
   const prof = new Profiler(device, 1024);
-  const reps = 3;
+  const reps = Number(argValue("profile-steps", "3"));
   for (let s = 0; s < reps; s++) {
     model.trainStep(batches[s % 8]!, prof);
     await prof.collect();
@@ -147,6 +169,14 @@ if (argValue("kernels", "0") !== "0") {
   const total = rows.reduce((a, r) => a + r.ms, 0) / reps;
   console.log(`timestamp total ${total.toFixed(1)} ms/step over ${rows.reduce((a, r) => a + r.count, 0) / reps} timed passes`);
   for (const r of rows.slice(0, Number(argValue("kernels")))) console.log(`  ${(r.ms / reps).toFixed(2).padStart(8)} ms  x${r.count / reps}  ${r.label}`);
+  const fam = new Map<string, { ms: number; n: number }>();
+  for (const r of rows) {
+    const f = fam.get(stepFamily(r.label)) ?? { ms: 0, n: 0 };
+    f.ms += r.ms / reps; f.n += r.count / reps;
+    fam.set(stepFamily(r.label), f);
+  }
+  console.log(`| kernel family | ms / step | share of GPU time | dispatches / step |\n| --- | --- | --- | --- |`);
+  for (const [f, v] of [...fam].sort((a, b) => b[1].ms - a[1].ms)) console.log(`| ${f} | ${v.ms.toFixed(1)} | ${((100 * v.ms) / total).toFixed(1)}% | ${v.n} |`);
   prof.destroy();
 }
 model.destroy();

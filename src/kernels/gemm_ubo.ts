@@ -21,7 +21,7 @@ import type { Activation } from "./gemm.ts";
 
 const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2 };
 /** Bytes of one uniform binding (the shader's array<vec4<f32>, 4096>). */
-const UBO_BYTES = 65536;
+export const UBO_BYTES = 65536;
 const WG = 8;
 
 export interface UboGemmSpec {
@@ -58,7 +58,7 @@ export function prefersUboGemm(device: GPUDevice): boolean {
 
 const packed = new WeakMap<GPUBuffer, Map<string, GPUBuffer>>();
 
-function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: number, slice = 0): GPUBuffer {
+export function packedBuffer(device: GPUDevice, w: GPUBuffer, trans: boolean, bytes: number, slice = 0): GPUBuffer {
   let m = packed.get(w);
   if (!m) packed.set(w, (m = new Map()));
   const key = `${trans}:${bytes}:${slice}`;

@@ -13,7 +13,14 @@ import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { gemm_bias_grad } from "../shaders/gemm_bias_grad.ts";
 import { type Activation, checkBuffer, forcedGemmVariant, type GemmVariant, prepareGemmDispatch } from "./gemm.ts";
-import { prefersUboGemm, prepareReluMask, prepareTranspose, prepareUboGemm, uboTile } from "./gemm_ubo.ts";
+import { LPS_MIN_COLS, lpsOn, prepareLpsGemm } from "./gemm_lps.ts";
+import { prefersUboGemm, prepareReluMask, prepareTranspose, prepareUboGemm as prepareUbo, uboTile, type UboGemmSpec } from "./gemm_ubo.ts";
+
+/** The uniform-buffer GEMM, or the lps kernel where tuned so (./gemm_lps.ts; wide enough outputs). */
+function prepareUboGemm(device: GPUDevice, spec: UboGemmSpec): Dispatch[] {
+  const lps = lpsOn(device);
+  return lps && spec.n >= LPS_MIN_COLS ? prepareLpsGemm(device, spec, lps) : prepareUbo(device, spec);
+}
 
 /**
  * Whether a layer GEMM with `cols` output columns and reduction length `k` runs on the

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { setUboSplit, setUboWide, uboTile } from "../../src/kernels/gemm_ubo.ts";
+import { lpsShapeFor, setLps } from "../../src/kernels/gemm_lps.ts";
 import { readF32, uploadStorage } from "../../src/gpu/buffers.ts";
 import { type Activation, type GemmVariant } from "../../src/kernels/gemm.ts";
 import { linearBackward, linearForward } from "../../src/kernels/linear.ts";
@@ -144,6 +145,31 @@ describe("uniform-buffer GEMM, wide tile (8 columns x 4 rows per invocation, sli
       await forward("ubo", 9, 64, 257, "sigmoid");
     } finally {
       setUboWide(device, undefined);
+    }
+  });
+});
+
+describe("lps GEMM (workgroup-memory A at constant indices, generated straight-line K slices)", () => {
+  it("plans K slices of 16, 32, 64 or 128 at 2 columns per invocation", () => {
+    expect(lpsShapeFor(13)).toEqual({ TU: 12, TL: 2, KS: 16 });
+    expect(lpsShapeFor(33)).toEqual({ TU: 12, TL: 2, KS: 64 });
+    expect(lpsShapeFor(129)).toEqual({ TU: 12, TL: 2, KS: 128 });
+    expect(lpsShapeFor(2048)).toEqual({ TU: 12, TL: 2, KS: 128 });
+  });
+  it("forward, dX and dW: partial 128-column chunks, rows not a multiple of 12, K slices with tails, K % 4 != 0, relu mask", async () => {
+    const device = await testDevice();
+    // Slices of 16 (short generated code, many accumulating slices), then one planned slice of 48.
+    setLps(device, true, { KS: 16 });
+    try {
+      await forward("ubo", 33, 140, 300, "relu"); // 128 + 12 columns, K = 18 x 16 + 12 (vec4 A loads)
+      await forward("ubo", 6, 130, 13, "none"); // 128 + 2 columns, one slice with a K % 4 tail
+      await forward("ubo", 14, 128, 37, "sigmoid"); // K = 16 + 16 + 5 (scalar A loads)
+      await backward("ubo", 19, 200, 131, "relu", true); // dX: 131 columns, K = n = 200; dW: 200 x 131 over 19 rows
+      await backward("ubo", 150, 65, 130, "none", true); // dX 130 columns over K = 65; dW 65 x 130, reduction over 150 = 9 x 16 + 6
+      setLps(device, true);
+      await forward("ubo", 25, 133, 40, "relu"); // planned: one slice of 64 holding K = 40
+    } finally {
+      setLps(device, false);
     }
   });
 });
