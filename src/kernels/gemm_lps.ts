@@ -144,22 +144,25 @@ import { type Dispatch, grid } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { gemm_pack } from "../shaders/gemm_pack.ts";
-import { packedBuffer, UBO_BYTES, type UboGemmSpec } from "./gemm_ubo.ts";
+import { packedBuffer, prefersUboGemm, UBO_BYTES, type UboGemmSpec } from "./gemm_ubo.ts";
 
-const lps = new WeakMap<GPUDevice, Partial<LpsShape>>();
+const lps = new WeakMap<GPUDevice, Partial<LpsShape> | false>();
 
 /**
- * Routes the uniform-buffer layer GEMMs of ./linear.ts through the lps kernel (on) or not (tuning "lps";
- * off by default); `shape` overrides lpsShapeFor() (tests: short K slices).
+ * Routes the uniform-buffer layer GEMMs of ./linear.ts (outputs of >= LPS_MIN_COLS columns) through the
+ * lps kernel (true) or not (false), or (undefined) back to the tuning table: on where the uniform-buffer
+ * GEMM is the default (lavapipe, prefersUboGemm). `shape` overrides lpsShapeFor() (tests: short K slices).
  */
-export function setLps(device: GPUDevice, on: boolean, shape: Partial<LpsShape> = {}): void {
-  if (on) lps.set(device, shape);
-  else lps.delete(device);
+export function setLps(device: GPUDevice, on: boolean | undefined, shape: Partial<LpsShape> = {}): void {
+  if (on === undefined) lps.delete(device);
+  else lps.set(device, on ? shape : false);
 }
 
-/** The shape override when the lps kernel is on for `device`, else undefined. */
+/** The shape override when the lps kernel is on for `device` ({} = planned), else undefined. */
 export function lpsOn(device: GPUDevice): Partial<LpsShape> | undefined {
-  return lps.get(device);
+  const v = lps.get(device);
+  if (v === false) return undefined;
+  return v ?? (prefersUboGemm(device) ? {} : undefined);
 }
 
 const ACT: Record<string, number> = { none: 0, relu: 1, sigmoid: 2 };

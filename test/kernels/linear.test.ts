@@ -134,6 +134,7 @@ describe("uniform-buffer GEMM, wide tile (8 columns x 4 rows per invocation, sli
   it("forward, dX and dW with partial 64-column chunks, row counts not a multiple of 4, K slices with tails, relu mask", async () => {
     const device = await testDevice();
     setUboWide(device, true);
+    setLps(device, false); // the wide tile itself (lavapipe's default routes >= 128 columns to lps)
     try {
       for (const activation of ["none", "relu"] as const) {
         await forward("ubo", 33, 70, 300, activation); // 64 + 6 columns, K = 256 + 44 (K % 4 == 0)
@@ -145,6 +146,7 @@ describe("uniform-buffer GEMM, wide tile (8 columns x 4 rows per invocation, sli
       await forward("ubo", 9, 64, 257, "sigmoid");
     } finally {
       setUboWide(device, undefined);
+      setLps(device, undefined);
     }
   });
 });
@@ -169,7 +171,7 @@ describe("lps GEMM (workgroup-memory A at constant indices, generated straight-l
       setLps(device, true);
       await forward("ubo", 25, 133, 40, "relu"); // planned: one slice of 64 holding K = 40
     } finally {
-      setLps(device, false);
+      setLps(device, undefined);
     }
   });
 });
