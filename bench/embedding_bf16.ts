@@ -7,7 +7,7 @@
  * bf16 / fp32 ratios. Table bytes are printed too.
  *   DLRM_USE_SYSTEM_VULKAN=1 npx deno run -A bench/embedding_bf16.ts
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/embedding_bf16.ts
- * Env: EMB_ONLY (A or B), EMB_ROUNDS (4), EMB_OPT (sgd,adagrad), EMB_QUICK=1 (config B smaller).
+ * Env: EMB_ONLY (A or B), EMB_ROUNDS (4), EMB_OPT (sgd,adagrad; none: forward only), EMB_QUICK=1 (config B smaller).
  */
 import process from "node:process";
 import { createContext } from "../src/gpu/context.ts";
@@ -28,7 +28,7 @@ const g = globalThis as { process?: { env: Record<string, string | undefined> };
 const envStr = (k: string, d: string) => g.process?.env[k] ?? g.Deno?.env.get(k) ?? d;
 const ROUNDS = envNumber("EMB_ROUNDS", 4);
 const ONLY = envStr("EMB_ONLY", "");
-const OPTS = envStr("EMB_OPT", "sgd,adagrad").split(",") as ("sgd" | "adagrad" | "rowwise-adagrad")[];
+const OPTS = envStr("EMB_OPT", "sgd,adagrad").split(",").filter((o) => o && o !== "none") as ("sgd" | "adagrad" | "rowwise-adagrad")[];
 const QUICK = envStr("EMB_QUICK", "") === "1";
 
 const ctx = await createContext({ label: "bench-bf16" });

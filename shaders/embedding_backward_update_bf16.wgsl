@@ -65,24 +65,25 @@ fn updated(w: f32, g: f32, den: f32, local: u32, k: u32) -> f32 {
   return w - optim.lr * g;
 }
 
-fn rounded(x: f32, key: u32, k: u32) -> u32 {
+// rh: bf16_row_hash of the row (stochastic rounding's bits are pcg_hash(rh ^ k) = bf16_random(..., k)).
+fn rounded(x: f32, rh: u32, k: u32) -> u32 {
   var r = 0u;
-  if (params.rounding == 1u) { r = bf16_random(params.seed, optim.step, key, k); }
+  if (params.rounding == 1u) { r = pcg_hash(rh ^ k); }
   return round_bf16(x, params.rounding, r);
 }
 
 // Applies the update to the words of block k0 (elements k0 .. k0+CE) of row `local`.
-fn update_block(g: array<f32, CE>, den: f32, key: u32, local: u32, k0: u32) {
+fn update_block(g: array<f32, CE>, den: f32, rh: u32, local: u32, k0: u32) {
   let dim = params.dim;
   let wbase = local * params.words + k0 / 2u;
   for (var j = 0u; j < CB; j++) {
     let k = k0 + 2u * j;
     if (k < dim) {
       let word = table[wbase + j];
-      let lo = rounded(updated(bitcast<f32>(word << 16u), g[2u * j], den, local, k), key, k);
+      let lo = rounded(updated(bitcast<f32>(word << 16u), g[2u * j], den, local, k), rh, k);
       var hi = word >> 16u;   // the padding half of an odd d stays as it is (0)
       if (k + 1u < dim) {
-        hi = rounded(updated(bitcast<f32>(word & 0xffff0000u), g[2u * j + 1u], den, local, k + 1u), key, k + 1u);
+        hi = rounded(updated(bitcast<f32>(word & 0xffff0000u), g[2u * j + 1u], den, local, k + 1u), rh, k + 1u);
       }
       table[wbase + j] = (hi << 16u) | lo;
     }
@@ -116,8 +117,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       state[local] = m;
       den = sqrt(m) + optim.eps;
     }
+    let rh = bf16_row_hash(params.seed, optim.step, key);
     for (var k0 = 0u; k0 < dim; k0 += CE) {
-      update_block(block_grad(start, end, k0), den, key, local, k0);
+      update_block(block_grad(start, end, k0), den, rh, local, k0);
     }
   }
 }

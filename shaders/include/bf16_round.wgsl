@@ -26,3 +26,29 @@ fn pcg_hash(v: u32) -> u32 {
 fn bf16_random(seed: u32, step: u32, row: u32, k: u32) -> u32 {
   return pcg_hash(pcg_hash(pcg_hash(seed ^ pcg_hash(step)) ^ row) ^ k);
 }
+
+// The random bits of row `row` at a step, hashed once per row: bf16_random(seed, step, row, k) ==
+// pcg_hash(bf16_row_hash(seed, step, row) ^ k).
+fn bf16_row_hash(seed: u32, step: u32, row: u32) -> u32 {
+  return pcg_hash(pcg_hash(seed ^ pcg_hash(step)) ^ row);
+}
+
+// Four lanes of round_bf16 / pcg_hash (the vec4 update).
+fn round_bf16_4(x: vec4<f32>, mode: u32, r: vec4<u32>) -> vec4<u32> {
+  let b = bitcast<vec4<u32>>(x);
+  let special = (b & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
+  let kept = (b >> vec4<u32>(16u)) | select(vec4<u32>(0u), vec4<u32>(0x40u), (b & vec4<u32>(0x7fffffu)) != vec4<u32>(0u));
+  var n: vec4<u32>;
+  if (mode == 1u) {
+    n = (b + (r & vec4<u32>(0xffffu))) >> vec4<u32>(16u);
+  } else {
+    n = (b + vec4<u32>(0x7fffu) + ((b >> vec4<u32>(16u)) & vec4<u32>(1u))) >> vec4<u32>(16u);
+  }
+  return select(n, kept, special);
+}
+
+fn pcg_hash4(v: vec4<u32>) -> vec4<u32> {
+  let s = v * 747796405u + vec4<u32>(2891336453u);
+  let w = ((s >> ((s >> vec4<u32>(28u)) + vec4<u32>(4u))) ^ s) * 277803737u;
+  return (w >> vec4<u32>(22u)) ^ w;
+}

@@ -2,7 +2,8 @@
  * Embedding-bag backward fused with the optimizer for a bf16 EmbeddingTableSet
  * (src/kernels/embedding_tables_bf16.ts): the same keys, radix sort and chunk key ranges as the
  * f32 path (embedding_segments.ts, key form), then shaders/embedding_backward_update_bf16.wgsl per
- * chunk: the row's gradient summed in f32 in position order, the update (sgd / adagrad /
+ * chunk (or its _vec4 form: vec4<u32> table units and vec4 gradients when d % 8 == 0 and the gradient
+ * stride and offset are multiples of 4): the row's gradient summed in f32 in position order, the update (sgd / adagrad /
  * rowwise-adagrad, state f32) in f32 on the decoded weight, the result rounded back to bf16.
  * Rounding: "stochastic" (default; FBGEMM's choice for low-precision tables: unbiased, so updates
  * smaller than half a bf16 step still move the weight on average; random bits from a hash of
@@ -14,6 +15,7 @@ import type { Dispatch } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { embedding_backward_update_bf16 } from "../shaders/embedding_backward_update_bf16.ts";
+import { embedding_backward_update_bf16_vec4 } from "../shaders/embedding_backward_update_bf16_vec4.ts";
 import type { EmbeddingBagBackwardArgs, PreparedEmbeddingBackward } from "./embedding_bag_backward.ts";
 import { prepareEmbeddingSegments } from "./embedding_segments.ts";
 import { bf16Words } from "./embedding_tables_bf16.ts";
@@ -32,7 +34,6 @@ export function prepareEmbeddingBagBackwardBf16(device: GPUDevice, args: Embeddi
     throw new KernelInputError(`${label}: ${msg}`);
   };
   if (tables.precision !== "bf16") fail("prepareEmbeddingBagBackwardBf16 needs a bf16 table set");
-  if (args.updateVariant === "vec4" || args.updateVariant === "scalar") fail(`updateVariant "${args.updateVariant}" is an f32 kernel; bf16 tables have their own: leave it "auto"`);
   const rounding = args.rounding ?? "stochastic";
   if (rounding !== "stochastic" && rounding !== "nearest") fail(`rounding must be "stochastic" or "nearest", got "${rounding as string}"`);
   const seed = args.roundingSeed ?? 0;
@@ -46,7 +47,13 @@ export function prepareEmbeddingBagBackwardBf16(device: GPUDevice, args: Embeddi
     tables, bags, gradStride, gradOffset, mean: (args.pooling ?? "sum") === "mean", maxIndices, runs: false, label,
   });
   const dummy = own(createStorage(device, 16, `${label}:unused`));
-  const k = getKernel(device, { shader: embedding_backward_update_bf16, constants: { WG, OPT: opt } });
+  // Update kernel: vec4 (vec4<u32> table units, vec4 gradients: d % 8 == 0, gradStride and gradOffset
+  // multiples of 4) or scalar (u32 words, any d); "auto" picks vec4 when it applies.
+  const vec4Ok = dim % 8 === 0 && gradStride % 4 === 0 && gradOffset % 4 === 0;
+  const variant = args.updateVariant ?? "auto";
+  if (variant === "vec4" && !vec4Ok) fail(`updateVariant "vec4" on bf16 tables needs dim a multiple of 8 and gradStride, gradOffset multiples of 4 (got ${dim}, ${gradStride}, ${gradOffset})`);
+  const vec4 = variant === "vec4" || (variant === "auto" && vec4Ok);
+  const k = getKernel(device, { shader: vec4 ? embedding_backward_update_bf16_vec4 : embedding_backward_update_bf16, constants: { WG, OPT: opt } });
   const workgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([

@@ -8,10 +8,12 @@ import { embedding_backward_ranges } from "./embedding_backward_ranges.ts";
 import { embedding_backward_segments } from "./embedding_backward_segments.ts";
 import { embedding_backward_update } from "./embedding_backward_update.ts";
 import { embedding_backward_update_bf16 } from "./embedding_backward_update_bf16.ts";
+import { embedding_backward_update_bf16_vec4 } from "./embedding_backward_update_bf16_vec4.ts";
 import { embedding_backward_update_vec4 } from "./embedding_backward_update_vec4.ts";
 import { embedding_backward_update_vec4_adagrad } from "./embedding_backward_update_vec4_adagrad.ts";
 import { embedding_bag_forward } from "./embedding_bag_forward.ts";
 import { embedding_bag_forward_bf16 } from "./embedding_bag_forward_bf16.ts";
+import { embedding_bag_forward_bf16_rows } from "./embedding_bag_forward_bf16_rows.ts";
 import { embedding_bag_forward_bf16_vec4 } from "./embedding_bag_forward_bf16_vec4.ts";
 import { embedding_bag_forward_rows } from "./embedding_bag_forward_rows.ts";
 import { embedding_bag_forward_rows2 } from "./embedding_bag_forward_rows2.ts";
@@ -59,10 +61,12 @@ export const shaders = {
   embedding_backward_segments,
   embedding_backward_update,
   embedding_backward_update_bf16,
+  embedding_backward_update_bf16_vec4,
   embedding_backward_update_vec4,
   embedding_backward_update_vec4_adagrad,
   embedding_bag_forward,
   embedding_bag_forward_bf16,
+  embedding_bag_forward_bf16_rows,
   embedding_bag_forward_bf16_vec4,
   embedding_bag_forward_rows,
   embedding_bag_forward_rows2,

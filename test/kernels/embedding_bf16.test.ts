@@ -99,7 +99,11 @@ function bf16Step(x: number): number {
   return 2 ** (e - 7);
 }
 
-interface FwdCase { dim: number; rows: number[]; batch: number; maxLen: number; weighted: boolean; pooling: "sum" | "mean"; chunkRows?: number }
+interface FwdCase {
+  dim: number; rows: number[]; batch: number; maxLen: number; weighted: boolean; pooling: "sum" | "mean"; chunkRows?: number;
+  /** Output stride and offset multiples of 4 (the rows kernel applies when d % 8 == 0), and the kernel to force. */
+  aligned?: boolean; variant?: "rows" | "general";
+}
 
 async function forwardCase(c: FwdCase, seed: number): Promise<void> {
   const device = await testDevice();
@@ -118,10 +122,10 @@ async function forwardCase(c: FwdCase, seed: number): Promise<void> {
   const host = randomBags(rng, c.rows, c.batch, c.maxLen, c.weighted);
   const bags = createBagBatchBuffers(device, { batchSize: c.batch, numTables: T, maxIndices: host.indices.length, weighted: c.weighted });
   writeBagBatch(device, bags, host, c.rows);
-  const outOffset = 1;
-  const outStride = T * d + 3;
+  const outOffset = c.aligned ? 4 : 1;
+  const outStride = T * d + (c.aligned ? 8 : 3);
   const out = uploadStorage(device, new Float32Array(c.batch * outStride).fill(NaN), "out");
-  embeddingBagForward(device, { tables, bags, out, outStride, outOffset, pooling: c.pooling });
+  embeddingBagForward(device, { tables, bags, out, outStride, outOffset, pooling: c.pooling, variant: c.variant });
   const got = await readF32(device, out);
   const ref = embeddingBagForwardRef({ tables: perTable, dim: d, batchSize: c.batch, offsets: host.offsets, indices: host.indices, weights: host.weights, pooling: c.pooling });
   const absRef = embeddingBagForwardRef({
@@ -151,9 +155,15 @@ describe("bf16 embedding-bag forward", () => {
     { dim: 8, rows: [40, 9, 100], batch: 65, maxLen: 3, weighted: true, pooling: "sum", chunkRows: 23 },
     { dim: 16, rows: [300], batch: 1, maxLen: 20, weighted: false, pooling: "mean" },
     { dim: 64, rows: [50, 129], batch: 33, maxLen: 7, weighted: false, pooling: "sum", chunkRows: 60 },
+    // The one-invocation-per-bag kernel (d % 8 == 0, d <= 64, aligned output), and the lane kernel forced on the same shapes.
+    { dim: 8, rows: [40, 9, 100], batch: 65, maxLen: 3, weighted: true, pooling: "sum", chunkRows: 23, aligned: true, variant: "rows" },
+    { dim: 16, rows: [300, 7], batch: 63, maxLen: 20, weighted: false, pooling: "mean", aligned: true, variant: "rows" },
+    { dim: 64, rows: [50, 129], batch: 33, maxLen: 7, weighted: true, pooling: "sum", chunkRows: 60, aligned: true, variant: "rows" },
+    { dim: 24, rows: [31], batch: 1, maxLen: 1, weighted: false, pooling: "sum", aligned: true },
+    { dim: 16, rows: [300, 7], batch: 63, maxLen: 20, weighted: false, pooling: "mean", aligned: true, variant: "general" },
   ];
   for (const [i, c] of cases.entries()) {
-    it(`d=${c.dim} rows=${c.rows.join("-")} B=${c.batch} ${c.pooling}${c.weighted ? " weighted" : ""}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ""}`, async () => {
+    it(`d=${c.dim} rows=${c.rows.join("-")} B=${c.batch} ${c.pooling}${c.weighted ? " weighted" : ""}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ""}${c.aligned ? " aligned" : ""}${c.variant ? ` ${c.variant}` : ""}`, async () => {
       await forwardCase(c, 100 + i);
     });
   }
@@ -174,7 +184,11 @@ describe("bf16 embedding-bag forward", () => {
 const LR = 0.05;
 const EPS = 1e-10;
 
-interface BwdCase { dim: number; rows: number[]; batch: number; kind: Kind; pooling: "sum" | "mean"; weighted: boolean; maxLen: number; rounding: "nearest" | "stochastic"; chunkRows?: number }
+interface BwdCase {
+  dim: number; rows: number[]; batch: number; kind: Kind; pooling: "sum" | "mean"; weighted: boolean; maxLen: number; rounding: "nearest" | "stochastic"; chunkRows?: number;
+  /** Gradient stride and offset multiples of 4 (the vec4 update applies when d % 8 == 0), and the update to force. */
+  aligned?: boolean; variant?: "vec4" | "scalar";
+}
 
 /** Tolerance of the f32 value before rounding (see embedding_bag_backward.test.ts: g within sumTolerance, propagated through the optimizer). */
 function preTolerance(c: BwdCase, grads: Map<number, RowGradient>, w0: Float64Array, s0: Float64Array, wRef: Float64Array, sRef: Float64Array) {
@@ -230,12 +244,12 @@ async function backwardCase(c: BwdCase, seed: number, steps = 3): Promise<void> 
   const state = createEmbeddingOptimizerState(device, tables, c.kind);
   const maxIndices = T * c.batch * c.maxLen;
   const bags = createBagBatchBuffers(device, { batchSize: c.batch, numTables: T, maxIndices, weighted: c.weighted });
-  const gradOffset = d;
-  const gradStride = (T + 1) * d + 3;
+  const gradOffset = c.aligned ? 8 : d;
+  const gradStride = (T + 1) * d + (c.aligned ? 8 : 3);
   const gradOut = uploadStorage(device, new Float32Array(c.batch * gradStride).fill(NaN), "gradOut");
   const optim = createOptimizerParams(device, { lr: LR, eps: EPS });
   const roundingSeed = 1234 + seed;
-  const bw = prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride, gradOffset, pooling: c.pooling, maxIndices, optim, rounding: c.rounding, roundingSeed });
+  const bw = prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride, gradOffset, pooling: c.pooling, maxIndices, optim, rounding: c.rounding, roundingSeed, updateVariant: c.variant });
   let words = await readWords(device, tables);
   let s = c.kind === "sgd" ? new Float64Array(0) : Float64Array.from(await readStates(device, state));
   for (let step = 1; step <= steps; step++) {
@@ -305,9 +319,16 @@ describe("bf16 embedding-bag backward + optimizer", () => {
     { dim: 8, rows: [40, 30], batch: 12, kind: "adagrad", pooling: "mean", weighted: false, maxLen: 4, rounding: "nearest" },
     { dim: 64, rows: [40, 130], batch: 12, kind: "rowwise-adagrad", pooling: "sum", weighted: false, maxLen: 4, rounding: "stochastic", chunkRows: 45 },
     { dim: 5, rows: [300], batch: 40, kind: "rowwise-adagrad", pooling: "mean", weighted: true, maxLen: 3, rounding: "nearest" },
+    // The vec4 update (d % 8 == 0, aligned gradients): one unit, one block, a block + a 1-unit tail; and the scalar update forced.
+    { dim: 8, rows: [37, 5, 100], batch: 17, kind: "sgd", pooling: "sum", weighted: true, maxLen: 4, rounding: "stochastic", chunkRows: 23, aligned: true, variant: "vec4" },
+    { dim: 16, rows: [29, 64], batch: 13, kind: "adagrad", pooling: "mean", weighted: false, maxLen: 5, rounding: "stochastic", aligned: true, variant: "vec4" },
+    { dim: 24, rows: [21, 60], batch: 15, kind: "adagrad", pooling: "sum", weighted: true, maxLen: 5, rounding: "nearest", chunkRows: 10, aligned: true, variant: "vec4" },
+    { dim: 64, rows: [40, 130], batch: 12, kind: "rowwise-adagrad", pooling: "sum", weighted: false, maxLen: 4, rounding: "stochastic", chunkRows: 45, aligned: true, variant: "vec4" },
+    { dim: 24, rows: [50], batch: 20, kind: "rowwise-adagrad", pooling: "mean", weighted: true, maxLen: 3, rounding: "nearest", aligned: true },
+    { dim: 16, rows: [29, 64], batch: 13, kind: "adagrad", pooling: "mean", weighted: false, maxLen: 5, rounding: "stochastic", aligned: true, variant: "scalar" },
   ];
   for (const [i, c] of cases.entries()) {
-    it(`${c.kind} ${c.rounding} d=${c.dim} rows=${c.rows.join("-")} B=${c.batch} ${c.pooling}${c.weighted ? " weighted" : ""}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ""}`, async () => {
+    it(`${c.kind} ${c.rounding} d=${c.dim} rows=${c.rows.join("-")} B=${c.batch} ${c.pooling}${c.weighted ? " weighted" : ""}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ""}${c.aligned ? " aligned" : ""}${c.variant ? ` ${c.variant}` : ""}`, async () => {
       await backwardCase(c, 200 + i);
     });
   }
@@ -347,13 +368,13 @@ describe("bf16 embedding-bag backward + optimizer", () => {
     expect(Array.from(await smallUpdate("stochastic", 1))).not.toEqual(Array.from(sr));
   });
 
-  it("rejects f32-only update variants for bf16 tables with a message that says what to do", async () => {
+  it("rejects a vec4 update the shapes do not allow, saying what it needs", async () => {
     const device = await testDevice();
     const tables = createTableSet(device, { rows: [8], dim: 8, precision: "bf16" });
     const state = createEmbeddingOptimizerState(device, tables, "sgd");
     const bags = createBagBatchBuffers(device, { batchSize: 2, numTables: 1, maxIndices: 2 });
-    const gradOut = uploadStorage(device, new Float32Array(16), "g");
+    const gradOut = uploadStorage(device, new Float32Array(32), "g");
     const optim = createOptimizerParams(device, { lr: LR });
-    expect(() => prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride: 8, gradOffset: 0, maxIndices: 2, optim, updateVariant: "vec4" })).toThrow(/bf16 tables have their own/);
+    expect(() => prepareEmbeddingBagBackward(device, { tables, state, bags, gradOut, gradStride: 10, gradOffset: 0, maxIndices: 2, optim, updateVariant: "vec4" })).toThrow(/needs dim a multiple of 8 and gradStride, gradOffset multiples of 4 \(got 8, 10, 0\)/);
   });
 });
