@@ -294,6 +294,16 @@ function offsetAt(offset: number | readonly number[] | undefined, i: number): nu
   return typeof offset === "number" ? offset : offset[i]!;
 }
 
+/** An allreduce's arguments: one buffer per device, a whole count, and every buffer holding `count` floats from its offset. */
+function checkAllreduceBuffers(label: string, n: number, buffers: readonly GPUBuffer[], count: number, offset: number | readonly number[] | undefined): void {
+  if (buffers.length !== n) throw new KernelInputError(`${label}: ${buffers.length} buffers for ${n} devices`);
+  if (!Number.isInteger(count) || count < 0) throw new KernelInputError(`${label}: count must be a non-negative integer, got ${count}`);
+  buffers.forEach((b, i) => {
+    const floats = offsetAt(offset, i) + count;
+    if (floats * 4 > b.size) throw new KernelInputError(`${label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${floats} floats`);
+  });
+}
+
 /** Splits `count` elements into `parts` contiguous chunks (sizes differ by at most one, larger first). */
 export function chunkRanges(count: number, parts: number): [number, number][] {
   const out: [number, number][] = [];
@@ -329,11 +339,7 @@ export class RingAllreduce implements Allreduce {
     const n = devices.length;
     const label = opts.label ?? "allreduce";
     const offsetOf = (i: number) => offsetAt(opts.offset, i);
-    if (buffers.length !== n) throw new KernelInputError(`${label}: ${buffers.length} buffers for ${n} devices`);
-    if (!Number.isInteger(count) || count < 0) throw new KernelInputError(`${label}: count must be a non-negative integer, got ${count}`);
-    buffers.forEach((b, i) => {
-      if ((offsetOf(i) + count) * 4 > b.size) throw new KernelInputError(`${label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offsetOf(i) + count} floats`);
-    });
+    checkAllreduceBuffers(label, n, buffers, count, opts.offset);
     this.chunks = chunkRanges(count, n);
     const maxChunk = Math.max(1, ...this.chunks.map(([a, b]) => b - a));
     if (n > 1 && count > 0) {
@@ -539,11 +545,7 @@ export class HalvingDoublingAllreduce implements Allreduce {
     const n = devices.length;
     this.label = opts.label ?? "allreduce-rhd";
     const offsetOf = (i: number) => offsetAt(opts.offset, i);
-    if (buffers.length !== n) throw new KernelInputError(`${this.label}: ${buffers.length} buffers for ${n} devices`);
-    if (!Number.isInteger(count) || count < 0) throw new KernelInputError(`${this.label}: count must be a non-negative integer, got ${count}`);
-    buffers.forEach((b, i) => {
-      if ((offsetOf(i) + count) * 4 > b.size) throw new KernelInputError(`${this.label}: buffer on device ${i} ('${b.label}', ${b.size} bytes) holds fewer than ${offsetOf(i) + count} floats`);
-    });
+    checkAllreduceBuffers(this.label, n, buffers, count, opts.offset);
     this.rounds = halvingDoublingRounds(n, count);
     const scratchFloats = new Array<number>(n).fill(0);
     for (const round of this.rounds) {

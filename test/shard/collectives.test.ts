@@ -181,6 +181,19 @@ describe("recursive halving/doubling schedule (symbolic)", () => {
 });
 
 describe("allreduce on GPU devices", () => {
+  it("ring and rhd refuse a buffer per device missing, a fractional count and a buffer too small for its offset, naming it", () => {
+    const devices = devicesOf(3);
+    const bufs = devices.map((d, i) => uploadStorage(d, new Float32Array(i === 2 ? 9 : 12), `grad@${i}`));
+    for (const schedule of ["ring", "rhd"] as const) {
+      const label = `ar-${schedule}`;
+      expect(() => createAllreduce(devices, bufs.slice(0, 2), 8, { schedule, label })).toThrow(`${label}: 2 buffers for 3 devices`);
+      expect(() => createAllreduce(devices, bufs, 2.5, { schedule, label })).toThrow(`${label}: count must be a non-negative integer, got 2.5`);
+      expect(() => createAllreduce(devices, bufs, 8, { schedule, label, offset: [0, 4, 2] })).toThrow(`${label}: buffer on device 2 ('grad@2', 36 bytes) holds fewer than 10 floats`);
+      createAllreduce(devices, bufs, 8, { schedule, label, offset: [0, 4, 1] }).destroy();
+    }
+    bufs.forEach((b) => b.destroy());
+  });
+
   for (const kind of ["ring", "rhd"] as const)
   for (let n = 1; n <= 5; n++) {
     for (const count of [0, 1, 3, 17, 1031]) {
