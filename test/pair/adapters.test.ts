@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createStorage, readF32, uploadStorage } from "../../src/gpu/buffers.ts";
@@ -90,6 +90,7 @@ describe("lavapipe + SwiftShader in one process", () => {
     const cached = JSON.parse(readFileSync(join(cache, "calibration.json"), "utf8")) as { devices: Record<string, DeviceCalibration> };
     expect(Object.keys(cached.devices).length).toBe(2);
     const { plan, balance, saved } = readPlan(r.out, file);
+    console.log(`pair plan on a fresh calibration: balance ${balance.toFixed(3)}, batch shares ${plan.batchShare.map((x) => x.toFixed(3)).join(" / ")} (load average ${loadavg()[0]!.toFixed(1)})`);
     expect(balance).toBeGreaterThanOrEqual(1);
     if (balance > 1.15) {
       // Only when nothing could be moved: the device with the most work holds no table and no sample, and its
