@@ -14,7 +14,9 @@
  *      process CPU ms (EMB_CPU_REPS executions per submit; steadier under load), and their ratios.
  *      EMB_AB=values: likewise, the vec4 path with the sort carrying positions (pos_info gather) vs
  *      gradient addresses (the default for sum pooling without weights). EMB_AB=segment: one sorted
- *      position per update thread vs the default (4). EMB_AB=session: both (positions, 1 per thread) vs the defaults.
+ *      position per update thread vs the default (4). EMB_AB=sortscan: the sort's digit-count scans by
+ *      scan.ts's levels vs the default (one dispatch per pass when small). EMB_AB=session: all three
+ *      (positions, 1 per thread, levels: the code before 2026-11-30 03:30) vs the defaults.
  * Labels are grouped by stripping chunk / pass / level numbers.
  */
 import process from "node:process";
@@ -160,9 +162,9 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
   }
   for (const kind of AB === "forward" ? [] : OPTS) {
     const state = createEmbeddingOptimizerState(device, set, kind);
-    const mk = (updateVariant?: "scalar" | "vec4", sortValues?: "auto" | "positions", updateSegment?: number) =>
-      prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant, sortValues, updateSegment });
-    if (AB === "update" || AB === "values" || AB === "segment" || AB === "session") {
+    const mk = (updateVariant?: "scalar" | "vec4", sortValues?: "auto" | "positions", updateSegment?: number, sortScan?: "levels") =>
+      prepareEmbeddingBagBackward(device, { tables: set, state, bags, gradOut, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, updateVariant, sortValues, updateSegment, sortScan });
+    if (["update", "values", "segment", "sortscan", "session"].includes(AB)) {
       // update: scalar (run-length encoding + scalar update) vs vec4 (the update walks the sorted keys, no heads/scan/segments).
       // values: the vec4 path with the sort carrying positions (pos_info gather) vs gradient addresses (auto).
       // segment: one sorted position per update thread vs the default; session: both of those off vs the defaults.
@@ -170,8 +172,10 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
         ? [["positions", mk("vec4", "positions")], ["direct", mk("vec4")]] as const
         : AB === "segment"
         ? [["seg1", mk("vec4", undefined, 1)], ["default", mk("vec4")]] as const
+        : AB === "sortscan"
+        ? [["levels", mk("vec4", undefined, undefined, "levels")], ["default", mk("vec4")]] as const
         : AB === "session"
-        ? [["before", mk("vec4", "positions", 1)], ["after", mk("vec4")]] as const
+        ? [["before", mk("vec4", "positions", 1, "levels")], ["after", mk("vec4")]] as const
         : [["scalar", mk("scalar")], ["vec4", mk("vec4")]] as const;
       const [n0, n1] = [variants[0][0], variants[1][0]];
       const got = new Map<string, { total: number[]; upd: number[]; copy: number[]; cpu: number[]; copyCpu: number[] }>();

@@ -81,6 +81,8 @@ export interface EmbeddingBagBackwardArgs {
   sortValues?: "auto" | "positions";
   /** vec4 path: sorted positions per update thread (default 4; each key is then loaded once, not three times). */
   updateSegment?: number;
+  /** The radix sort's digit-count scan (prepareRadixSort's `scan`; default "auto": one dispatch per pass when small). */
+  sortScan?: "auto" | "fused" | "levels";
 }
 
 export interface PreparedEmbeddingBackward {
@@ -141,7 +143,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   // 1-6: keys, sort, and the run-length encoding (scalar) or the chunk ranges over the keys (vec4).
   const direct = vec4 && pooling === "sum" && !bags.weights && (args.sortValues ?? "auto") === "auto";
   const seg = prepareEmbeddingSegments(device, {
-    tables, bags, gradStride, gradOffset, mean: pooling === "mean", maxIndices, runs: !vec4, direct, label,
+    tables, bags, gradStride, gradOffset, mean: pooling === "mean", maxIndices, runs: !vec4, direct, sortScan: args.sortScan, label,
   });
   const dummy = own(createStorage(device, 16, `${label}:unused`));
 

@@ -48,6 +48,8 @@ export interface EmbeddingSegmentArgs {
    * (floats) instead of the positions, and pos_info is not written (factor 1). Default false.
    */
   direct?: boolean;
+  /** The radix sort's digit-count scan (prepareRadixSort's `scan`; default "auto"). */
+  sortScan?: "auto" | "fused" | "levels";
   label: string;
 }
 
@@ -110,7 +112,7 @@ export function prepareEmbeddingSegments(device: GPUDevice, args: EmbeddingSegme
   };
   // 2. sort
   const bits = Math.max(1, Math.ceil(Math.log2(totalRows + 1)));
-  const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort` });
+  const sort = prepareRadixSort(device, { keys, values: vals, count: cap, bits, label: `${label}:sort`, scan: args.sortScan });
   const runParams = own(uploadUniform(device, new Uint32Array([0, tables.chunks.length]), `${label}:runs:params`));
   const rangesWorkgroups: [number] = [Math.ceil(tables.chunks.length / WG)];
 

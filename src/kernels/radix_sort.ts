@@ -1,6 +1,7 @@
 /**
  * Stable LSD radix sort of u32 keys carrying u32 values
- * (shaders/radix_sort_histogram.wgsl, scan of the digit counts with src/kernels/scan.ts,
+ * (shaders/radix_sort_histogram.wgsl, scan of the digit counts with shaders/radix_sort_offsets.wgsl
+ * (one dispatch, small histograms) or src/kernels/scan.ts,
  * shaders/radix_sort_scatter.wgsl), any length.
  *
  * Only the low `bits` key bits are sorted (default 32), in ceil(bits / 8) passes of
@@ -20,6 +21,7 @@ import { type Dispatch, grid, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { radix_sort_histogram } from "../shaders/radix_sort_histogram.ts";
+import { radix_sort_offsets } from "../shaders/radix_sort_offsets.ts";
 import { radix_sort_scatter } from "../shaders/radix_sort_scatter.ts";
 import { createScanPlan, type ScanPlan } from "./scan.ts";
 
@@ -32,6 +34,12 @@ const TARGET_THREADS = 1024;
  * adapters; bench/embedding_profile.ts).
  */
 const HIST_SCAN_PER = 256;
+/**
+ * Largest digit-count histogram (radix x threads words) scanned by radix_sort_offsets (one dispatch,
+ * one workgroup) rather than by scan.ts's levels (3 dispatches, all cores): config A's backward
+ * (53k keys, 104 threads x 256 digits) is dispatch-bound there (bench/embedding_profile.ts EMB_AB=sortscan).
+ */
+const FUSED_SCAN_MAX = 65536;
 
 export interface RadixSortArgs {
   keys: GPUBuffer;
@@ -42,6 +50,11 @@ export interface RadixSortArgs {
   bits?: number;
   /** Elements per thread of the digit-count scans (default 256; see HIST_SCAN_PER). */
   scanPer?: number;
+  /**
+   * Digit-count scan: "fused" (radix_sort_offsets, one dispatch per pass), "levels" (scan.ts, 3+
+   * dispatches per pass), "auto" (default: fused when radix x threads <= 65536).
+   */
+  scan?: "auto" | "fused" | "levels";
   label?: string;
 }
 
@@ -92,7 +105,11 @@ export function prepareRadixSort(device: GPUDevice, args: RadixSortArgs): Prepar
   const scatterK = getKernel(device, { shader: radix_sort_scatter, constants: { WG } });
   const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
 
-  interface Pass { params: GPUBuffer; shift: number; radix: number; scan: ScanPlan; hist: Dispatch; scatter: Dispatch }
+  const scanMode = args.scan ?? "auto";
+  if (scanMode !== "auto" && scanMode !== "fused" && scanMode !== "levels") throw new KernelInputError(`${label}: scan must be "auto", "fused" or "levels", got ${scanMode as string}`);
+  const fused = scanMode === "fused" || (scanMode === "auto" && maxRadix * maxThreads <= FUSED_SCAN_MAX);
+  const offsetsK = fused ? getKernel(device, { shader: radix_sort_offsets, constants: { WG: 256 } }) : undefined;
+  interface Pass { params: GPUBuffer; shift: number; radix: number; scan?: ScanPlan; hist: Dispatch; scatter: Dispatch }
   const passes: Pass[] = [];
   const dispatches: Dispatch[] = [];
   let src = { k: keys, v: values };
@@ -102,7 +119,13 @@ export function prepareRadixSort(device: GPUDevice, args: RadixSortArgs): Prepar
     const radix = 2 ** w;
     const params = uploadUniform(device, new Uint32Array(8), `${label}:pass${i}:params`);
     owned.push(params);
-    const scan = createScanPlan(device, { input: hist, output: histScan, capacity: radix * maxThreads, label: `${label}:pass${i}:scan`, per: args.scanPer ?? HIST_SCAN_PER });
+    const scan = fused ? undefined : createScanPlan(device, { input: hist, output: histScan, capacity: radix * maxThreads, label: `${label}:pass${i}:scan`, per: args.scanPer ?? HIST_SCAN_PER });
+    const scanD: Dispatch[] = scan ? scan.dispatches : [{
+      label: `${label}:offsets:${i}`,
+      kernel: offsetsK!,
+      bindGroups: [bindGroup(device, offsetsK!, { params, hist, offsets: histScan }, `${label}:offsets:${i}`)],
+      workgroups: [1],
+    }];
     const h: Dispatch = {
       label: `${label}:histogram:${i}`,
       kernel: histK,
@@ -118,7 +141,7 @@ export function prepareRadixSort(device: GPUDevice, args: RadixSortArgs): Prepar
       workgroups: [1],
     };
     passes.push({ params, shift, radix, scan, hist: h, scatter: s });
-    dispatches.push(h, ...scan.dispatches, s);
+    dispatches.push(h, ...scanD, s);
     shift += w;
     [src, dst] = [dst, src];
   });
@@ -142,11 +165,12 @@ export function prepareRadixSort(device: GPUDevice, args: RadixSortArgs): Prepar
         const wg: [number, number] = threads === 0 ? [0, 1] : grid(Math.ceil(threads / WG), maxPerDim);
         p.hist.workgroups = wg;
         p.scatter.workgroups = wg;
-        p.scan.setCount(dev, p.radix * threads);
+        p.scan?.setCount(dev, p.radix * threads);
+        // (the fused offsets dispatch is always 1 workgroup; it reads threads from params)
       }
     },
     destroy() {
-      for (const p of passes) p.scan.destroy();
+      for (const p of passes) p.scan?.destroy();
       for (const b of owned) b.destroy();
     },
   };

@@ -39,6 +39,7 @@ import { optim_adagrad } from "./optim_adagrad.ts";
 import { optim_adam } from "./optim_adam.ts";
 import { optim_sgd } from "./optim_sgd.ts";
 import { radix_sort_histogram } from "./radix_sort_histogram.ts";
+import { radix_sort_offsets } from "./radix_sort_offsets.ts";
 import { radix_sort_scatter } from "./radix_sort_scatter.ts";
 import { reduce_sum } from "./reduce_sum.ts";
 import { relu_mask } from "./relu_mask.ts";
@@ -92,6 +93,7 @@ export const shaders = {
   optim_adam,
   optim_sgd,
   radix_sort_histogram,
+  radix_sort_offsets,
   radix_sort_scatter,
   reduce_sum,
   relu_mask,
