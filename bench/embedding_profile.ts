@@ -14,7 +14,7 @@
  *      process CPU ms (EMB_CPU_REPS executions per submit; steadier under load), and their ratios.
  *      EMB_AB=values: likewise, the vec4 path with the sort carrying positions (pos_info gather) vs
  *      gradient addresses (the default for sum pooling without weights). EMB_AB=segment: one sorted
- *      position per update thread vs the default (4). EMB_AB=sortscan: the sort's digit-count scans by
+ *      position per update thread vs the default 8 (EMB_SEGS=a,b,...: other counts). EMB_AB=sortscan: the sort's digit-count scans by
  *      scan.ts's levels vs the default (one dispatch per pass when small). EMB_AB=session: all three
  *      (positions, 1 per thread, levels: the code before 2026-11-30 03:30) vs the defaults.
  * Labels are grouped by stripping chunk / pass / level numbers.
@@ -43,6 +43,7 @@ const ONLY = envStr("EMB_ONLY", "");
 const AB = envStr("EMB_AB", "");
 const ROUNDS = envNumber("EMB_ROUNDS", 3);
 const CPU_REPS = envNumber("EMB_CPU_REPS", 3);
+const SEGS = envStr("EMB_SEGS", "1,8").split(",").map(Number);
 const OPTS = envStr("EMB_OPT", "sgd").split(",") as ("sgd" | "adagrad" | "rowwise-adagrad")[];
 
 const ctx = await createContext({ label: "bench" });
@@ -171,7 +172,7 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
       const variants = AB === "values"
         ? [["positions", mk("vec4", "positions")], ["direct", mk("vec4")]] as const
         : AB === "segment"
-        ? [["seg1", mk("vec4", undefined, 1)], ["default", mk("vec4")]] as const
+        ? SEGS.map((k) => [`seg${k}`, mk("vec4", undefined, k)] as const)
         : AB === "sortscan"
         ? [["levels", mk("vec4", undefined, undefined, "levels")], ["default", mk("vec4")]] as const
         : AB === "session"

@@ -11,7 +11,7 @@ override OPT: u32 = 0;
 // (embedding_backward_keys with DIRECT): no pos_info gather. Sum pooling without weights only.
 override DIRECT: bool = false;
 // Sorted positions per thread (each key loaded once instead of three times per position).
-override SEG: u32 = 4u;
+override SEG: u32 = 8u;
 const CB: u32 = 4u;
 
 struct Params { chunk: u32, row_start: u32, dim: u32, threads: u32 }

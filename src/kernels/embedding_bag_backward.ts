@@ -46,7 +46,7 @@ const WG = 64;
 /** Upper bound on update workgroups per chunk (grid-stride over the runs beyond that). */
 const MAX_UPDATE_WORKGROUPS = 512;
 /** vec4 update: sorted positions per thread (bench/embedding_profile.ts EMB_AB=segment). */
-const UPDATE_SEGMENT = 4;
+const UPDATE_SEGMENT = 8;
 const OPT_CODE = { sgd: 0, adagrad: 1, "rowwise-adagrad": 2 } as const;
 
 export interface EmbeddingBagBackwardArgs {
@@ -79,7 +79,7 @@ export interface EmbeddingBagBackwardArgs {
    * "positions": the positions, the update gathers (address, factor) per position (as with weights / mean).
    */
   sortValues?: "auto" | "positions";
-  /** vec4 path: sorted positions per update thread (default 4; each key is then loaded once, not three times). */
+  /** vec4 path: sorted positions per update thread (default 8; each key is then loaded once, not three times). */
   updateSegment?: number;
   /** The radix sort's digit-count scan (prepareRadixSort's `scan`; default "auto": one dispatch per pass when small). */
   sortScan?: "auto" | "fused" | "levels";
@@ -149,10 +149,10 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
 
   // 7. update, one dispatch per chunk
   const updShader = !vec4 ? embedding_backward_update : state.kind === "adagrad" ? embedding_backward_update_vec4_adagrad : embedding_backward_update_vec4;
-  const seg4 = args.updateSegment ?? UPDATE_SEGMENT;
-  if (!Number.isInteger(seg4) || seg4 < 1 || seg4 > 64) fail(`updateSegment must be an integer in 1..64, got ${seg4}`);
-  const updK = getKernel(device, { shader: updShader, constants: vec4 ? { WG, OPT: opt, DIRECT: direct ? 1 : 0, SEG: seg4 } : { WG, OPT: opt } });
-  const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / (WG * (vec4 ? seg4 : 1))));
+  const segLen = args.updateSegment ?? UPDATE_SEGMENT;
+  if (!Number.isInteger(segLen) || segLen < 1 || segLen > 64) fail(`updateSegment must be an integer in 1..64, got ${segLen}`);
+  const updK = getKernel(device, { shader: updShader, constants: vec4 ? { WG, OPT: opt, DIRECT: direct ? 1 : 0, SEG: segLen } : { WG, OPT: opt } });
+  const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / (WG * (vec4 ? segLen : 1))));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, vec4 ? dim / 4 : dim, updWorkgroups * WG]), `${label}:update${i}:params`));
     const common = { params, optim, run_ranges: seg.runRanges, grad_out: gradOut, table: c.buffer, state: state.kind === "sgd" ? dummy : state.chunks[i]! };
