@@ -6,7 +6,7 @@
  *
  *   npx deno run -A bench/step_host.ts [--preset kaggle-b128] [--max-rows 1000] [--steps 30]
  *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json npx tsx bench/step_host.ts
- * --ab ubo-dw|ubo-split|ubo-wide|ubo-a4 [--rounds 4] [--kernels 1 --filter REGEX]: two models in one process,
+ * --ab ubo-dw|ubo-split|ubo-wide|ubo-a4|lps [--rounds 4] [--kernels 1 --filter REGEX]: two models in one process,
  * without (A) and with (B) the knob, alternating rounds of steps.
  * --kernels N: GPU timestamps of 3 profiled steps (--profile-steps), the N largest dispatch labels and the
  * whole step split into kernel families (GEMM forward / dX / dW / packs and transposes / ReLU mask and bias
@@ -56,7 +56,8 @@ for await (const b of randomSource({ numDense: p.bottom[0]!, tableRows: p.tableR
 const ab = argValue("ab");
 const { setUboDw } = await import("../src/kernels/linear.ts");
 const { setUboA4, setUboSplit, setUboWide } = await import("../src/kernels/gemm_ubo.ts");
-const knob = ab === "ubo-dw" ? setUboDw : ab === "ubo-split" ? setUboSplit : ab === "ubo-wide" ? setUboWide : ab === "ubo-a4" ? setUboA4 : undefined;
+const { setLps } = await import("../src/kernels/gemm_lps.ts");
+const knob = ab === "ubo-dw" ? setUboDw : ab === "ubo-split" ? setUboSplit : ab === "ubo-wide" ? setUboWide : ab === "ubo-a4" ? setUboA4 : ab === "lps" ? setLps : undefined;
 let modelB: DlrmModel | undefined;
 if (knob) {
   knob(device, false);
