@@ -1,7 +1,7 @@
 /** Shared pieces of the sharded-model tests: a small model, seeded batches, plans of every kind. */
 import type { Batch } from "../../src/data/batch.ts";
 import { type DlrmConfig, interactionWidth, resolveConfig } from "../../src/model/config.ts";
-import { columnWisePlan, dataParallelPlan, rowWisePlan, type ShardingPlan, tableWisePlan } from "../../src/shard/plan.ts";
+import { type ShardingPlan, uniformPlan } from "../../src/shard/plan.ts";
 import { Rng } from "../helpers/random.ts";
 import { U32 } from "../helpers/assert.ts";
 import { expect } from "vitest";
@@ -82,19 +82,9 @@ export function mixedPlan(tableRows: readonly number[], dim: number, n: number):
 export const PLAN_KINDS = ["table", "row", "column", "data", "mixed"] as const;
 export type PlanKind = (typeof PLAN_KINDS)[number];
 
+/** A plan of one kind for every table (uniformPlan), or the mixed plan. */
 export function makePlan(kind: PlanKind, tableRows: readonly number[], dim: number, n: number): ShardingPlan {
-  switch (kind) {
-    case "table":
-      return tableWisePlan(tableRows, dim, n);
-    case "row":
-      return rowWisePlan(tableRows, dim, n);
-    case "column":
-      return columnWisePlan(tableRows, dim, n);
-    case "data":
-      return dataParallelPlan(tableRows, dim, n);
-    case "mixed":
-      return mixedPlan(tableRows, dim, n);
-  }
+  return kind === "mixed" ? mixedPlan(tableRows, dim, n) : uniformPlan(kind, tableRows, dim, n);
 }
 
 /**
