@@ -129,7 +129,8 @@ export function plannerOptions(config: DlrmConfig, speeds: PlannerOptions["speed
     speeds,
     memoryBytes,
     names,
-    // Row-wise Adagrad: column shards work (a per-row allreduce), but the cost model does not count that allreduce yet.
+    // Row-wise Adagrad: column shards work (a per-row allreduce), but the cost model counts neither that allreduce nor
+    // the split backward's extra dispatches (reduce + partial + update) and row-sum buffers yet.
     kinds: config.optimizer === "rwsadagrad" ? ["table", "row", "data"] : undefined,
     wholeTables: new Set(layout.tables.flatMap((t, i) => (t.kind === "plain" ? [] : [i]))),
     estimate: { sharedHost: names.every((x) => isSoftwareAdapter(x)), allreduce: allreduce.schedule, allreduceLink: allreduce.link },
