@@ -20,6 +20,12 @@
  * Reference: src/kernels/reference/gemm.ts through the layer tests (test/kernels/linear.test.ts).
  */
 import type { ShaderSource } from "../gpu/shader.ts";
+import { uploadUniform } from "../gpu/buffers.ts";
+import { type Dispatch, grid } from "../gpu/dispatch.ts";
+import { KernelInputError } from "../gpu/errors.ts";
+import { bindGroup, getKernel } from "../gpu/pipelines.ts";
+import { gemm_pack } from "../shaders/gemm_pack.ts";
+import { packedBuffer, prefersUboGemm, UBO_BYTES, type UboGemmSpec } from "./gemm_ubo.ts";
 
 export const LPS_WG = 64;
 
@@ -32,15 +38,13 @@ export interface LpsShape {
   KS: number;
   /** A workgroup barrier every BAR vec4 steps (0: none): splits the straight-line block (coroutine resume points). */
   BAR?: number;
-  /** Make each step's uniform-buffer index depend on the previous step's accumulators (keeps LLVM from hoisting every gather). */
-  DEP?: boolean;
 }
 
 const cache = new Map<string, ShaderSource>();
 
 /** The generated WGSL for a shape (cached): bindings params, a, a4, w, mask, bias, c. */
-export function lpsShader({ TU, TL, KS, BAR = 0, DEP = false }: LpsShape): ShaderSource {
-  const name = `gemm_lps_${TU}x${TL}x${KS}${BAR ? `b${BAR}` : ""}${DEP ? "d" : ""}`;
+export function lpsShader({ TU, TL, KS, BAR = 0 }: LpsShape): ShaderSource {
+  const name = `gemm_lps_${TU}x${TL}x${KS}${BAR ? `b${BAR}` : ""}`;
   const hit = cache.get(name);
   if (hit) return hit;
   if (KS % 4 !== 0 || LPS_WG * TL * KS > 16384) throw new RangeError(`${name}: KS must be a multiple of 4 and WG*TL*KS <= 16384`);
@@ -105,13 +109,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (let j = 0; j < TL; j++) L.push(`  let p${j} = (lid + ${j * LPS_WG}u) * ${KS4}u;`);
   for (let i = 0; i < TU; i++) for (let j = 0; j < TL; j++) L.push(`  var c${i}_${j} = 0.0;`);
   const comp = ["x", "y", "z", "w"];
-  if (DEP) L.push(`  var dep = 0u;`);
   for (let k4 = 0; k4 < KS4; k4++) {
     if (BAR && k4 > 0 && k4 % BAR === 0) L.push(`  workgroupBarrier();`);
     for (let q = 0; q < 4; q++) {
       const parts: string[] = [];
-      if (DEP && q === 0 && k4 > 0) parts.push(`dep = u32(min(abs(c0_0), 0.0));`);
-      for (let j = 0; j < TL; j++) parts.push(`let u${j} = w[p${j} + ${k4}u${DEP ? " + dep" : ""}].${comp[q]};`);
+      for (let j = 0; j < TL; j++) parts.push(`let u${j} = w[p${j} + ${k4}u].${comp[q]};`);
       for (let i = 0; i < TU; i++) {
         parts.push(`let a${i} = sa[${i * KS4 + k4}].${comp[q]};`);
         for (let j = 0; j < TL; j++) parts.push(`c${i}_${j} += a${i} * u${j};`);
@@ -139,12 +141,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return src;
 }
 
-import { uploadUniform } from "../gpu/buffers.ts";
-import { type Dispatch, grid } from "../gpu/dispatch.ts";
-import { KernelInputError } from "../gpu/errors.ts";
-import { bindGroup, getKernel } from "../gpu/pipelines.ts";
-import { gemm_pack } from "../shaders/gemm_pack.ts";
-import { packedBuffer, prefersUboGemm, UBO_BYTES, type UboGemmSpec } from "./gemm_ubo.ts";
 
 const lps = new WeakMap<GPUDevice, Partial<LpsShape> | false>();
 
@@ -189,7 +185,7 @@ export function prepareLpsGemm(device: GPUDevice, spec: UboGemmSpec, shape?: Par
     if (!Number.isInteger(v) || v < 1) throw new KernelInputError(`${label}: ${name} must be a positive integer, got ${v}`);
   }
   if (spec.c === spec.a || spec.c === spec.w) throw new KernelInputError(`${label}: the output buffer must not alias an input`);
-  const sh = { ...lpsShapeFor(k, shape), BAR: shape?.BAR, DEP: shape?.DEP };
+  const sh = { ...lpsShapeFor(k, shape), BAR: shape?.BAR };
   const { TU, TL, KS } = sh;
   const SC = LPS_WG * TL;
   const chunks = Math.ceil(n / SC);
