@@ -40,6 +40,14 @@ export function prepareEmbeddingBagBackwardBf16(device: GPUDevice, args: Embeddi
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) fail(`roundingSeed must be an integer in [0, 2^32), got ${seed}`);
   const opt = OPT_CODE[state.kind];
   const dim = tables.dim;
+  // Adagrad's f32 state is twice a bf16 chunk's bytes: it must still fit one binding.
+  const bind = device.limits.maxStorageBufferBindingSize;
+  for (const [i, b] of state.chunks.entries()) {
+    if (b.size > bind) {
+      fail(`the ${state.kind} state of chunk ${i} takes ${b.size} bytes, more than one storage binding (${bind}): f32 state is twice a bf16 chunk, ` +
+        `so create the bf16 table set with maxChunkBytes <= ${Math.floor(bind / 2)} for adagrad (DlrmModel does)`);
+    }
+  }
   const owned: GPUBuffer[] = [];
   const own = <X extends GPUBuffer>(b: X): X => (owned.push(b), b);
   const cap = Math.max(1, maxIndices);

@@ -56,7 +56,10 @@ export class ModelEmbeddings {
     },
   ) {
     const L = (this.layout = layoutOf(config));
-    this.sets = L.sets.map((s, i) => createTableSet(device, { rows: s.rows, dim: s.dim, maxChunkBytes: opts.maxChunkBytes, label: `emb-set${i}(d=${s.dim})`, precision: opts.embeddingPrecision }));
+    // lowp: bf16 chunks for adagrad at half a binding, so their f32 state (twice the bytes) fits one.
+    const bf16Adagrad = opts.embeddingPrecision === "bf16" && opts.training && opts.embKind === "adagrad";
+    const maxChunkBytes = bf16Adagrad ? Math.floor(Math.min(opts.maxChunkBytes ?? Infinity, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / 2) : opts.maxChunkBytes;
+    this.sets = L.sets.map((s, i) => createTableSet(device, { rows: s.rows, dim: s.dim, maxChunkBytes, label: `emb-set${i}(d=${s.dim})`, precision: opts.embeddingPrecision }));
     this.states = opts.training ? this.sets.map((s) => createEmbeddingOptimizerState(device, s, opts.embKind)) : [];
     this.desc = L.identity ? undefined : uploadCombineDescriptors(device, L);
     if (L.projSize > 0) {
