@@ -179,8 +179,8 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
         ? [["before", mk("vec4", "positions", 1, "levels")], ["after", mk("vec4")]] as const
         : [["scalar", mk("scalar")], ["vec4", mk("vec4")]] as const;
       const [n0, n1] = [variants[0][0], variants[1][0]];
-      const got = new Map<string, { total: number[]; upd: number[]; copy: number[]; cpu: number[]; copyCpu: number[] }>();
-      for (const [name, bw] of variants) { await profile(bw.dispatches, 0); got.set(name, { total: [], upd: [], copy: [], cpu: [], copyCpu: [] }); }
+      const got = new Map<string, { total: number[]; upd: number[]; sort: number[]; copy: number[]; cpu: number[]; copyCpu: number[] }>();
+      for (const [name, bw] of variants) { await profile(bw.dispatches, 0); got.set(name, { total: [], upd: [], sort: [], copy: [], cpu: [], copyCpu: [] }); }
       // Finest interleaving: each round times copy, then variant 1, copy, variant 2 (load here swings 2-4x within seconds).
       for (let r = 0; r < ROUNDS; r++) {
         for (const [name, bw] of variants) {
@@ -190,6 +190,7 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
           e.copy.push(cp2);
           e.total.push(b.total);
           e.upd.push(b.groups.filter(([k]) => k.includes(":update:")).reduce((a, [, v]) => a + v, 0));
+          e.sort.push(b.groups.filter(([k]) => k.includes(":sort:")).reduce((a, [, v]) => a + v, 0));
           e.copyCpu.push(await cpuMs(copyD, 1));
           e.cpu.push(await cpuMs(bw.dispatches, CPU_REPS));
         }
@@ -207,7 +208,8 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
       const g0 = got.get(n0)!, g1 = got.get(n1)!;
       console.log(`${c.key} ${kind} CPU time ${n0}/${n1} (best) ${(Math.min(...g0.cpu) / Math.min(...g1.cpu)).toFixed(2)}x, (median) ${(median(g0.cpu) / median(g1.cpu)).toFixed(2)}x`);
       console.log(`${c.key} ${kind} wall ${n0}/${n1} (best times) ${(Math.min(...g0.total) / Math.min(...g1.total)).toFixed(2)}x, (medians) ${(median(g0.total) / median(g1.total)).toFixed(2)}x; ` +
-        `update only (best) ${(Math.min(...g0.upd) / Math.min(...g1.upd)).toFixed(2)}x`);
+        `update only (best) ${(Math.min(...g0.upd) / Math.min(...g1.upd)).toFixed(2)}x, (medians) ${(median(g0.upd) / median(g1.upd)).toFixed(2)}x; ` +
+        `sort only (best) ${Math.min(...g0.sort).toFixed(2)} / ${Math.min(...g1.sort).toFixed(2)} ms = ${(Math.min(...g0.sort) / Math.min(...g1.sort)).toFixed(2)}x, (medians) ${(median(g0.sort) / median(g1.sort)).toFixed(2)}x`);
       for (const [, bw] of variants) bw.destroy();
     } else {
       const bw = mk();
