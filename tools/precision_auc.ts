@@ -89,9 +89,11 @@ const out = table(["tables", `test AUC per seed (${seeds.join(" / ")})`, "mean A
 console.log(out);
 if (!argv.includes("--no-write")) {
   writeSection("BENCHMARKS.md", `precision-${host}`,
-    `### Lower precision: bf16 embedding tables on ${runtime}, adapter "${ctx.adapter.name}"\n\n` +
+    `## Lower precision: bf16 embedding tables, AUC on the teacher data (${runtime}, adapter "${ctx.adapter.name}")\n\n` +
       `\`${host === "deno" ? "DLRM_USE_SYSTEM_VULKAN=1 npx deno run -A" : "npx tsx"} tools/precision_auc.ts --seeds ${seeds.join(",")}${extra.length ? ` -- ${extra.join(" ")}` : ""}\`, ${new Date().toISOString().slice(0, 10)}, ` +
       `load ${loadStart} at the start. Each row: \`${cmdline}\` with the seed (data, teacher and initial parameters), one process; ` +
-      `the variants alternate in order from seed to seed. Test set: the same 8192 samples for every variant of a seed.\n\n${out}\n`);
+      `the variants alternate in order from seed to seed. Test set: the same 8192 samples for every variant of a seed. ` +
+      `samples/s include data generation, evaluation and (first seed) pipeline compilation on a shared machine; the embedding kernels are ~2% of this ` +
+      `job's GPU time (bench/precision_step.ts), so that column mostly shows the load, not the tables.\n\n${out}\n`);
 }
 ctx.destroy();
