@@ -3,9 +3,9 @@
 // stride and the gradient offset multiples of 4: grad_out and table are vec4<f32>, params.dim counts
 // vec4s, pos_info's gradient addresses (in floats) are divided by 4 here.
 // It walks the SORTED KEYS directly: no run-length encoding (heads / scan / segments passes) and no
-// gathered copy of the per-position info. Thread per SEG consecutive sorted positions of chunk c's
-// range [run_ranges[1+2c], run_ranges[2+2c]) (embedding_backward_key_ranges), grid-stride, walked in
-// order (each key loaded once); the position that starts a run of equal keys (i == first or
+// gathered copy of the per-position info. Thread per segment of ceil(n / threads) consecutive sorted
+// positions of chunk c's n = range [run_ranges[1+2c], run_ranges[2+2c]) (embedding_backward_key_ranges),
+// walked in order (each key loaded once); the position that starts a run of equal keys (i == first or
 // keys[i-1] != keys[i]) owns the row keys[i] (a run starting in an earlier segment is skipped): it
 // finds the run's end (keys equal) and walks the row in blocks of CB vec4s (unrolled accumulators):
 //   g_k = sum_{j in run} f_j * grad_out[base_j + k],  (base_j, f_j) = pos_info[vals[j]], j in order
@@ -22,7 +22,7 @@
 //           keys, vals, run_ranges, pos_info, grad_out (read); table, state (read_write; state unused
 //           by sgd; here f32: per row for rowwise, per element (4 scalars per vec4) for adagrad;
 //           embedding_backward_update_vec4_adagrad.wgsl holds adagrad's state as vec4).
-// Dispatch: fixed workgroup count (grid-stride), one dispatch per weight chunk.
+// Dispatch: fixed workgroup count (every chunk spread over all of it), one dispatch per weight chunk.
 // Reference: src/kernels/reference/embedding_backward.ts. Driver: src/kernels/embedding_bag_backward.ts.
 
 @group(0) @binding(8) var<storage, read_write> state: array<f32>;

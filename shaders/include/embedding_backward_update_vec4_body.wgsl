@@ -10,8 +10,6 @@ override OPT: u32 = 0;
 // vals[i] holds the gradient address (in floats) of sorted position i instead of the position
 // (embedding_backward_keys with DIRECT): no pos_info gather. Sum pooling without weights only.
 override DIRECT: bool = false;
-// Sorted positions per thread (each key loaded once instead of three times per position).
-override SEG: u32 = 8u;
 const CB: u32 = 4u;
 
 struct Params { chunk: u32, row_start: u32, dim: u32, threads: u32 }
@@ -133,9 +131,12 @@ fn process_run(start: u32, end: u32, key: u32) {
   }
 }
 
-// Thread per SEG consecutive sorted positions of the chunk's range (grid-stride beyond the grid):
-// it walks them in order, each key loaded once; a run whose head lies in its segment is its own
-// (followed past the segment's end), a run continuing from an earlier segment is skipped.
+// Thread per segment of ceil(n / threads) consecutive sorted positions of the chunk's n (the wrapper
+// sizes the grid for about 8 per thread when one chunk holds every position); spreading each chunk
+// over ALL threads matters on lavapipe, which splits a dispatch's workgroups into one contiguous
+// block per worker thread (a chunk filling only the first workgroups would run on one core).
+// The thread walks its positions in order, each key loaded once; a run whose head lies in its
+// segment is its own (followed past the segment's end), a run continuing from an earlier segment is skipped.
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -143,8 +144,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let c = params.chunk;
   let first = run_ranges[1u + 2u * c];
   let last = run_ranges[2u + 2u * c];
-  for (var s0 = first + gid * SEG; s0 < last; s0 += params.threads * SEG) {
-    let s1 = min(s0 + SEG, last);
+  let per = max(1u, (last - first + params.threads - 1u) / params.threads);
+  let s0 = first + gid * per;
+  if (s0 < last) {
+    let s1 = min(s0 + per, last);
     var i = s0;
     var key = keys[i];
     if (i > first) {

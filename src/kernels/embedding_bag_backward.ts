@@ -79,7 +79,10 @@ export interface EmbeddingBagBackwardArgs {
    * "positions": the positions, the update gathers (address, factor) per position (as with weights / mean).
    */
   sortValues?: "auto" | "positions";
-  /** vec4 path: sorted positions per update thread (default 8; each key is then loaded once, not three times). */
+  /**
+   * vec4 path: the update's grid is sized for this many sorted positions per thread (default 8) when one
+   * chunk holds every position; each chunk's positions are spread over all threads (each key loaded once).
+   */
   updateSegment?: number;
   /** The radix sort's digit-count scan (prepareRadixSort's `scan`; default "auto": one dispatch per pass when small). */
   sortScan?: "auto" | "fused" | "levels";
@@ -151,7 +154,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
   const updShader = !vec4 ? embedding_backward_update : state.kind === "adagrad" ? embedding_backward_update_vec4_adagrad : embedding_backward_update_vec4;
   const segLen = args.updateSegment ?? UPDATE_SEGMENT;
   if (!Number.isInteger(segLen) || segLen < 1 || segLen > 64) fail(`updateSegment must be an integer in 1..64, got ${segLen}`);
-  const updK = getKernel(device, { shader: updShader, constants: vec4 ? { WG, OPT: opt, DIRECT: direct ? 1 : 0, SEG: segLen } : { WG, OPT: opt } });
+  const updK = getKernel(device, { shader: updShader, constants: vec4 ? { WG, OPT: opt, DIRECT: direct ? 1 : 0 } : { WG, OPT: opt } });
   const updWorkgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / (WG * (vec4 ? segLen : 1))));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([i, c.rowStart, vec4 ? dim / 4 : dim, updWorkgroups * WG]), `${label}:update${i}:params`));
