@@ -16,6 +16,7 @@ import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
 import { embedding_backward_update_bf16 } from "../shaders/embedding_backward_update_bf16.ts";
 import { embedding_backward_update_bf16_vec4 } from "../shaders/embedding_backward_update_bf16_vec4.ts";
+import { embedding_backward_update_bf16_vec4_adagrad } from "../shaders/embedding_backward_update_bf16_vec4_adagrad.ts";
 import type { EmbeddingBagBackwardArgs, PreparedEmbeddingBackward } from "./embedding_bag_backward.ts";
 import { prepareEmbeddingSegments } from "./embedding_segments.ts";
 import { bf16Words } from "./embedding_tables_bf16.ts";
@@ -61,7 +62,8 @@ export function prepareEmbeddingBagBackwardBf16(device: GPUDevice, args: Embeddi
   const variant = args.updateVariant ?? "auto";
   if (variant === "vec4" && !vec4Ok) fail(`updateVariant "vec4" on bf16 tables needs dim a multiple of 8 and gradStride, gradOffset multiples of 4 (got ${dim}, ${gradStride}, ${gradOffset})`);
   const vec4 = variant === "vec4" || (variant === "auto" && vec4Ok);
-  const k = getKernel(device, { shader: vec4 ? embedding_backward_update_bf16_vec4 : embedding_backward_update_bf16, constants: { WG, OPT: opt } });
+  const shader = !vec4 ? embedding_backward_update_bf16 : state.kind === "adagrad" ? embedding_backward_update_bf16_vec4_adagrad : embedding_backward_update_bf16_vec4;
+  const k = getKernel(device, { shader, constants: { WG, OPT: opt } });
   const workgroups = Math.min(MAX_UPDATE_WORKGROUPS, Math.ceil(cap / WG));
   const updD: Dispatch[] = tables.chunks.map((c, i) => {
     const params = own(uploadUniform(device, new Uint32Array([

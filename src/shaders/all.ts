@@ -9,6 +9,7 @@ import { embedding_backward_segments } from "./embedding_backward_segments.ts";
 import { embedding_backward_update } from "./embedding_backward_update.ts";
 import { embedding_backward_update_bf16 } from "./embedding_backward_update_bf16.ts";
 import { embedding_backward_update_bf16_vec4 } from "./embedding_backward_update_bf16_vec4.ts";
+import { embedding_backward_update_bf16_vec4_adagrad } from "./embedding_backward_update_bf16_vec4_adagrad.ts";
 import { embedding_backward_update_vec4 } from "./embedding_backward_update_vec4.ts";
 import { embedding_backward_update_vec4_adagrad } from "./embedding_backward_update_vec4_adagrad.ts";
 import { embedding_bag_forward } from "./embedding_bag_forward.ts";
@@ -63,6 +64,7 @@ export const shaders = {
   embedding_backward_update,
   embedding_backward_update_bf16,
   embedding_backward_update_bf16_vec4,
+  embedding_backward_update_bf16_vec4_adagrad,
   embedding_backward_update_vec4,
   embedding_backward_update_vec4_adagrad,
   embedding_bag_forward,
