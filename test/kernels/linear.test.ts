@@ -152,11 +152,13 @@ describe("uniform-buffer GEMM, wide tile (8 columns x 4 rows per invocation, sli
 });
 
 describe("lps GEMM (workgroup-memory A at constant indices, generated straight-line K slices)", () => {
-  it("plans K slices of 16, 32, 64 or 128 at 2 columns per invocation", () => {
+  it("plans K slices of 16 ... 256 (fewest padded steps + per-slice overhead) at 2 columns per invocation", () => {
     expect(lpsShapeFor(13)).toEqual({ TU: 12, TL: 2, KS: 16 });
     expect(lpsShapeFor(33)).toEqual({ TU: 12, TL: 2, KS: 64 });
-    expect(lpsShapeFor(129)).toEqual({ TU: 12, TL: 2, KS: 128 });
-    expect(lpsShapeFor(2048)).toEqual({ TU: 12, TL: 2, KS: 128 });
+    expect(lpsShapeFor(100)).toEqual({ TU: 12, TL: 2, KS: 128 });
+    expect(lpsShapeFor(367)).toEqual({ TU: 12, TL: 2, KS: 128 });
+    expect(lpsShapeFor(129)).toEqual({ TU: 12, TL: 2, KS: 256 });
+    expect(lpsShapeFor(2048)).toEqual({ TU: 12, TL: 2, KS: 256 });
   });
   it("forward, dX and dW: partial 128-column chunks, rows not a multiple of 12, K slices with tails, K % 4 != 0, relu mask", async () => {
     const device = await testDevice();
