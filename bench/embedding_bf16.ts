@@ -7,7 +7,8 @@
  * bf16 / fp32 ratios. Table bytes are printed too.
  *   DLRM_USE_SYSTEM_VULKAN=1 npx deno run -A bench/embedding_bf16.ts
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npx tsx bench/embedding_bf16.ts
- * Env: EMB_ONLY (A or B), EMB_ROUNDS (4), EMB_OPT (sgd,adagrad; none: forward only), EMB_QUICK=1 (config B smaller).
+ * Env: EMB_ONLY (A or B), EMB_ROUNDS (4), EMB_OPT (sgd,adagrad; none: forward only), EMB_QUICK=1 (config B smaller),
+ *      EMB_ROUNDING (stochastic, or nearest) for the bf16 backward.
  */
 import process from "node:process";
 import { createContext } from "../src/gpu/context.ts";
@@ -30,6 +31,7 @@ const ROUNDS = envNumber("EMB_ROUNDS", 4);
 const ONLY = envStr("EMB_ONLY", "");
 const OPTS = envStr("EMB_OPT", "sgd,adagrad").split(",").filter((o) => o && o !== "none") as ("sgd" | "adagrad" | "rowwise-adagrad")[];
 const QUICK = envStr("EMB_QUICK", "") === "1";
+const ROUNDING = envStr("EMB_ROUNDING", "stochastic") as "stochastic" | "nearest";
 
 const ctx = await createContext({ label: "bench-bf16" });
 const device = ctx.device;
@@ -88,7 +90,7 @@ for (const c of embeddingConfigs(QUICK)) {
       name: `backward+${opt}`,
       make: (k: "fp32" | "bf16") => {
         const state = createEmbeddingOptimizerState(device, sets[k], opt);
-        const bw = prepareEmbeddingBagBackward(device, { tables: sets[k], state, bags, gradOut: grad, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim });
+        const bw = prepareEmbeddingBagBackward(device, { tables: sets[k], state, bags, gradOut: grad, gradStride: stride, gradOffset: d, maxIndices: nIdx, optim, rounding: ROUNDING });
         return { ds: bw.dispatches, done: () => (bw.destroy(), state.chunks.forEach((b) => b.destroy())) };
       },
     })),
