@@ -142,7 +142,7 @@ if (emb) {
     `backward: gradient row per bag, each distinct row read + written once; sort traffic not counted). Backward = sort by row, ` +
     `segment sums in fixed order, SGD in place (src/kernels/embedding_bag_backward.ts; d % 4 == 0: the vec4 path, whose update walks the sorted keys, ` +
     `8 sorted positions per thread; sum pooling without weights: the sort carries gradient addresses; small sorts scan their digit counts in one dispatch per pass); tfjs has no fused equivalent. ` +
-    `Forward kernel: embedding_bag_forward_rows (one invocation per bag, one table chunk per dispatch) for d <= 64 (d % 4 == 0), else the general kernels. ` +
+    `Forward kernel: embedding_bag_forward_rows (one invocation per bag) for d <= 64 (d % 4 == 0), else the general kernels; two table chunks bound per dispatch (_rows2) when few tables straddle them (config A on lavapipe), else one per chunk (config B). ` +
     `tfjs forward = per table tf.gather, the bag sum as a batched tf.matMul of ones [B,1,L] with the rows [B,L,d] (the fastest tfjs formulation in probes; tf.sum over the bag was 3-5x slower), then tf.stack.\n\n${emb.markdown()}\n\n` +
     emb.notes.map((n) => `- ${n}`).join("\n"));
   // Issue 14's targets: forward >= 40%, the fused backward (sort, segment sums, SGD update) >= 25% of copy BW.

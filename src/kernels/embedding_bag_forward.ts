@@ -12,8 +12,9 @@
  * one binding); the first chunk holding a table's rows writes its outputs,
  * later chunks add their share, in chunk order (deterministic). The rows
  * kernel can bind two consecutive chunks per dispatch (embedding_bag_forward_rows2.wgsl,
- * chunksPerDispatch: 2), so a bag whose table spans both is walked once, not twice (config B:
- * each 1M x 64 table spans two 128 MiB bindings on lavapipe); opt-in: slower there (measured).
+ * chunksPerDispatch), so a bag whose table spans both is walked once, not twice: auto when few
+ * tables straddle the pair (config A: one dispatch instead of two, faster); not for config B, whose
+ * 1M x 64 tables each span two 128 MiB bindings on lavapipe (slower paired: measured).
  * Bad lookups that got past the CPU validation are skipped on the GPU and
  * recorded in an optional error buffer; checkEmbeddingErrors() raises them.
  */
@@ -56,8 +57,9 @@ export interface EmbeddingBagForwardArgs {
   variant?: "auto" | "general" | "rows";
   /**
    * Rows kernel only: chunks bound per dispatch, 1 or 2 (embedding_bag_forward_rows2: a bag whose
-   * table spans both chunks is walked once; needs 8 storage buffers per stage). "auto" (default)
-   * = 1: on lavapipe the pairs measured slower (config B; see prepareEmbeddingBagForward).
+   * table spans both chunks is walked once; needs 8 storage buffers per stage). "auto" (default):
+   * 2 when under a quarter of a pair's tables straddle its two chunks (config A), else 1 (config B,
+   * whose tables all straddle: slower paired); see prepareEmbeddingBagForward.
    */
   chunksPerDispatch?: "auto" | 1 | 2;
 }
@@ -180,10 +182,25 @@ export function prepareEmbeddingBagForward(device: GPUDevice, args: EmbeddingBag
   const cpd = args.chunksPerDispatch ?? "auto";
   if (cpd !== "auto" && cpd !== 1 && cpd !== 2) throw new KernelInputError(`chunksPerDispatch must be "auto", 1 or 2, got ${cpd}`);
   if (cpd === 2 && !(rows && device.limits.maxStorageBuffersPerShaderStage >= 8)) throw new KernelInputError("chunksPerDispatch 2 needs the rows kernel and 8 storage buffers per shader stage");
-  // "auto" = 1: pairing measured slower on lavapipe (config B, one process: 0.88-0.90x CPU time,
-  // 0.65-0.69x wall; both sides of the chunk branch run under exec masks, so only the index loads
-  // are saved, and the two 16-vec4 row paths cost more than they save).
-  const groups = cpd === 2 && tables.chunks.length > 1 ? planChunkGroups(tables.chunks, tableOf, 2) : single;
+  // "auto": pairs when few bags of a paired dispatch have a table straddling its two chunks (the
+  // chunk branch is then the same for a whole SIMD group of bags): config A (26 x 100k x d16, 2 chunks
+  // on lavapipe, one table straddling) 1.15-1.22x less wall, one dispatch instead of 2. Not when tables
+  // span both chunks (config B: every lookup picks its chunk at random, both branch sides run under
+  // exec masks: 1.44-1.50x slower wall). bench/embedding_profile.ts EMB_AB=forward.
+  let groups = single;
+  if (tables.chunks.length > 1 && (cpd === 2 || (cpd === "auto" && rows && device.limits.maxStorageBuffersPerShaderStage >= 8))) {
+    const paired = planChunkGroups(tables.chunks, tableOf, 2);
+    let straddled = 0;
+    let covered2 = 0;
+    for (const g of paired) {
+      covered2 += g.tables;
+      if (g.count === 2) {
+        const second = tables.chunks[g.first + 1]!.rowStart;
+        if (tableOf(second - 1) === tableOf(second)) straddled++;
+      }
+    }
+    if (cpd === 2 || straddled / covered2 < 0.25) groups = paired;
+  }
   const pairs = groups.some((g) => g.count === 2);
   const shader = pairs ? "embedding_bag_forward_rows2" : rows ? "embedding_bag_forward_rows" : vec4 ? "embedding_bag_forward_vec4" : "embedding_bag_forward";
   let bagsPerWg: number;

@@ -265,7 +265,7 @@ describe("embedding_bag_forward", () => {
     });
   }
 
-  it("two chunks per dispatch: pairs chosen to keep tables in one dispatch; one table straddling the two chunks", async () => {
+  it("two chunks per dispatch: pairs chosen to keep tables in one dispatch; one table straddling the two chunks; the auto choice", async () => {
     const rng = new Rng(950);
     // Chunks of 4 rows: table 0 = rows 0-3 (chunk 0), table 1 = rows 4-11 (chunks 1, 2): pairing (0), (1, 2) walks each bag once.
     const rows = [4, 8];
@@ -275,6 +275,16 @@ describe("embedding_bag_forward", () => {
     // One table over exactly two chunks (config B's shape): every bag has rows in both.
     const one = randomBags(rng, [8], 67, () => 30);
     expect(await runCase({ rows: [8], dim: 4, bags: one, maxChunkBytes: 16 * 4, chunksPerDispatch: 2 }, [tables[1]!])).toBe(1);
+    // Auto: pairs when under a quarter of the tables straddle the pair (config A's shape: 7 tables over 2 chunks,
+    // table 3 straddling: one dispatch), not when every table spans both chunks of its pair (config B's shape).
+    const seven = [5, 5, 5, 5, 5, 5, 5];
+    for (const dim of [4, 16]) {
+      const t7 = randomTables(rng, seven, dim);
+      expect(await runCase({ rows: seven, dim, bags: randomBags(rng, seven, 67, () => 1), maxChunkBytes: 18 * dim * 4 }, t7)).toBe(1);
+      expect(await runCase({ rows: seven, dim, bags: randomBags(rng, seven, 33, (t, b) => (b % 5 === 0 ? 0 : rng.int(4)), true), maxChunkBytes: 18 * dim * 4 }, t7)).toBe(1);
+      expect(await runCase({ rows: seven, dim, bags: randomBags(rng, seven, 33, () => 1), maxChunkBytes: 18 * dim * 4, chunksPerDispatch: 1 }, t7)).toBe(2);
+    }
+    expect(await runCase({ rows: [8, 8], dim: 4, bags: randomBags(rng, [8, 8], 40, () => 6), maxChunkBytes: 16 * 4 }, randomTables(rng, [8, 8], 4))).toBe(4);
   });
 
   it("all tables in one dispatch when they fit in one chunk", async () => {
