@@ -6,8 +6,9 @@
  *   node:  npx tsx bench/embedding_profile.ts
  * Env: EMB_REPS (timed repetitions, median per dispatch group; 5), EMB_ONLY (A or B),
  *      EMB_OPT (comma list of sgd,adagrad,rowwise-adagrad; sgd), EMB_QUICK=1 (config B smaller).
- *      EMB_AB=forward: the forward's general kernel, the rows kernel with two chunks per dispatch and the
- *      auto choice (rows kernel for d <= 64, one chunk per dispatch), likewise.
+ *      EMB_AB=forward: the forward's general kernel, the rows kernel with one (rows1) and two (rows2)
+ *      chunks per dispatch, and the auto choice (rows kernel for d <= 64; rows2 when few tables straddle
+ *      the chunks: config A on lavapipe), likewise.
  *      EMB_AB=update: instead, alternate rounds (EMB_ROUNDS, 3) of the backward's scalar path (run-length
  *      encoding + scalar update) and vec4 path (update walking the sorted keys) in this process, each
  *      with a copy measurement before it: GPU-timestamp wall ms (best of rounds vs the best copy) and
@@ -127,9 +128,10 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
   const fwd = prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d });
   console.log(`\n== config ${c.key} (${T} x ${R} x d${d}, ${L}/bag, B=${B})`);
   if (AB === "forward") {
-    // The general kernel, the rows kernel two chunks per dispatch (when the set has several chunks), the auto
-    // choice (rows kernel for d <= 64, one chunk per dispatch), alternating, wall (timestamps) and CPU time.
+    // The general kernel, the rows kernel with one and two chunks per dispatch, the auto choice,
+    // alternating, wall (timestamps) and CPU time.
     const variants = [["general", prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d, variant: "general" })],
+      ["rows1", prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d, variant: "rows", chunksPerDispatch: 1 })],
       ["rows2", prepareEmbeddingBagForward(device, { tables: set, bags, out, outStride: stride, outOffset: d, variant: "rows", chunksPerDispatch: 2 })],
       ["auto", fwd]] as const;
     const got = new Map<string, { ms: number[]; cpu: number[]; copy: number[]; copyCpu: number[] }>();
@@ -150,7 +152,7 @@ for (const c of embeddingConfigs(envNumber("EMB_QUICK", 0) === 1).filter((c) => 
         `CPU best ${Math.min(...e.cpu).toFixed(2)} ms = ${(100 * fc).toFixed(1)}% of copy's bytes per CPU ms`);
     }
     const a = got.get("auto")!;
-    for (const base of ["general", "rows2"]) {
+    for (const base of ["general", "rows1", "rows2"]) {
       const g = got.get(base)!;
       console.log(`${c.key} forward ${base}/auto (auto: ${fwd.length} dispatches): wall (best) ${(Math.min(...g.ms) / Math.min(...a.ms)).toFixed(2)}x, (median) ${(median(g.ms) / median(a.ms)).toFixed(2)}x, CPU (best) ${(Math.min(...g.cpu) / Math.min(...a.cpu)).toFixed(2)}x, CPU (median) ${(median(g.cpu) / median(a.cpu)).toFixed(2)}x`);
     }
