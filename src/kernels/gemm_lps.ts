@@ -13,8 +13,9 @@
  *   1. the TU x KS tile of A is copied into workgroup memory (lane-varying loads, shared by the
  *      8 SIMD groups), then a barrier;
  *   2. straight-line code (generated, KS steps, no loop: inside a loop every workgroup-memory
- *      load goes per lane) reads A at constant indices and P (a uniform-buffer window of
- *      SC = WG*TL columns x KS) with lane-varying indices; TU x TL scalar accumulators;
+ *      load goes per lane) reads A at constant indices and P with lane-varying indices from one
+ *      uniform-buffer window per 64-column group (w, w1: 64 columns x KS <= 256 each);
+ *      TU x TL scalar accumulators;
  *   3. stores (accumulating into C after the first slice; bias and activation in the last).
  * One dispatch per (column chunk, K slice): (1, ceil(R / TU)) workgroups.
  * Reference: src/kernels/reference/gemm.ts through the layer tests (test/kernels/linear.test.ts).
