@@ -7,8 +7,8 @@
  *    to bf16, stochastically by default (`bf16Rounding`). Optimizer state (Adagrad) stays f32.
  *    Checkpoints hold f32 values (bf16 widens exactly), so the loader and the reference read them
  *    unchanged; an f32 checkpoint loaded into a bf16 run is rounded to nearest even once.
- * f16 for the MLPs is not offered: none of the adapters here (Deno/wgpu on lavapipe, Node/Dawn on
- * SwiftShader or lavapipe) exposes `shader-f16` (see README "Lower precision").
+ * f16 for the MLPs is not offered: of the adapters here only lavapipe exposes `shader-f16`, and it
+ * runs f16 arithmetic slower than f32 (bench/f16_probe.ts; README "Lower precision").
  */
 import { ConfigError } from "../gpu/errors.ts";
 
