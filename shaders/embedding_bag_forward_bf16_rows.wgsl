@@ -97,19 +97,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (ROWU > 7u) { put(o + 14u, vec4<f32>(acc.l7.x, acc.h7.x, acc.l7.y, acc.h7.y) * scale, accumulate); put(o + 15u, vec4<f32>(acc.l7.z, acc.h7.z, acc.l7.w, acc.h7.w) * scale, accumulate); }
 }
 
-// One invocation, after the chunk dispatches: describes the first bad lookup
-// (its bag by binary search over offsets, and its index value) unless already done.
-@compute @workgroup_size(1)
-fn finish_errors() {
-  let p = atomicLoad(&errors[0]);
-  if (p == NONE || p == atomicLoad(&errors[4]) || p >= arrayLength(&indices)) { return; }
-  atomicStore(&errors[4], p);
-  atomicStore(&errors[2], indices[p]);
-  var lo = 0u;
-  var hi = params.total_bags;
-  while (hi - lo > 1u) {
-    let mid = (lo + hi) / 2u;
-    if (offsets[mid] <= p) { lo = mid; } else { hi = mid; }
-  }
-  atomicStore(&errors[1], lo);
-}
+// #include "embedding_bag_finish_errors.wgsl"
