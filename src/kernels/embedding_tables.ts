@@ -7,7 +7,7 @@
 import { readBuffer, requireTypedArray, STORAGE, trackBuffer } from "../gpu/buffers.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import type { EmbeddingChunk, EmbeddingTableSet } from "./embedding_types.ts";
-import { createTableSetBf16, readRowsBf16, writeRowsBf16 } from "./embedding_tables_bf16.ts";
+import { bf16Words, readRowsBf16, writeRowsBf16 } from "./embedding_tables_bf16.ts";
 
 function checkRows(rows: readonly number[], dim: number): void {
   if (!Number.isInteger(dim) || dim < 1) throw new KernelInputError(`embedding dim must be a positive integer, got ${dim}`);
@@ -37,16 +37,21 @@ export function planChunks(rows: readonly number[], dim: number, maxChunkBytes: 
   return out;
 }
 
-/** A zero-filled table set; chunks are capped by the device's binding and buffer limits and by opts.maxChunkBytes. */
+/**
+ * A zero-filled table set; chunks are capped by the device's binding and buffer limits and by opts.maxChunkBytes.
+ * precision "bf16" (src/kernels/embedding_tables_bf16.ts): rows of bf16Words(dim) u32 words instead of dim f32.
+ */
 export function createTableSet(
   device: GPUDevice,
   opts: { rows: readonly number[]; dim: number; maxChunkBytes?: number; label?: string; precision?: "fp32" | "bf16" },
 ): EmbeddingTableSet {
-  if (opts.precision === "bf16") return createTableSetBf16(device, opts, planChunks); // lowp: bf16 storage
+  const bf16 = opts.precision === "bf16";
+  checkRows(opts.rows, opts.dim);
+  const rowValues = bf16 ? bf16Words(opts.dim) : opts.dim; // 4-byte values per stored row
   const cap = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const maxChunkBytes = Math.min(opts.maxChunkBytes ?? cap, cap);
-  const plan = planChunks(opts.rows, opts.dim, maxChunkBytes);
-  const label = opts.label ?? "embeddings";
+  const plan = planChunks(opts.rows, rowValues, maxChunkBytes);
+  const label = bf16 ? `${opts.label ?? "embeddings"}:bf16` : (opts.label ?? "embeddings");
   const rowBase: number[] = [];
   let acc = 0;
   for (const r of opts.rows) {
@@ -56,9 +61,9 @@ export function createTableSet(
   const chunks: EmbeddingChunk[] = plan.map((c, i) => ({
     ...c,
     // WebGPU zero-initialises new buffers.
-    buffer: trackBuffer(device, device.createBuffer({ label: `${label}:chunk${i}`, size: c.rowCount * opts.dim * 4, usage: STORAGE })),
+    buffer: trackBuffer(device, device.createBuffer({ label: `${label}:chunk${i}`, size: c.rowCount * rowValues * 4, usage: STORAGE })),
   }));
-  return { dim: opts.dim, rows: [...opts.rows], rowBase, chunks };
+  return bf16 ? { dim: opts.dim, rows: [...opts.rows], rowBase, chunks, precision: "bf16" } : { dim: opts.dim, rows: [...opts.rows], rowBase, chunks };
 }
 
 /**

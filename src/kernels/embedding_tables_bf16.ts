@@ -7,8 +7,7 @@
  * reads decode exactly (bf16 -> f32), so checkpoints stay f32 files.
  * Kernels: embedding_bag_forward_bf16.ts, embedding_bag_backward_bf16.ts.
  */
-import { readBuffer, requireTypedArray, STORAGE, trackBuffer } from "../gpu/buffers.ts";
-import { KernelInputError } from "../gpu/errors.ts";
+import { readBuffer, requireTypedArray } from "../gpu/buffers.ts";
 import type { EmbeddingChunk, EmbeddingTableSet } from "./embedding_types.ts";
 
 /** u32 words per row of a bf16 table of width dim. */
@@ -61,32 +60,6 @@ export function unpackBf16Rows(words: Uint32Array, dim: number): Float32Array {
     }
   }
   return out;
-}
-
-/** Chunks of a bf16 set: as planChunks, with rows of bf16Words(dim) * 4 bytes. */
-export function createTableSetBf16(
-  device: GPUDevice,
-  opts: { rows: readonly number[]; dim: number; maxChunkBytes?: number; label?: string },
-  planChunks: (rows: readonly number[], dimFloats: number, maxChunkBytes: number) => { rowStart: number; rowCount: number }[],
-): EmbeddingTableSet {
-  const cap = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const maxChunkBytes = Math.min(opts.maxChunkBytes ?? cap, cap);
-  if (!Number.isInteger(opts.dim) || opts.dim < 1) throw new KernelInputError(`embedding dim must be a positive integer, got ${opts.dim}`);
-  const words = bf16Words(opts.dim);
-  // planChunks sizes rows as dim f32: ask it for rows of `words` values (4 bytes each).
-  const plan = planChunks(opts.rows, words, maxChunkBytes);
-  const label = opts.label ?? "embeddings";
-  const rowBase: number[] = [];
-  let acc = 0;
-  for (const r of opts.rows) {
-    rowBase.push(acc);
-    acc += r;
-  }
-  const chunks: EmbeddingChunk[] = plan.map((c, i) => ({
-    ...c,
-    buffer: trackBuffer(device, device.createBuffer({ label: `${label}:bf16:chunk${i}`, size: c.rowCount * words * 4, usage: STORAGE })),
-  }));
-  return { dim: opts.dim, rows: [...opts.rows], rowBase, chunks, precision: "bf16" };
 }
 
 /** A span of a table's rows held by one chunk (embedding_tables.ts tableSpans()). */
