@@ -31,7 +31,7 @@
  * are never clamped: they are skipped and counted; checkIndices() reads the
  * counter and throws a KernelInputError naming the first bad position.
  */
-import { createStorage, readU32, uploadUniform } from "../gpu/buffers.ts";
+import { createStorage, uploadUniform } from "../gpu/buffers.ts";
 import { type Dispatch, submitDispatches } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
@@ -39,7 +39,7 @@ import { embedding_backward_update } from "../shaders/embedding_backward_update.
 import { embedding_backward_update_vec4 } from "../shaders/embedding_backward_update_vec4.ts";
 import { embedding_backward_update_vec4_adagrad } from "../shaders/embedding_backward_update_vec4_adagrad.ts";
 import type { BagBatch, EmbeddingOptimizerState, EmbeddingTableSet, Pooling } from "./embedding_types.ts";
-import { prepareEmbeddingSegments } from "./embedding_segments.ts";
+import { preparedBackward, prepareEmbeddingSegments } from "./embedding_segments.ts";
 import { prepareEmbeddingBagBackwardBf16 } from "./embedding_bag_backward_bf16.ts";
 
 const WG = 64;
@@ -169,31 +169,7 @@ export function prepareEmbeddingBagBackward(device: GPUDevice, args: EmbeddingBa
     };
   });
 
-  const dispatches = [...seg.dispatches, ...updD];
-  let current = -1; // the count the uniforms hold: an unchanged count (fixed-size bags) writes nothing
-  const prepared: PreparedEmbeddingBackward = {
-    dispatches,
-    setNumIndices(dev: GPUDevice, n: number) {
-      if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
-      if (n === current) return;
-      current = n;
-      seg.setNumIndices(dev, n);
-    },
-    async checkIndices(dev: GPUDevice) {
-      const bad = await seg.badIndices(dev);
-      if (bad) {
-        const idx = (await readU32(dev, bags.indices, 1, bad.first))[0];
-        fail(`${bad.count} embedding indices out of range; the first at position ${bad.first} (index ${idx}). ` +
-          `Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
-      }
-    },
-    destroy() {
-      seg.destroy();
-      for (const b of owned) b.destroy();
-    },
-  };
-  prepared.setNumIndices(device, bags.numIndices);
-  return prepared;
+  return preparedBackward(device, { seg, updates: updD, owned, bags, tables, maxIndices, fail });
 }
 
 /** One-shot backward + update for `numIndices` indices. */

@@ -10,7 +10,7 @@
  * (seed, optimizer step, row, column): deterministic, a rerun of a step gives the same bits) or
  * "nearest" (round to nearest even). prepareEmbeddingBagBackward() routes bf16 sets here.
  */
-import { createStorage, readU32, uploadUniform } from "../gpu/buffers.ts";
+import { createStorage, uploadUniform } from "../gpu/buffers.ts";
 import type { Dispatch } from "../gpu/dispatch.ts";
 import { KernelInputError } from "../gpu/errors.ts";
 import { bindGroup, getKernel } from "../gpu/pipelines.ts";
@@ -18,7 +18,7 @@ import { embedding_backward_update_bf16 } from "../shaders/embedding_backward_up
 import { embedding_backward_update_bf16_vec4 } from "../shaders/embedding_backward_update_bf16_vec4.ts";
 import { embedding_backward_update_bf16_vec4_adagrad } from "../shaders/embedding_backward_update_bf16_vec4_adagrad.ts";
 import type { EmbeddingBagBackwardArgs, PreparedEmbeddingBackward } from "./embedding_bag_backward.ts";
-import { prepareEmbeddingSegments } from "./embedding_segments.ts";
+import { preparedBackward, prepareEmbeddingSegments } from "./embedding_segments.ts";
 import { bf16Words } from "./embedding_tables_bf16.ts";
 
 const WG = 64;
@@ -79,28 +79,5 @@ export function prepareEmbeddingBagBackwardBf16(device: GPUDevice, args: Embeddi
       workgroups: [workgroups],
     };
   });
-  let current = -1;
-  const prepared: PreparedEmbeddingBackward = {
-    dispatches: [...seg.dispatches, ...updD],
-    setNumIndices(dev: GPUDevice, n: number) {
-      if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
-      if (n === current) return;
-      current = n;
-      seg.setNumIndices(dev, n);
-    },
-    async checkIndices(dev: GPUDevice) {
-      const bad = await seg.badIndices(dev);
-      if (bad) {
-        const idx = (await readU32(dev, bags.indices, 1, bad.first))[0];
-        fail(`${bad.count} embedding indices out of range; the first at position ${bad.first} (index ${idx}). ` +
-          `Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
-      }
-    },
-    destroy() {
-      seg.destroy();
-      for (const b of owned) b.destroy();
-    },
-  };
-  prepared.setNumIndices(device, bags.numIndices);
-  return prepared;
+  return preparedBackward(device, { seg, updates: updD, owned, bags, tables, maxIndices, fail });
 }

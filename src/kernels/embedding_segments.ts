@@ -26,6 +26,7 @@ import { embedding_backward_key_ranges } from "../shaders/embedding_backward_key
 import { embedding_backward_keys } from "../shaders/embedding_backward_keys.ts";
 import { embedding_backward_ranges } from "../shaders/embedding_backward_ranges.ts";
 import { embedding_backward_segments } from "../shaders/embedding_backward_segments.ts";
+import type { PreparedEmbeddingBackward } from "./embedding_bag_backward.ts";
 import type { BagBatch, EmbeddingTableSet } from "./embedding_types.ts";
 import { prepareRadixSort } from "./radix_sort.ts";
 import { createScanPlan, type ScanPlan } from "./scan.ts";
@@ -192,4 +193,41 @@ export function prepareEmbeddingSegments(device: GPUDevice, args: EmbeddingSegme
       for (const b of owned) b.destroy();
     },
   };
+}
+
+/**
+ * The prepared backward over the segment passes `seg` and the update dispatches that follow them
+ * (the f32 and bf16 updates share it): the batch's index count (uniforms written only when it
+ * changes), the bad-index check (the first bad index's value read back for the message), and
+ * destroy (seg and the buffers the update owns). Sets the count of `bags` before returning.
+ */
+export function preparedBackward(
+  device: GPUDevice,
+  p: { seg: PreparedEmbeddingSegments; updates: Dispatch[]; owned: GPUBuffer[]; bags: BagBatch; tables: EmbeddingTableSet; maxIndices: number; fail: (msg: string) => never },
+): PreparedEmbeddingBackward {
+  const { seg, owned, bags, tables, maxIndices, fail } = p;
+  let current = -1; // the count the uniforms hold: an unchanged count (fixed-size bags) writes nothing
+  const prepared: PreparedEmbeddingBackward = {
+    dispatches: [...seg.dispatches, ...p.updates],
+    setNumIndices(dev: GPUDevice, n: number) {
+      if (!Number.isInteger(n) || n < 0 || n > maxIndices) fail(`numIndices ${n} outside [0, ${maxIndices}] (maxIndices it was prepared for)`);
+      if (n === current) return;
+      current = n;
+      seg.setNumIndices(dev, n);
+    },
+    async checkIndices(dev: GPUDevice) {
+      const bad = await seg.badIndices(dev);
+      if (bad) {
+        const idx = (await readU32(dev, bags.indices, 1, bad.first))[0];
+        fail(`${bad.count} embedding indices out of range; the first at position ${bad.first} (index ${idx}). ` +
+          `Indices must be table-local rows below each table's row count [${tables.rows.join(", ")}]; those rows were not updated.`);
+      }
+    },
+    destroy() {
+      seg.destroy();
+      for (const b of owned) b.destroy();
+    },
+  };
+  prepared.setNumIndices(device, bags.numIndices);
+  return prepared;
 }
