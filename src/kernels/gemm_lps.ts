@@ -37,15 +37,13 @@ export interface LpsShape {
   TL: number;
   /** K slice length (straight-line steps); WG * KS <= 16384 floats (each column group j < TL has its own 64 KiB binding). */
   KS: number;
-  /** A workgroup barrier every BAR vec4 steps (0: none): splits the straight-line block (coroutine resume points). */
-  BAR?: number;
 }
 
 const cache = new Map<string, ShaderSource>();
 
 /** The generated WGSL for a shape (cached): bindings params, a, a4, w, mask, bias, c. */
-export function lpsShader({ TU, TL, KS, BAR = 0 }: LpsShape): ShaderSource {
-  const name = `gemm_lps_${TU}x${TL}x${KS}${BAR ? `b${BAR}` : ""}`;
+export function lpsShader({ TU, TL, KS }: LpsShape): ShaderSource {
+  const name = `gemm_lps_${TU}x${TL}x${KS}`;
   const hit = cache.get(name);
   if (hit) return hit;
   if (KS % 4 !== 0 || LPS_WG * KS > 16384 || TL > 2) throw new RangeError(`${name}: KS must be a multiple of 4, WG*KS <= 16384, TL <= 2`);
@@ -113,7 +111,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (let i = 0; i < TU; i++) for (let j = 0; j < TL; j++) L.push(`  var c${i}_${j} = 0.0;`);
   const comp = ["x", "y", "z", "w"];
   for (let k4 = 0; k4 < KS4; k4++) {
-    if (BAR && k4 > 0 && k4 % BAR === 0) L.push(`  workgroupBarrier();`);
     for (let q = 0; q < 4; q++) {
       const parts: string[] = [];
       for (let j = 0; j < TL; j++) parts.push(`let u${j} = ${j ? `w${j}` : "w"}[p + ${k4}u].${comp[q]};`);
@@ -190,7 +187,7 @@ export function prepareLpsGemm(device: GPUDevice, spec: UboGemmSpec, shape?: Par
     if (!Number.isInteger(v) || v < 1) throw new KernelInputError(`${label}: ${name} must be a positive integer, got ${v}`);
   }
   if (spec.c === spec.a || spec.c === spec.w) throw new KernelInputError(`${label}: the output buffer must not alias an input`);
-  const sh = { ...lpsShapeFor(k, shape), BAR: shape?.BAR };
+  const sh = lpsShapeFor(k, shape);
   const { TU, TL, KS } = sh;
   const SC = LPS_WG * TL;
   const chunks = Math.ceil(n / SC);
